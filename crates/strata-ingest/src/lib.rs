@@ -1,0 +1,17 @@
+//! Ingest: NDJSON (plain, gzip or zstd; files or stdin) into sorted, zstd
+//! Parquet files, one per touched partition per chunk, committed through the
+//! catalog together with how far each input has been read, so that rerunning
+//! an interrupted ingest resumes exactly where the last commit stopped.
+//! Also compaction, which merges a partition's small files into larger ones.
+
+mod compact;
+mod encode;
+mod ingest;
+mod input;
+
+pub use compact::{CompactOptions, CompactReport, compact};
+pub use encode::{ZSTD_LEVEL_DEFAULT, encode_sorted, read_file};
+pub use ingest::{
+    IngestError, IngestOptions, IngestReport, Observer, Reject, SourceReport, SourceStatus, ingest,
+};
+pub use input::Input;

@@ -1,0 +1,16 @@
+//! SQL over the archive with DataFusion.
+//!
+//! The `events` table is built from the catalog, never from listing the
+//! bucket: a scan first keeps the files whose tenant, family and `ts` range can
+//! match the query's filters (from the catalog's records), then hands only
+//! those to DataFusion's Parquet reader, which prunes row groups and pages by
+//! their statistics. Views `access`, `data_usage` and `technical` select one
+//! family; `strata_files` lists the catalog's files.
+
+mod prune;
+mod session;
+mod table;
+
+pub use prune::Prune;
+pub use session::{QueryError, QuerySession, QueryStats};
+pub use table::{ArchiveTable, ScanRecord};

@@ -1,0 +1,207 @@
+//! Which catalogued files a query's filters can possibly match.
+
+use std::collections::BTreeSet;
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+use strata_store::FileMeta;
+
+/// File-level constraints derived from a conjunction of filters. `None`
+/// means unconstrained. Bounds are inclusive (exclusive bounds are widened,
+/// which only keeps a file that might have been skipped, never the reverse).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prune {
+    /// Tenants the query can match.
+    pub tenants: Option<BTreeSet<String>>,
+    /// Families the query can match.
+    pub families: Option<BTreeSet<String>>,
+    /// Smallest `ts` (UTC microseconds) the query can match.
+    pub ts_min: Option<i64>,
+    /// Largest `ts` the query can match.
+    pub ts_max: Option<i64>,
+}
+
+impl Prune {
+    /// Constraints implied by `filters`, all of which must hold.
+    pub fn from_filters(filters: &[Expr]) -> Prune {
+        let mut prune = Prune::default();
+        for filter in filters {
+            prune.add(filter);
+        }
+        prune
+    }
+
+    /// Whether `file` may hold matching rows.
+    pub fn keeps(&self, file: &FileMeta) -> bool {
+        self.tenants.as_ref().is_none_or(|t| t.contains(&file.tenant))
+            && self.families.as_ref().is_none_or(|f| f.contains(&file.family))
+            && self.ts_min.is_none_or(|min| file.max_ts >= min)
+            && self.ts_max.is_none_or(|max| file.min_ts <= max)
+    }
+
+    fn add(&mut self, filter: &Expr) {
+        match filter {
+            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+                self.add(left);
+                self.add(right);
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                if let (Some(column), Some(value)) = (column_name(left), literal(right)) {
+                    self.compare(column, *op, value);
+                } else if let (Some(value), Some(column), Some(op)) = (literal(left), column_name(right), op.swap()) {
+                    self.compare(column, op, value);
+                }
+            }
+            Expr::InList(list) if !list.negated => {
+                let Some(column) = column_name(&list.expr) else { return };
+                let values: Option<BTreeSet<String>> = list.list.iter().map(|v| text(literal(v)?)).collect();
+                if let Some(values) = values {
+                    self.restrict(column, values);
+                }
+            }
+            Expr::Between(Between { expr, negated: false, low, high }) => {
+                if let Some(column) = column_name(expr) {
+                    if let Some(low) = literal(low) {
+                        self.compare(column, Operator::GtEq, low);
+                    }
+                    if let Some(high) = literal(high) {
+                        self.compare(column, Operator::LtEq, high);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn compare(&mut self, column: &str, op: Operator, value: &ScalarValue) {
+        match (column, op) {
+            ("tenant" | "family", Operator::Eq) => {
+                if let Some(v) = text(value) {
+                    self.restrict(column, BTreeSet::from([v]));
+                }
+            }
+            ("ts", Operator::Gt | Operator::GtEq) => {
+                if let Some(v) = micros(value) {
+                    self.ts_min = Some(self.ts_min.map_or(v, |m| m.max(v)));
+                }
+            }
+            ("ts", Operator::Lt | Operator::LtEq) => {
+                if let Some(v) = micros(value) {
+                    self.ts_max = Some(self.ts_max.map_or(v, |m| m.min(v)));
+                }
+            }
+            ("ts", Operator::Eq) => {
+                self.compare(column, Operator::GtEq, value);
+                self.compare(column, Operator::LtEq, value);
+            }
+            _ => {}
+        }
+    }
+
+    fn restrict(&mut self, column: &str, values: BTreeSet<String>) {
+        let slot = if column == "tenant" { &mut self.tenants } else { &mut self.families };
+        *slot = Some(match slot.take() {
+            Some(existing) => existing.intersection(&values).cloned().collect(),
+            None => values,
+        });
+    }
+}
+
+fn column_name(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Column(c) => Some(c.name.as_str()),
+        _ => None,
+    }
+}
+
+fn literal(expr: &Expr) -> Option<&ScalarValue> {
+    match expr {
+        Expr::Literal(v, _) => Some(v),
+        _ => None,
+    }
+}
+
+fn text(value: &ScalarValue) -> Option<String> {
+    match value {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+            Some(s.clone())
+        }
+        _ => None,
+    }
+}
+
+/// A timestamp literal in UTC microseconds. Nanoseconds are floored, which
+/// keeps every file a bound could match (the stored values are microseconds).
+fn micros(value: &ScalarValue) -> Option<i64> {
+    match value {
+        ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000),
+        ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => Some(*v),
+        ScalarValue::TimestampNanosecond(Some(v), _) => Some(v.div_euclid(1_000)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::{col, lit};
+    use datafusion::prelude::in_list;
+
+    fn file(tenant: &str, family: &str, min_ts: i64, max_ts: i64) -> FileMeta {
+        FileMeta {
+            path: String::new(),
+            tenant: tenant.into(),
+            family: family.into(),
+            month: "2025-01".into(),
+            size: 0,
+            sha256: String::new(),
+            rows: 0,
+            min_ts,
+            max_ts,
+        }
+    }
+
+    fn ts(v: i64) -> Expr {
+        lit(ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into())))
+    }
+
+    #[test]
+    fn tenant_family_and_time_filters_prune() {
+        let prune = Prune::from_filters(&[
+            col("tenant").eq(lit("acme")),
+            lit("access").eq(col("family")),
+            col("ts").gt_eq(ts(100)).and(col("ts").lt(ts(200))),
+        ]);
+        assert!(prune.keeps(&file("acme", "access", 150, 160)));
+        assert!(prune.keeps(&file("acme", "access", 50, 100)));
+        assert!(prune.keeps(&file("acme", "access", 200, 300)), "exclusive bounds are widened");
+        assert!(!prune.keeps(&file("acme", "access", 0, 99)));
+        assert!(!prune.keeps(&file("acme", "access", 201, 300)));
+        assert!(!prune.keeps(&file("globex", "access", 150, 160)));
+        assert!(!prune.keeps(&file("acme", "technical", 150, 160)));
+    }
+
+    #[test]
+    fn in_lists_between_and_contradictions() {
+        let prune = Prune::from_filters(&[
+            in_list(col("tenant"), vec![lit("a"), lit("b")], false),
+            col("ts").between(ts(10), ts(20)),
+        ]);
+        assert!(prune.keeps(&file("b", "x", 20, 30)));
+        assert!(!prune.keeps(&file("c", "x", 10, 20)));
+        assert!(!prune.keeps(&file("a", "x", 21, 30)));
+        let none = Prune::from_filters(&[col("tenant").eq(lit("a")), col("tenant").eq(lit("b"))]);
+        assert!(!none.keeps(&file("a", "x", 0, 0)));
+    }
+
+    #[test]
+    fn disjunctions_and_negations_do_not_prune() {
+        let prune = Prune::from_filters(&[
+            col("tenant").eq(lit("a")).or(col("tenant").eq(lit("b"))),
+            in_list(col("family"), vec![lit("access")], true),
+            col("tenant").not_eq(lit("z")),
+        ]);
+        assert_eq!(prune, Prune::default());
+    }
+}

@@ -1,0 +1,153 @@
+//! A query session over one catalog snapshot of an archive.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use strata_schema::Family;
+use strata_store::{Archive, CatalogError, Snapshot};
+
+use crate::table::{ArchiveTable, ScanRecord};
+
+/// Errors opening a session or running a query.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The catalog could not be read.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Planning or execution failed (bad SQL, unreadable file, ...).
+    #[error("{0}")]
+    DataFusion(#[from] DataFusionError),
+}
+
+/// What a query read, for `--stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryStats {
+    /// Files in the catalog.
+    pub files_total: usize,
+    /// Files opened after catalog pruning (summed over scans).
+    pub files_scanned: usize,
+    /// Row groups skipped by Parquet statistics.
+    pub row_groups_pruned: usize,
+    /// Row groups read.
+    pub row_groups_read: usize,
+    /// Bytes read from storage.
+    pub bytes_scanned: usize,
+    /// Rows produced by the scans.
+    pub rows_scanned: usize,
+}
+
+/// A DataFusion session with the archive's tables registered.
+pub struct QuerySession {
+    /// The DataFusion context; register more tables here if needed.
+    pub ctx: SessionContext,
+    /// The catalog snapshot the tables show.
+    pub snapshot: Snapshot,
+    scans: Arc<Mutex<Vec<ScanRecord>>>,
+}
+
+const STORE_URL: &str = "strata://archive/";
+
+impl QuerySession {
+    /// Opens a session over the archive's latest committed state.
+    pub async fn open(archive: &Archive) -> Result<QuerySession, QueryError> {
+        let snapshot = archive.catalog.load().await?;
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        let store_url = ObjectStoreUrl::parse(STORE_URL)?;
+        ctx.register_object_store(store_url.as_ref(), archive.store.clone());
+        let scans = Arc::new(Mutex::new(Vec::new()));
+        let files = snapshot.files.values().cloned().collect();
+        ctx.register_table("events", Arc::new(ArchiveTable::new(files, store_url, scans.clone())))?;
+        for family in Family::ALL {
+            ctx.sql(&format!("CREATE VIEW {family} AS SELECT * FROM events WHERE family = '{family}'"))
+                .await?;
+        }
+        ctx.register_table("strata_files", Arc::new(files_table(&snapshot)?))?;
+        Ok(QuerySession { ctx, snapshot, scans })
+    }
+
+    /// Plans `sql` into a physical plan.
+    pub async fn plan(&self, sql: &str) -> Result<Arc<dyn ExecutionPlan>, QueryError> {
+        self.scans.lock().expect("scan log lock").clear();
+        let frame = self.ctx.sql(sql).await?;
+        Ok(frame.create_physical_plan().await?)
+    }
+
+    /// Starts executing a plan made by [`QuerySession::plan`].
+    pub fn execute(&self, plan: Arc<dyn ExecutionPlan>) -> Result<SendableRecordBatchStream, QueryError> {
+        Ok(execute_stream(plan, self.ctx.task_ctx())?)
+    }
+
+    /// Runs `sql` to completion and returns every batch.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+
+    /// What the scans of an executed `plan` read.
+    pub fn stats(&self, plan: &Arc<dyn ExecutionPlan>) -> QueryStats {
+        let mut stats = QueryStats::default();
+        for scan in self.scans.lock().expect("scan log lock").iter() {
+            stats.files_total = scan.files_total;
+            stats.files_scanned += scan.files_scanned;
+        }
+        add_scan_metrics(plan, &mut stats);
+        stats
+    }
+}
+
+fn add_scan_metrics(plan: &Arc<dyn ExecutionPlan>, stats: &mut QueryStats) {
+    if plan.name() == "DataSourceExec"
+        && let Some(metrics) = plan.metrics()
+    {
+        let sum = |name: &str| metrics.sum_by_name(name).map_or(0, |v| v.as_usize());
+        stats.bytes_scanned += sum("bytes_scanned");
+        stats.row_groups_pruned += sum("row_groups_pruned_statistics");
+        stats.row_groups_read += sum("row_groups_matched_statistics");
+        stats.rows_scanned += metrics.output_rows().unwrap_or(0);
+    }
+    for child in plan.children() {
+        add_scan_metrics(child, stats);
+    }
+}
+
+/// The catalog's files as a table, for auditors and operators.
+fn files_table(snapshot: &Snapshot) -> Result<MemTable, DataFusionError> {
+    let files: Vec<_> = snapshot.files.values().collect();
+    let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("tenant", DataType::Utf8, false),
+        Field::new("family", DataType::Utf8, false),
+        Field::new("month", DataType::Utf8, false),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("size", DataType::UInt64, false),
+        Field::new("sha256", DataType::Utf8, false),
+        Field::new("min_ts", ts(), false),
+        Field::new("max_ts", ts(), false),
+    ]));
+    let text = |f: fn(&strata_store::FileMeta) -> &str| Arc::new(StringArray::from_iter_values(files.iter().map(|m| f(m))));
+    let time = |f: fn(&strata_store::FileMeta) -> i64| {
+        Arc::new(TimestampMicrosecondArray::from_iter_values(files.iter().map(|m| f(m))).with_timezone("UTC"))
+    };
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            text(|m| &m.path),
+            text(|m| &m.tenant),
+            text(|m| &m.family),
+            text(|m| &m.month),
+            Arc::new(UInt64Array::from_iter_values(files.iter().map(|m| m.rows))),
+            Arc::new(UInt64Array::from_iter_values(files.iter().map(|m| m.size))),
+            text(|m| &m.sha256),
+            time(|m| m.min_ts),
+            time(|m| m.max_ts),
+        ],
+    )?;
+    MemTable::try_new(schema, vec![vec![batch]])
+}

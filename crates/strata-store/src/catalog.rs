@@ -1,0 +1,476 @@
+//! The catalog: a hash-chained log of commits under `_strata/log/`, written
+//! create-only, with periodic checkpoints under `_strata/checkpoints/`.
+//!
+//! Commit `n` is the object `_strata/log/<n, 20 digits>.json`. A writer that
+//! loses the race for `n` (the store answers `AlreadyExists` to its
+//! `PutMode::Create`) reads the entries it missed, checks its draft still
+//! holds (the files it removes are still there, the sources it advances were
+//! not advanced by someone else) and tries `n + 1`. Each entry carries the
+//! SHA-256 of the previous entry's bytes, so the log is a hash chain.
+//! Every `checkpoint_interval` commits the whole state is written to
+//! `_strata/checkpoints/<n>.json` and `_strata/_last_checkpoint` points at
+//! it, so loading reads one checkpoint and the few entries after it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::layout::CATALOG_PREFIX;
+
+/// `prev` of the first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const DEFAULT_CHECKPOINT_INTERVAL: u64 = 100;
+const MAX_COMMIT_ATTEMPTS: usize = 100;
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Errors reading or writing the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The object store failed.
+    #[error("catalog storage error: {0}")]
+    Store(#[from] object_store::Error),
+    /// A catalog object is not valid JSON of the expected shape.
+    #[error("catalog object {path} is corrupt: {source}")]
+    Corrupt {
+        /// The object.
+        path: String,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// The log is not a gapless sequence.
+    #[error("catalog log is inconsistent at entry {seq}: {reason}")]
+    Inconsistent {
+        /// The entry.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A concurrent commit invalidated this one.
+    #[error("commit conflict: {0}")]
+    Conflict(String),
+}
+
+/// A data file as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// Path relative to the archive root.
+    pub path: String,
+    /// Tenant of every row.
+    pub tenant: String,
+    /// Family of every row.
+    pub family: String,
+    /// Partition month, `YYYY-MM`.
+    pub month: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Row count.
+    pub rows: u64,
+    /// Smallest `ts`, UTC microseconds.
+    pub min_ts: i64,
+    /// Largest `ts`, UTC microseconds.
+    pub max_ts: i64,
+}
+
+/// How far one input has been committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceProgress {
+    /// SHA-256 of the input's bytes as stored (compressed or not).
+    pub id: String,
+    /// The input's path when it was ingested.
+    pub path: String,
+    /// Lines consumed (accepted, rejected or blank) up to this commit.
+    pub lines: u64,
+    /// Lines rejected up to this commit.
+    pub rejected: u64,
+    /// Events accepted up to this commit.
+    pub accepted: u64,
+    /// True once the whole input is committed.
+    pub complete: bool,
+}
+
+/// One commit of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Sequence number, from 1, without gaps.
+    pub seq: u64,
+    /// SHA-256 of the previous entry's bytes ([`GENESIS_HASH`] for the first).
+    pub prev: String,
+    /// When the commit was made (RFC 3339, UTC).
+    pub committed_at: String,
+    /// Who made it.
+    pub actor: String,
+    /// What kind of change: `ingest`, `compact`, ...
+    pub operation: String,
+    /// Why files were removed, when any were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Files added.
+    #[serde(default)]
+    pub add: Vec<FileMeta>,
+    /// Files removed.
+    #[serde(default)]
+    pub remove: Vec<FileMeta>,
+    /// Input progress recorded with this commit.
+    #[serde(default)]
+    pub sources: Vec<SourceProgress>,
+}
+
+/// A change to commit.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    /// What kind of change.
+    pub operation: String,
+    /// Who makes it.
+    pub actor: String,
+    /// Why files are removed.
+    pub reason: Option<String>,
+    /// Files to add.
+    pub add: Vec<FileMeta>,
+    /// Files to remove; each must still be in the archive when committing.
+    pub remove: Vec<FileMeta>,
+    /// Source progress to record, each with the `lines` the source must still
+    /// be at (0 when new) for the commit to be valid.
+    pub sources: Vec<(SourceProgress, u64)>,
+}
+
+/// The archive's content as of one commit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Sequence number of the last applied entry (0: empty archive).
+    pub seq: u64,
+    /// SHA-256 of the last applied entry's bytes.
+    pub head: String,
+    /// Live data files by path.
+    pub files: BTreeMap<String, FileMeta>,
+    /// Input progress by source id.
+    pub sources: HashMap<String, SourceProgress>,
+}
+
+impl Snapshot {
+    fn empty() -> Snapshot {
+        Snapshot { head: GENESIS_HASH.to_string(), ..Default::default() }
+    }
+
+    fn apply(&mut self, entry: &Entry, hash: String) -> Result<(), CatalogError> {
+        let bad = |reason: String| CatalogError::Inconsistent { seq: entry.seq, reason };
+        if entry.seq != self.seq + 1 {
+            return Err(bad(format!("expected sequence number {}", self.seq + 1)));
+        }
+        for file in &entry.remove {
+            if self.files.remove(&file.path).is_none() {
+                return Err(bad(format!("removes {} which is not in the archive", file.path)));
+            }
+        }
+        for file in &entry.add {
+            if self.files.insert(file.path.clone(), file.clone()).is_some() {
+                return Err(bad(format!("adds {} which is already in the archive", file.path)));
+            }
+        }
+        for source in &entry.sources {
+            self.sources.insert(source.id.clone(), source.clone());
+        }
+        self.seq = entry.seq;
+        self.head = hash;
+        Ok(())
+    }
+
+    /// Why `draft` can no longer be committed on top of this snapshot, if it can't.
+    fn conflict(&self, draft: &Draft) -> Option<String> {
+        for file in &draft.remove {
+            if !self.files.contains_key(&file.path) {
+                return Some(format!("{} was removed by another commit", file.path));
+            }
+        }
+        for (source, expected_lines) in &draft.sources {
+            let current = self.sources.get(&source.id).map_or(0, |s| s.lines);
+            if current != *expected_lines {
+                return Some(format!(
+                    "{} was advanced to line {current} by another ingest (this one expected line {expected_lines})",
+                    source.path
+                ));
+            }
+        }
+        None
+    }
+
+    /// Total bytes of live data files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.values().map(|f| f.size).sum()
+    }
+
+    /// Total rows of live data files.
+    pub fn total_rows(&self) -> u64 {
+        self.files.values().map(|f| f.rows).sum()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct LastCheckpoint {
+    seq: u64,
+}
+
+/// The catalog of one archive.
+#[derive(Clone)]
+pub struct Catalog {
+    store: Arc<dyn ObjectStore>,
+    checkpoint_interval: u64,
+}
+
+fn entry_path(seq: u64) -> Path {
+    Path::from(format!("{CATALOG_PREFIX}/log/{seq:020}.json"))
+}
+
+fn checkpoint_path(seq: u64) -> Path {
+    Path::from(format!("{CATALOG_PREFIX}/checkpoints/{seq:020}.json"))
+}
+
+fn last_checkpoint_path() -> Path {
+    Path::from(format!("{CATALOG_PREFIX}/_last_checkpoint"))
+}
+
+impl Catalog {
+    /// The catalog in `store` (rooted at the archive).
+    pub fn new(store: Arc<dyn ObjectStore>) -> Catalog {
+        Catalog { store, checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL }
+    }
+
+    /// Writes a checkpoint every `interval` commits instead of every 100.
+    pub fn with_checkpoint_interval(mut self, interval: u64) -> Catalog {
+        self.checkpoint_interval = interval.max(1);
+        self
+    }
+
+    async fn get(&self, path: &Path) -> Result<Option<bytes::Bytes>, CatalogError> {
+        match self.store.get(path).await {
+            Ok(result) => Ok(Some(result.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, CatalogError> {
+        serde_json::from_slice(bytes).map_err(|source| CatalogError::Corrupt { path: path.to_string(), source })
+    }
+
+    /// The newest checkpoint: the one `_last_checkpoint` names, or else the
+    /// highest-numbered one found by listing.
+    async fn latest_checkpoint(&self) -> Result<Option<Snapshot>, CatalogError> {
+        let hinted = match self.get(&last_checkpoint_path()).await? {
+            Some(bytes) => Some(Self::decode::<LastCheckpoint>(&last_checkpoint_path(), &bytes)?.seq),
+            None => None,
+        };
+        let seq = match hinted {
+            Some(seq) => Some(seq),
+            None => {
+                let prefix = Path::from(format!("{CATALOG_PREFIX}/checkpoints"));
+                let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+                listed
+                    .iter()
+                    .filter_map(|m| m.location.filename()?.strip_suffix(".json")?.parse::<u64>().ok())
+                    .max()
+            }
+        };
+        let Some(seq) = seq else { return Ok(None) };
+        let path = checkpoint_path(seq);
+        match self.get(&path).await? {
+            Some(bytes) => Ok(Some(Self::decode(&path, &bytes)?)),
+            None => Err(CatalogError::Inconsistent { seq, reason: format!("checkpoint {path} is missing") }),
+        }
+    }
+
+    /// Loads the current state: the newest checkpoint plus the entries after it.
+    pub async fn load(&self) -> Result<Snapshot, CatalogError> {
+        let mut snapshot = self.latest_checkpoint().await?.unwrap_or_else(Snapshot::empty);
+        self.refresh(&mut snapshot).await?;
+        Ok(snapshot)
+    }
+
+    /// Applies every entry committed after `snapshot.seq`.
+    pub async fn refresh(&self, snapshot: &mut Snapshot) -> Result<(), CatalogError> {
+        loop {
+            let path = entry_path(snapshot.seq + 1);
+            let Some(bytes) = self.get(&path).await? else { return Ok(()) };
+            let entry: Entry = Self::decode(&path, &bytes)?;
+            if entry.prev != snapshot.head {
+                tracing::warn!(seq = entry.seq, "catalog entry does not chain to its predecessor; run `strata verify`");
+            }
+            snapshot.apply(&entry, sha256_hex(&bytes))?;
+        }
+    }
+
+    /// Reads entry `seq` and the hash of its bytes, if it exists.
+    pub async fn read_entry(&self, seq: u64) -> Result<Option<(Entry, String)>, CatalogError> {
+        let path = entry_path(seq);
+        match self.get(&path).await? {
+            Some(bytes) => Ok(Some((Self::decode(&path, &bytes)?, sha256_hex(&bytes)))),
+            None => Ok(None),
+        }
+    }
+
+    /// Commits `draft` on top of `snapshot`, retrying after concurrent commits
+    /// as long as the draft still holds, and advances `snapshot` past it.
+    /// Returns the new entry's sequence number.
+    pub async fn commit(&self, snapshot: &mut Snapshot, draft: Draft) -> Result<u64, CatalogError> {
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            if let Some(why) = snapshot.conflict(&draft) {
+                return Err(CatalogError::Conflict(why));
+            }
+            let entry = Entry {
+                seq: snapshot.seq + 1,
+                prev: snapshot.head.clone(),
+                committed_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                actor: draft.actor.clone(),
+                operation: draft.operation.clone(),
+                reason: draft.reason.clone(),
+                add: draft.add.clone(),
+                remove: draft.remove.clone(),
+                sources: draft.sources.iter().map(|(s, _)| s.clone()).collect(),
+            };
+            let bytes = serde_json::to_vec_pretty(&entry).expect("entries serialize");
+            let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+            match self.store.put_opts(&entry_path(entry.seq), PutPayload::from(bytes.clone()), options).await {
+                Ok(_) => {
+                    snapshot.apply(&entry, sha256_hex(&bytes))?;
+                    if entry.seq % self.checkpoint_interval == 0 {
+                        self.write_checkpoint(snapshot).await;
+                    }
+                    return Ok(entry.seq);
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => self.refresh(snapshot).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CatalogError::Conflict(format!("gave up after {MAX_COMMIT_ATTEMPTS} concurrent commits")))
+    }
+
+    /// Writes a checkpoint of `snapshot`. Best effort: a missing checkpoint
+    /// only makes loading read more entries, so failures are logged, not raised.
+    pub async fn write_checkpoint(&self, snapshot: &Snapshot) {
+        let bytes = serde_json::to_vec(snapshot).expect("snapshots serialize");
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        let written = match self.store.put_opts(&checkpoint_path(snapshot.seq), bytes.into(), options).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {
+                let hint = serde_json::to_vec(&LastCheckpoint { seq: snapshot.seq }).expect("serializes");
+                self.store.put(&last_checkpoint_path(), hint.into()).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::warn!(seq = snapshot.seq, "could not write catalog checkpoint: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn file(path: &str) -> FileMeta {
+        FileMeta {
+            path: path.to_string(),
+            tenant: "t".into(),
+            family: "access".into(),
+            month: "2025-01".into(),
+            size: 10,
+            sha256: sha256_hex(path.as_bytes()),
+            rows: 3,
+            min_ts: 1,
+            max_ts: 2,
+        }
+    }
+
+    fn add(paths: &[&str]) -> Draft {
+        Draft {
+            operation: "ingest".into(),
+            actor: "test".into(),
+            add: paths.iter().map(|p| file(p)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_chain_and_reload_identically() {
+        let catalog = Catalog::new(Arc::new(InMemory::new())).with_checkpoint_interval(3);
+        let mut snap = catalog.load().await.unwrap();
+        for i in 0..7 {
+            catalog.commit(&mut snap, add(&[&format!("f{i}")])).await.unwrap();
+        }
+        let mut remove = Draft { operation: "compact".into(), ..Default::default() };
+        remove.remove = vec![file("f0"), file("f1")];
+        catalog.commit(&mut snap, remove).await.unwrap();
+        assert_eq!(snap.seq, 8);
+        assert_eq!(snap.files.len(), 5);
+
+        let loaded = catalog.load().await.unwrap();
+        assert_eq!(loaded.seq, 8);
+        assert_eq!(loaded.head, snap.head);
+        assert_eq!(loaded.files, snap.files);
+
+        let mut prev = GENESIS_HASH.to_string();
+        for seq in 1..=8 {
+            let (entry, hash) = catalog.read_entry(seq).await.unwrap().unwrap();
+            assert_eq!(entry.prev, prev, "entry {seq} chains to its predecessor");
+            prev = hash;
+        }
+        assert_eq!(prev, loaded.head);
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_writer_loses_cleanly_and_retries_on_top() {
+        let catalog = Catalog::new(Arc::new(InMemory::new()));
+        let mut a = catalog.load().await.unwrap();
+        let mut b = catalog.load().await.unwrap();
+        assert_eq!(catalog.commit(&mut a, add(&["a"])).await.unwrap(), 1);
+        assert_eq!(catalog.commit(&mut b, add(&["b"])).await.unwrap(), 2);
+        assert_eq!(b.files.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(catalog.load().await.unwrap().files.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn conflicting_source_progress_is_refused() {
+        let catalog = Catalog::new(Arc::new(InMemory::new()));
+        let mut a = catalog.load().await.unwrap();
+        let mut b = catalog.load().await.unwrap();
+        let progress = |lines| SourceProgress {
+            id: "src".into(),
+            path: "in.ndjson".into(),
+            lines,
+            rejected: 0,
+            accepted: lines,
+            complete: false,
+        };
+        let mut first = add(&["a"]);
+        first.sources = vec![(progress(10), 0)];
+        catalog.commit(&mut a, first).await.unwrap();
+        let mut second = add(&["b"]);
+        second.sources = vec![(progress(10), 0)];
+        let err = catalog.commit(&mut b, second).await.unwrap_err();
+        assert!(matches!(err, CatalogError::Conflict(_)), "{err}");
+        let loaded = catalog.load().await.unwrap();
+        assert_eq!(loaded.files.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(loaded.sources["src"].lines, 10);
+    }
+
+    #[tokio::test]
+    async fn removing_a_missing_file_is_a_conflict() {
+        let catalog = Catalog::new(Arc::new(InMemory::new()));
+        let mut snap = catalog.load().await.unwrap();
+        let draft = Draft { remove: vec![file("nope")], ..Default::default() };
+        assert!(matches!(catalog.commit(&mut snap, draft).await, Err(CatalogError::Conflict(_))));
+        assert_eq!(snap.seq, 0);
+    }
+}

@@ -1,0 +1,87 @@
+//! Where things live in the archive.
+//!
+//! Data: `tenant=<t>/family=<f>/month=<YYYY-MM>/part-<time>-<random>.parquet`.
+//! A month is the partition: retention presets are counted in months and
+//! years, so a month is the finest unit retention ever needs to drop, and it
+//! keeps a year of one tenant-family in 12 directories instead of 365 (see
+//! `docs/layout.md`). Catalog: everything under `_strata/`, which Hive-style
+//! readers skip because of the leading underscore.
+
+use chrono::{DateTime, Datelike, Utc};
+use strata_schema::Family;
+
+/// Prefix of the catalog, kept apart from data so lifecycle rules on data never touch it.
+pub const CATALOG_PREFIX: &str = "_strata";
+
+/// The partition an event belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionKey {
+    /// Tenant id (validated by the event contract).
+    pub tenant: String,
+    /// Log family.
+    pub family: Family,
+    /// Year of the month.
+    pub year: i32,
+    /// Month, 1 to 12.
+    pub month: u32,
+}
+
+impl PartitionKey {
+    /// The partition of an event at `ts_micros` (UTC).
+    pub fn of(tenant: &str, family: Family, ts_micros: i64) -> PartitionKey {
+        let t = DateTime::<Utc>::from_timestamp_micros(ts_micros).expect("validated timestamp");
+        PartitionKey { tenant: tenant.to_string(), family, year: t.year(), month: t.month() }
+    }
+
+    /// The partition a catalogued file belongs to.
+    pub fn of_file(file: &crate::FileMeta) -> Option<PartitionKey> {
+        let (year, month) = file.month.split_once('-')?;
+        Some(PartitionKey {
+            tenant: file.tenant.clone(),
+            family: Family::parse(&file.family)?,
+            year: year.parse().ok()?,
+            month: month.parse().ok()?,
+        })
+    }
+
+    /// `YYYY-MM`, the value of the `month=` path segment.
+    pub fn month_label(&self) -> String {
+        format!("{:04}-{:02}", self.year, self.month)
+    }
+
+    /// `tenant=…/family=…/month=…`, the partition's directory.
+    pub fn dir(&self) -> String {
+        format!("tenant={}/family={}/month={}", self.tenant, self.family, self.month_label())
+    }
+}
+
+impl std::fmt::Display for PartitionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.dir())
+    }
+}
+
+/// A fresh, unique path for a new data file of `key`.
+pub fn data_file_path(key: &PartitionKey) -> String {
+    let now = Utc::now().format("%Y%m%dT%H%M%S");
+    format!("{}/part-{now}-{:016x}.parquet", key.dir(), rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_paths_are_hive_style_by_month() {
+        // 2025-03-31T23:59:59.999999Z and one microsecond later.
+        let last = 1_743_465_599_999_999;
+        let a = PartitionKey::of("acme", Family::DataUsage, last);
+        let b = PartitionKey::of("acme", Family::DataUsage, last + 1);
+        assert_eq!(a.dir(), "tenant=acme/family=data_usage/month=2025-03");
+        assert_eq!(b.dir(), "tenant=acme/family=data_usage/month=2025-04");
+        let path = data_file_path(&a);
+        assert!(path.starts_with("tenant=acme/family=data_usage/month=2025-03/part-"));
+        assert!(path.ends_with(".parquet"));
+        assert_ne!(path, data_file_path(&a));
+    }
+}

@@ -1,0 +1,196 @@
+//! Command-line interface definition.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Strata keeps compliance logs (access, data usage, technical events) as \
+partitioned, zstd-compressed Parquet on a local folder or S3-compatible bucket, committed \
+through a catalog in the same place, and answers audit questions over them in SQL.";
+
+const EXAMPLES: &str = "\
+Examples:
+  strata demo                                   generate, ingest and query a sample year
+  strata gen --events 1000000 -o events.ndjson  write synthetic BPO events
+  strata ingest events.ndjson logs/*.ndjson.gz  load NDJSON (plain, gzip or zstd)
+  strata sql \"SELECT tenant, count(*) FROM events GROUP BY tenant\"
+  strata sql                                    interactive SQL shell
+  STRATA_ARCHIVE=s3://audit-logs/prod strata status";
+
+/// Top-level command line.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about = ABOUT, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    /// Archive location: a local folder, or s3://bucket/prefix (configured by AWS_ENDPOINT_URL,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP).
+    #[arg(long, global = true, env = "STRATA_ARCHIVE", default_value = "./strata-archive")]
+    pub archive: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load NDJSON events into the archive, exactly once per input file.
+    #[command(after_help = INGEST_EXAMPLES)]
+    Ingest(IngestArgs),
+    /// Run SQL over the archive; with no query, open an interactive shell.
+    #[command(after_help = SQL_EXAMPLES)]
+    Sql(SqlArgs),
+    /// Merge each partition's small files into larger ones.
+    Compact(CompactArgs),
+    /// Summarise the archive's catalog: commits, partitions, files, bytes.
+    Status,
+    /// Write realistic synthetic BPO compliance events as NDJSON.
+    #[command(after_help = GEN_EXAMPLES)]
+    Gen(GenArgs),
+    /// Generate a sample year of events, ingest it and run audit queries.
+    Demo(DemoArgs),
+}
+
+const INGEST_EXAMPLES: &str = "\
+Each line must be a JSON object with at least ts, tenant, family and action (see README).
+Bad lines are rejected with their line number and reason; the good lines are still
+committed, and the exit status is 3. Rerunning the same command after a crash resumes
+where the last commit stopped: no line is lost or stored twice.
+
+Examples:
+  strata ingest day1.ndjson day2.ndjson.gz
+  strata ingest --rejects rejects.ndjson export.ndjson.zst
+  zcat old.gz | strata ingest -          (stdin: committed, but not resumable)";
+
+const SQL_EXAMPLES: &str = "\
+Tables: events (all families), views access, data_usage, technical, and strata_files
+(the catalog's files). ts is a UTC timestamp; attrs['key'] gives an attribute as text.
+
+Examples:
+  strata sql \"SELECT user, count(*) FROM access WHERE action = 'login_failed'
+              AND tenant = 'acme-health' AND ts >= '2025-03-01' AND ts < '2025-04-01'
+              GROUP BY user ORDER BY 2 DESC LIMIT 10\"
+  strata sql --format csv --output exports.csv \"SELECT * FROM data_usage WHERE action = 'export'\"
+  strata sql --stats \"SELECT count(*) FROM events WHERE tenant = 'globex-bank'\"";
+
+const GEN_EXAMPLES: &str = "\
+Examples:
+  strata gen --events 2500000 --tenants 20 --days 365 -o year.ndjson
+  strata gen --events 1000 --seed 7 --ts-format mixed | strata ingest -
+  strata gen -o year.ndjson.zst        (compressed by the file extension: .gz or .zst)";
+
+/// Options of `strata ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// NDJSON files (plain, .gz or .zst, detected from content); `-` reads stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub inputs: Vec<String>,
+    /// Also write every rejected line, with its file, line number and reason, as NDJSON here.
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// Commit after this many MiB of (decompressed) input; smaller means less rework after a crash.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub chunk_mib: u64,
+    /// Skip compacting the touched partitions after the ingest.
+    #[arg(long)]
+    pub no_compact: bool,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Output formats of `strata sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned table for people.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// Parquet (needs --output).
+    Parquet,
+}
+
+/// Options of `strata sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query; omit it for an interactive shell.
+    pub query: Option<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the result to this file instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// After the result, print on stderr how many files were pruned and bytes read.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Options of `strata compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Target size of merged files in MiB; files at least half this size are left alone.
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    pub target_mib: u64,
+}
+
+/// Timestamp ordering of generated events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Order {
+    /// Non-decreasing ts, like a log shipper's output.
+    Sorted,
+    /// Out of order, like a merge of many sources.
+    Shuffled,
+}
+
+/// Timestamp format of generated events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TsFormat {
+    /// "2025-03-04T09:15:02.123Z"
+    Rfc3339,
+    /// 1741079702123
+    EpochMs,
+    /// A mix of both, with some non-UTC offsets.
+    Mixed,
+}
+
+/// Options of `strata gen`.
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Number of events.
+    #[arg(long, short = 'n', default_value_t = 100_000)]
+    pub events: u64,
+    /// Number of tenants (sizes are skewed).
+    #[arg(long, default_value_t = 20)]
+    pub tenants: u32,
+    /// Days covered, starting at --start.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// First day (UTC), YYYY-MM-DD.
+    #[arg(long, default_value = "2025-01-01")]
+    pub start: String,
+    /// Random seed: the same options and seed give the same bytes.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Timestamp order.
+    #[arg(long, value_enum, default_value_t = Order::Sorted)]
+    pub order: Order,
+    /// Timestamp format.
+    #[arg(long, value_enum, default_value_t = TsFormat::Rfc3339)]
+    pub ts_format: TsFormat,
+    /// Output file (default stdout); a .gz or .zst extension compresses.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Options of `strata demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of events to generate.
+    #[arg(long, short = 'n', default_value_t = 200_000)]
+    pub events: u64,
+}

@@ -1,0 +1,116 @@
+//! Helpers shared by the end-to-end tests: running the `strata` binary, and
+//! DuckDB (through the Python package that `scripts/test.sh` installs).
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A `strata` command on the archive at `archive`.
+pub fn strata(archive: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.env("STRATA_ARCHIVE", archive).env("STRATA_ACTOR", "test").env_remove("STRATA_LOG");
+    cmd
+}
+
+/// Runs `cmd`, panicking with its output unless it exits with `code`.
+pub fn run_expect(cmd: &mut Command, code: i32) -> Output {
+    let out = cmd.output().expect("strata runs");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{cmd:?}\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `cmd`, panicking with its output unless it succeeds; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    String::from_utf8(run_expect(cmd, 0).stdout).expect("utf-8 output")
+}
+
+/// Generates events with `strata gen` into `path`.
+pub fn generate(path: &Path, args: &[&str]) {
+    run_ok(Command::new(env!("CARGO_BIN_EXE_strata")).arg("gen").args(args).arg("--output").arg(path));
+}
+
+/// Runs a query and returns its rows as JSON objects (ndjson output).
+pub fn query(archive: &Path, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let out = run_ok(strata(archive).args(["sql", "--format", "ndjson", sql]));
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// A single integer from a query like `SELECT count(*) AS n ...`.
+pub fn count(archive: &Path, sql: &str) -> u64 {
+    let rows = query(archive, sql);
+    assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
+    rows[0].values().next().and_then(|v| v.as_u64()).unwrap_or_else(|| panic!("{sql}: {rows:?}"))
+}
+
+/// The Python interpreter with the `duckdb` package: `STRATA_TEST_PYTHON`
+/// (set by `scripts/test.sh`), else `.venv/bin/python` in the checkout.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("STRATA_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    let ok = Command::new(&python).args(["-c", "import duckdb"]).output().is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "DuckDB for Python is needed by this test and was not found at {}: run `scripts/test.sh`, \
+         which installs it into .venv, or set STRATA_TEST_PYTHON",
+        python.display()
+    );
+    python
+}
+
+/// Runs `sql` in DuckDB (UTC time zone) and returns its rows as JSON arrays.
+pub fn duckdb(sql: &str) -> Vec<Vec<serde_json::Value>> {
+    const SCRIPT: &str = r#"
+import duckdb, json, sys, decimal
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+def plain(v):
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+for row in con.execute(sys.stdin.read()).fetchall():
+    print(json.dumps([plain(v) for v in row]))
+"#;
+    let mut child = Command::new(python())
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "DuckDB failed on\n{sql}\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Lists every file below `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() { stack.push(path) } else { out.push(path) }
+        }
+    }
+    out.sort();
+    out
+}
