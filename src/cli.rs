@@ -23,7 +23,12 @@ Examples:
 pub struct Cli {
     /// Archive location: a local folder, or s3://bucket/prefix (configured by AWS_ENDPOINT_URL,
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP).
-    #[arg(long, global = true, env = "STRATA_ARCHIVE", default_value = "./strata-archive")]
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_ARCHIVE",
+        default_value = "./strata-archive"
+    )]
     pub archive: String,
 
     /// What to do.

@@ -35,7 +35,10 @@ pub fn generate(args: GenArgs) -> anyhow::Result<ExitCode> {
     match &args.output {
         Some(path) => write_events(&config, path)?,
         None => {
-            strata_gen::generate(&config, BufWriter::with_capacity(1 << 20, std::io::stdout().lock()))?;
+            strata_gen::generate(
+                &config,
+                BufWriter::with_capacity(1 << 20, std::io::stdout().lock()),
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -45,7 +48,8 @@ pub fn generate(args: GenArgs) -> anyhow::Result<ExitCode> {
 /// temporary file so a failed run never leaves a truncated file behind.
 fn write_events(config: &GenConfig, path: &Path) -> anyhow::Result<()> {
     let partial = path.with_extension("partial");
-    let file = File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    let file =
+        File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
     let out = BufWriter::with_capacity(1 << 20, file);
     let name = path.to_string_lossy();
     let written = if name.ends_with(".gz") {
@@ -62,7 +66,8 @@ fn write_events(config: &GenConfig, path: &Path) -> anyhow::Result<()> {
         out.flush()
     };
     written.with_context(|| format!("cannot write {}", partial.display()))?;
-    std::fs::rename(&partial, path).with_context(|| format!("cannot rename to {}", path.display()))?;
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("cannot rename to {}", path.display()))?;
     Ok(())
 }
 
@@ -100,8 +105,18 @@ const DEMO_QUERIES: [(&str, &str); 4] = [
 pub async fn run(archive: &Archive, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let input = std::env::temp_dir().join(format!("strata-demo-{}-events.ndjson.zst", args.events));
     if !input.exists() {
-        eprintln!("generating {} events of one year, 20 tenants -> {}", args.events, input.display());
-        write_events(&GenConfig { events: args.events, ..GenConfig::default() }, &input)?;
+        eprintln!(
+            "generating {} events of one year, 20 tenants -> {}",
+            args.events,
+            input.display()
+        );
+        write_events(
+            &GenConfig {
+                events: args.events,
+                ..GenConfig::default()
+            },
+            &input,
+        )?;
     }
     eprintln!("ingesting into {}", archive.location);
     let ingest = IngestArgs {
@@ -114,8 +129,18 @@ pub async fn run(archive: &Archive, args: DemoArgs) -> anyhow::Result<ExitCode> 
     crate::ingest::run(archive, ingest).await?;
     let session = crate::sql::open(archive).await?;
     for (title, query) in DEMO_QUERIES {
-        println!("\n-- {title}\n{}", query.split_whitespace().collect::<Vec<_>>().join(" "));
-        crate::sql::execute(&session, query, Format::Table, Box::new(std::io::stdout()), true).await?;
+        println!(
+            "\n-- {title}\n{}",
+            query.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        crate::sql::execute(
+            &session,
+            query,
+            Format::Table,
+            Box::new(std::io::stdout()),
+            true,
+        )
+        .await?;
     }
     println!("\nTry: strata --archive {} sql", archive.location);
     Ok(ExitCode::SUCCESS)

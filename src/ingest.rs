@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_ingest::{CompactOptions, CompactReport, IngestOptions, Input, Observer, Reject, SourceStatus};
+use strata_ingest::{
+    CompactOptions, CompactReport, IngestOptions, Input, Observer, Reject, SourceStatus,
+};
 use strata_store::Archive;
 
 use crate::cli::{CompactArgs, IngestArgs};
@@ -26,7 +28,10 @@ struct Reporter {
 impl Observer for Reporter {
     fn rejected(&mut self, reject: &Reject) {
         if !self.quiet && self.shown < REJECTS_SHOWN {
-            let message = format!("rejected {}:{}: {}", reject.source, reject.line, reject.reason);
+            let message = format!(
+                "rejected {}:{}: {}",
+                reject.source, reject.line, reject.reason
+            );
             match &self.bar {
                 Some(bar) => bar.println(message),
                 None => eprintln!("{message}"),
@@ -56,7 +61,11 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
     let inputs: Vec<Input> = args.inputs.iter().map(|a| Input::parse(a)).collect();
     for input in &inputs {
         if let Input::File(path) = input {
-            anyhow::ensure!(path.is_file(), "input {} does not exist or is not a file", path.display());
+            anyhow::ensure!(
+                path.is_file(),
+                "input {} does not exist or is not a file",
+                path.display()
+            );
         }
     }
     let total: u64 = inputs.iter().filter_map(Input::size).sum();
@@ -72,12 +81,19 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
     });
     let rejects_file = match &args.rejects {
         Some(path) => {
-            let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let file =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             Some((BufWriter::new(file), path.display().to_string()))
         }
         None => None,
     };
-    let reporter = Reporter { bar: bar.clone(), rejects_file, shown: 0, quiet: args.quiet, error: None };
+    let reporter = Reporter {
+        bar: bar.clone(),
+        rejects_file,
+        shown: 0,
+        quiet: args.quiet,
+        error: None,
+    };
     let options = IngestOptions {
         chunk_bytes: args.chunk_mib.max(1) << 20,
         actor: crate::actor(),
@@ -90,7 +106,8 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
     }
     let mut reporter = reporter;
     if let Some((file, path)) = &mut reporter.rejects_file {
-        file.flush().with_context(|| format!("cannot write {path}"))?;
+        file.flush()
+            .with_context(|| format!("cannot write {path}"))?;
     }
     if let Some(e) = reporter.error {
         return Err(e).context("cannot write the rejects file");
@@ -102,15 +119,18 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
                 SourceStatus::AlreadyComplete => {
                     eprintln!("{}: already ingested (same content), skipped", source.path)
                 }
-                SourceStatus::Resumed(line) => eprintln!("{}: resumed after line {line}", source.path),
+                SourceStatus::Resumed(line) => {
+                    eprintln!("{}: resumed after line {line}", source.path)
+                }
                 SourceStatus::Ingested => {}
             }
         }
         if reporter.shown > REJECTS_SHOWN {
             let more = reporter.shown - REJECTS_SHOWN;
-            let hint = args.rejects.as_ref().map_or(String::from(" (use --rejects FILE to keep them all)"), |p| {
-                format!(" (all in {})", p.display())
-            });
+            let hint = args.rejects.as_ref().map_or(
+                String::from(" (use --rejects FILE to keep them all)"),
+                |p| format!(" (all in {})", p.display()),
+            );
             eprintln!("... and {more} more rejected lines{hint}");
         }
         let ratio = match report.bytes_written {
@@ -135,11 +155,19 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
             print_compaction(&compacted);
         }
     }
-    Ok(if report.rejected() > 0 { ExitCode::from(crate::EXIT_REJECTED) } else { ExitCode::SUCCESS })
+    Ok(if report.rejected() > 0 {
+        ExitCode::from(crate::EXIT_REJECTED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn compact_options(target_mib: u64) -> CompactOptions {
-    CompactOptions { target_bytes: target_mib.max(1) << 20, actor: crate::actor(), ..Default::default() }
+    CompactOptions {
+        target_bytes: target_mib.max(1) << 20,
+        actor: crate::actor(),
+        ..Default::default()
+    }
 }
 
 fn print_compaction(report: &CompactReport) {
@@ -174,5 +202,9 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

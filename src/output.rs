@@ -44,7 +44,11 @@ impl Sink {
     fn new(format: Format, schema: SchemaRef, out: Box<dyn Write + Send>) -> anyhow::Result<Sink> {
         Ok(match format {
             Format::Table => Sink::Table(Vec::new(), out),
-            Format::Csv => Sink::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(out)),
+            Format::Csv => Sink::Csv(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(out),
+            ),
             Format::Json => Sink::Json(arrow::json::ArrayWriter::new(out)),
             Format::Ndjson => Sink::Ndjson(arrow::json::LineDelimitedWriter::new(out)),
             Format::Parquet => Sink::Parquet(ArrowWriter::try_new(out, schema, None)?),
@@ -90,7 +94,12 @@ impl Sink {
 
 /// CSV has no maps, lists or structs: render them as their display text.
 fn flatten_nested(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
-    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
         return Ok(batch.clone());
     }
     let options = FormatOptions::default();
@@ -114,5 +123,8 @@ fn flatten_nested(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
             columns.push(column.clone());
         }
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }

@@ -17,7 +17,8 @@ Statements end with ';' and may span lines.
 /// Reads statements until `\q` or end of input, printing each result as a table.
 pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new().context("cannot start the line editor")?;
-    let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".strata_history"));
+    let history =
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".strata_history"));
     if let Some(path) = &history {
         let _ = editor.load_history(path); // no history yet is fine
     }
@@ -30,7 +31,11 @@ pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
     let mut statement = String::new();
     let mut stats = false;
     loop {
-        let prompt = if statement.is_empty() { "strata> " } else { "   ...> " };
+        let prompt = if statement.is_empty() {
+            "strata> "
+        } else {
+            "   ...> "
+        };
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
@@ -69,7 +74,16 @@ pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
                     continue;
                 }
             };
-            report(crate::sql::execute(session, &sql, Format::Table, Box::new(std::io::stdout()), false).await);
+            report(
+                crate::sql::execute(
+                    session,
+                    &sql,
+                    Format::Table,
+                    Box::new(std::io::stdout()),
+                    false,
+                )
+                .await,
+            );
             continue;
         }
         statement.push_str(&line);
@@ -79,7 +93,16 @@ pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
         }
         let sql = std::mem::take(&mut statement);
         let _ = editor.add_history_entry(sql.trim());
-        report(crate::sql::execute(session, &sql, Format::Table, Box::new(std::io::stdout()), stats).await);
+        report(
+            crate::sql::execute(
+                session,
+                &sql,
+                Format::Table,
+                Box::new(std::io::stdout()),
+                stats,
+            )
+            .await,
+        );
     }
     if let Some(path) = &history {
         let _ = editor.save_history(path); // losing history is not worth failing the session

@@ -35,7 +35,8 @@ pub async fn run(archive: &Archive, args: SqlArgs) -> anyhow::Result<ExitCode> {
     );
     let out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
@@ -76,10 +77,18 @@ fn print_stats(stats: &QueryStats, rows: usize, seconds: f64) {
 /// Runs `strata status`.
 pub async fn status(archive: &Archive) -> anyhow::Result<ExitCode> {
     let snapshot = archive.catalog.load().await?;
-    let partitions: std::collections::BTreeSet<_> =
-        snapshot.files.values().map(|f| (&f.tenant, &f.family, &f.month)).collect();
-    let tenants: std::collections::BTreeSet<_> = snapshot.files.values().map(|f| &f.tenant).collect();
-    let range = snapshot.files.values().map(|f| (f.min_ts, f.max_ts)).reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+    let partitions: std::collections::BTreeSet<_> = snapshot
+        .files
+        .values()
+        .map(|f| (&f.tenant, &f.family, &f.month))
+        .collect();
+    let tenants: std::collections::BTreeSet<_> =
+        snapshot.files.values().map(|f| &f.tenant).collect();
+    let range = snapshot
+        .files
+        .values()
+        .map(|f| (f.min_ts, f.max_ts))
+        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
     println!("archive:    {}", archive.location);
     println!("commits:    {}", snapshot.seq);
     println!("tenants:    {}", tenants.len());
@@ -87,9 +96,14 @@ pub async fn status(archive: &Archive) -> anyhow::Result<ExitCode> {
     println!("files:      {}", snapshot.files.len());
     println!("rows:       {}", snapshot.total_rows());
     println!("bytes:      {}", human_bytes(snapshot.total_bytes()));
-    println!("sources:    {} inputs ingested", snapshot.sources.values().filter(|s| s.complete).count());
+    println!(
+        "sources:    {} inputs ingested",
+        snapshot.sources.values().filter(|s| s.complete).count()
+    );
     if let Some((min, max)) = range {
-        let fmt = |t| chrono::DateTime::from_timestamp_micros(t).map_or_else(String::new, |t| t.to_rfc3339());
+        let fmt = |t| {
+            chrono::DateTime::from_timestamp_micros(t).map_or_else(String::new, |t| t.to_rfc3339())
+        };
         println!("events:     {} .. {}", fmt(min), fmt(max));
     }
     Ok(ExitCode::SUCCESS)

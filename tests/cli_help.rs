@@ -8,13 +8,27 @@ use std::process::Command;
 use common::run_ok;
 
 fn help(args: &[&str]) -> String {
-    run_ok(Command::new(env!("CARGO_BIN_EXE_strata")).args(args).arg("--help"))
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .arg("--help"),
+    )
 }
 
 #[test]
 fn top_level_help_lists_commands_and_examples() {
     let text = help(&[]);
-    for word in ["ingest", "sql", "gen", "demo", "compact", "status", "--archive", "STRATA_ARCHIVE", "Examples:"] {
+    for word in [
+        "ingest",
+        "sql",
+        "gen",
+        "demo",
+        "compact",
+        "status",
+        "--archive",
+        "STRATA_ARCHIVE",
+        "Examples:",
+    ] {
         assert!(text.contains(word), "strata --help lacks {word}:\n{text}");
     }
 }
@@ -22,9 +36,37 @@ fn top_level_help_lists_commands_and_examples() {
 #[test]
 fn subcommand_help_explains_options_with_examples() {
     let cases: &[(&str, &[&str])] = &[
-        ("ingest", &["--rejects", "--chunk-mib", "--no-compact", "Examples:", "exit status is 3"]),
-        ("sql", &["--format", "--output", "--stats", "Examples:", "attrs['key']", "interactive"]),
-        ("gen", &["--events", "--tenants", "--seed", "--ts-format", "Examples:"]),
+        (
+            "ingest",
+            &[
+                "--rejects",
+                "--chunk-mib",
+                "--no-compact",
+                "Examples:",
+                "exit status is 3",
+            ],
+        ),
+        (
+            "sql",
+            &[
+                "--format",
+                "--output",
+                "--stats",
+                "Examples:",
+                "attrs['key']",
+                "interactive",
+            ],
+        ),
+        (
+            "gen",
+            &[
+                "--events",
+                "--tenants",
+                "--seed",
+                "--ts-format",
+                "Examples:",
+            ],
+        ),
         ("demo", &["--events"]),
         ("compact", &["--target-mib"]),
         ("status", &["catalog"]),
@@ -32,7 +74,10 @@ fn subcommand_help_explains_options_with_examples() {
     for (command, words) in cases {
         let text = help(&[command]);
         for word in *words {
-            assert!(text.contains(word), "strata {command} --help lacks {word}:\n{text}");
+            assert!(
+                text.contains(word),
+                "strata {command} --help lacks {word}:\n{text}"
+            );
         }
     }
 }

@@ -43,7 +43,19 @@ fn kill_9_during_ingest_then_rerun_keeps_every_line_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("big.ndjson");
     let events = 120_000u64;
-    generate(&input, &["--events", &events.to_string(), "--tenants", "6", "--days", "90", "--order", "shuffled"]);
+    generate(
+        &input,
+        &[
+            "--events",
+            &events.to_string(),
+            "--tenants",
+            "6",
+            "--days",
+            "90",
+            "--order",
+            "shuffled",
+        ],
+    );
     let archive = dir.path().join("archive");
 
     let mut kills = 0;
@@ -58,15 +70,27 @@ fn kill_9_during_ingest_then_rerun_keeps_every_line_exactly_once() {
         assert!(rows > 0 && rows < events, "after kill {kills}: {rows} rows");
         assert_eq!(rows, distinct, "no duplicates after kill {kills}");
     }
-    assert!(kills >= 2, "the ingest finished before it could be killed twice; make the input larger");
+    assert!(
+        kills >= 2,
+        "the ingest finished before it could be killed twice; make the input larger"
+    );
 
     let out = run_expect(strata(&archive).arg("ingest").arg(&input), 0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("resumed after line"));
     assert_eq!(count(&archive, "SELECT count(*) AS n FROM events"), events);
-    assert_eq!(count(&archive, "SELECT count(DISTINCT event_id) AS n FROM events"), events);
+    assert_eq!(
+        count(&archive, "SELECT count(DISTINCT event_id) AS n FROM events"),
+        events
+    );
 
     // Objects left by the killed runs are never read: the catalog decides.
-    let on_disk = files_under(&archive).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count() as u64;
+    let on_disk = files_under(&archive)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count() as u64;
     let catalogued = count(&archive, "SELECT count(*) AS n FROM strata_files");
-    assert!(on_disk >= catalogued, "{on_disk} parquet objects, {catalogued} in the catalog");
+    assert!(
+        on_disk >= catalogued,
+        "{on_disk} parquet objects, {catalogued} in the catalog"
+    );
 }

@@ -91,12 +91,13 @@ const QUERIES: &[(&str, &str)] = &[
     (
         "SELECT attrs['country'] AS a, count(*) AS b FROM events WHERE attrs['country'] IS NOT NULL
          GROUP BY 1 ORDER BY 1",
-        "SELECT json->'$.attrs'->>'$.country', count(*) FROM raw
-         WHERE json->'$.attrs'->>'$.country' IS NOT NULL GROUP BY 1 ORDER BY 1",
+        "SELECT json_extract_string(json, '$.attrs.country'), count(*) FROM raw
+         WHERE json_extract_string(json, '$.attrs.country') IS NOT NULL GROUP BY 1 ORDER BY 1",
     ),
     (
         "SELECT attrs['mfa'] AS a, attrs['shift'] AS b, count(*) AS c FROM events GROUP BY 1, 2 ORDER BY 1, 2",
-        "SELECT json->'$.attrs'->>'$.mfa', json->>'$.shift', count(*) FROM raw GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2 NULLS LAST",
+        "SELECT json_extract_string(json, '$.attrs.mfa'), json_extract_string(json, '$.shift'), count(*) FROM raw
+         GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2 NULLS LAST",
     ),
     (
         "SELECT tenant AS a, outcome AS b, count(*) AS c FROM events WHERE tenant IN ('acme-health', 'globex-bank')
@@ -117,25 +118,61 @@ fn same(a: &Value, b: &Value) -> bool {
 fn audit_queries_match_duckdb_over_the_raw_ndjson() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("year.ndjson");
-    generate(&input, &["--events", "60000", "--tenants", "8", "--days", "365", "--seed", "7", "--ts-format", "mixed"]);
+    generate(
+        &input,
+        &[
+            "--events",
+            "60000",
+            "--tenants",
+            "8",
+            "--days",
+            "365",
+            "--seed",
+            "7",
+            "--ts-format",
+            "mixed",
+        ],
+    );
     let archive = dir.path().join("archive");
     // Small chunks: many commits and files per partition, then compaction.
-    run_ok(strata(&archive).args(["ingest", "--chunk-mib", "4"]).arg(&input));
+    run_ok(
+        strata(&archive)
+            .args(["ingest", "--chunk-mib", "4"])
+            .arg(&input),
+    );
     let files = count(&archive, "SELECT count(*) AS n FROM strata_files");
-    let partitions = count(&archive, "SELECT count(*) AS n FROM (SELECT DISTINCT tenant, family, month FROM strata_files)");
-    assert_eq!(files, partitions, "compaction leaves one file per partition");
+    let partitions = count(
+        &archive,
+        "SELECT count(*) AS n FROM (SELECT DISTINCT tenant, family, month FROM strata_files)",
+    );
+    assert_eq!(
+        files, partitions,
+        "compaction leaves one file per partition"
+    );
 
     let setup = raw_view(&input);
     for (strata_sql, duck_sql) in QUERIES {
         let theirs = duckdb(&format!("{setup}{duck_sql}"));
-        assert!(!theirs.is_empty(), "{duck_sql} returned nothing: the test data does not exercise it");
+        assert!(
+            !theirs.is_empty(),
+            "{duck_sql} returned nothing: the test data does not exercise it"
+        );
         // ndjson output leaves out null values, so read columns by their aliases.
         let aliases = &["a", "b", "c", "d", "e"][..theirs[0].len()];
         let ours: Vec<Vec<Value>> = query(&archive, strata_sql)
             .into_iter()
-            .map(|row| aliases.iter().map(|k| row.get(*k).cloned().unwrap_or(Value::Null)).collect())
+            .map(|row| {
+                aliases
+                    .iter()
+                    .map(|k| row.get(*k).cloned().unwrap_or(Value::Null))
+                    .collect()
+            })
             .collect();
-        assert_eq!(ours.len(), theirs.len(), "{strata_sql}\nstrata: {ours:?}\nduckdb: {theirs:?}");
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "{strata_sql}\nstrata: {ours:?}\nduckdb: {theirs:?}"
+        );
         for (a, b) in ours.iter().zip(&theirs) {
             assert!(
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
@@ -149,9 +186,25 @@ fn audit_queries_match_duckdb_over_the_raw_ndjson() {
 fn duckdb_reads_the_archive_parquet_with_hive_partitioning() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.ndjson.gz");
-    generate(&input, &["--events", "20000", "--tenants", "5", "--days", "120", "--seed", "11"]);
+    generate(
+        &input,
+        &[
+            "--events",
+            "20000",
+            "--tenants",
+            "5",
+            "--days",
+            "120",
+            "--seed",
+            "11",
+        ],
+    );
     let archive = dir.path().join("archive");
-    run_ok(strata(&archive).args(["ingest", "--no-compact", "--chunk-mib", "2"]).arg(&input));
+    run_ok(
+        strata(&archive)
+            .args(["ingest", "--no-compact", "--chunk-mib", "2"])
+            .arg(&input),
+    );
 
     let parquet = format!("{}/**/*.parquet", archive.display());
     let by_partition = duckdb(&format!(

@@ -10,7 +10,10 @@ fn bad_lines_are_rejected_and_good_lines_committed() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("mixed.ndjson");
     let good = |i: u32| {
-        format!(r#"{{"ts":"2025-05-0{}T10:00:00Z","tenant":"acme","family":"access","action":"login","event_id":"g{i}"}}"#, i % 9 + 1)
+        format!(
+            r#"{{"ts":"2025-05-0{}T10:00:00Z","tenant":"acme","family":"access","action":"login","event_id":"g{i}"}}"#,
+            i % 9 + 1
+        )
     };
     let lines = [
         good(1),
@@ -29,7 +32,14 @@ fn bad_lines_are_rejected_and_good_lines_committed() {
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let archive = dir.path().join("archive");
     let rejects = dir.path().join("rejects.ndjson");
-    let out = run_expect(strata(&archive).arg("ingest").arg("--rejects").arg(&rejects).arg(&input), 3);
+    let out = run_expect(
+        strata(&archive)
+            .arg("ingest")
+            .arg("--rejects")
+            .arg(&rejects)
+            .arg(&input),
+        3,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
 
     let expected = [
@@ -44,22 +54,34 @@ fn bad_lines_are_rejected_and_good_lines_committed() {
     ];
     for (line, reason) in expected {
         let prefix = format!("rejected {}:{line}: ", input.display());
-        let shown = stderr.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {prefix} in\n{stderr}"));
+        let shown = stderr
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{stderr}"));
         assert!(shown.contains(reason), "{shown} should mention {reason}");
     }
-    assert!(stderr.contains("ingested 3 events, rejected 8 lines"), "{stderr}");
+    assert!(
+        stderr.contains("ingested 3 events, rejected 8 lines"),
+        "{stderr}"
+    );
 
     let records: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let numbers: Vec<u64> = records.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    let numbers: Vec<u64> = records
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(numbers, expected.map(|(l, _)| l));
     assert_eq!(records[1]["text"], lines[3]);
 
     let ids = query(&archive, "SELECT event_id FROM events ORDER BY event_id");
-    let ids: Vec<&str> = ids.iter().map(|r| r["event_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = ids
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["g1", "g2", "g3"]);
 
     // The same input again is recognised as already ingested: nothing doubles.
@@ -72,11 +94,17 @@ fn bad_lines_are_rejected_and_good_lines_committed() {
 fn unreadable_inputs_and_empty_archives_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
-    let out = run_expect(strata(&archive).args(["ingest", "/nonexistent/file.ndjson"]), 1);
+    let out = run_expect(
+        strata(&archive).args(["ingest", "/nonexistent/file.ndjson"]),
+        1,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/file.ndjson"));
     let out = run_expect(strata(&archive).args(["sql", "SELECT 1"]), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing has been committed"));
-    let out = run_expect(strata(&archive).args(["--archive", "ftp://x/y", "status"]), 1);
+    let out = run_expect(
+        strata(&archive).args(["--archive", "ftp://x/y", "status"]),
+        1,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("ftp://x/y"));
 }
 
@@ -87,6 +115,9 @@ fn bad_sql_names_the_problem() {
     generate(&input, &["--events", "100", "--days", "3"]);
     let archive = dir.path().join("archive");
     run_ok(strata(&archive).arg("ingest").arg(&input));
-    let out = run_expect(strata(&archive).args(["sql", "SELECT nosuchcolumn FROM events"]), 1);
+    let out = run_expect(
+        strata(&archive).args(["sql", "SELECT nosuchcolumn FROM events"]),
+        1,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuchcolumn"));
 }

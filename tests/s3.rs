@@ -27,8 +27,12 @@ async fn start_s3(root: &Path) -> SocketAddr {
     tokio::spawn(async move {
         let http = ConnBuilder::new(TokioExecutor::new());
         loop {
-            let Ok((socket, _)) = listener.accept().await else { continue };
-            let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let conn = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
             tokio::spawn(conn);
         }
     });
@@ -60,7 +64,19 @@ async fn ingest_and_query_through_a_real_s3_server() {
     let addr = start_s3(&root).await;
 
     let input = dir.path().join("events.ndjson.zst");
-    generate(&input, &["--events", "15000", "--tenants", "4", "--days", "60", "--seed", "3"]);
+    generate(
+        &input,
+        &[
+            "--events",
+            "15000",
+            "--tenants",
+            "4",
+            "--days",
+            "60",
+            "--seed",
+            "3",
+        ],
+    );
     let local = dir.path().join("local");
 
     let input2 = input.clone();
@@ -95,11 +111,19 @@ async fn ingest_and_query_through_a_real_s3_server() {
     let stored = files_under(&root.join(BUCKET).join("prod"));
     let rel: Vec<String> = stored
         .iter()
-        .map(|p| p.strip_prefix(root.join(BUCKET).join("prod")).unwrap().to_string_lossy().into_owned())
+        .map(|p| {
+            p.strip_prefix(root.join(BUCKET).join("prod"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert!(rel.iter().any(|p| p.starts_with("_strata/log/")), "{rel:?}");
     assert!(
-        rel.iter().any(|p| p.starts_with("tenant=") && p.contains("/family=") && p.contains("/month=2025-0") && p.ends_with(".parquet")),
+        rel.iter().any(|p| p.starts_with("tenant=")
+            && p.contains("/family=")
+            && p.contains("/month=2025-0")
+            && p.ends_with(".parquet")),
         "{rel:?}"
     );
 }

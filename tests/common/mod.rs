@@ -9,7 +9,9 @@ use std::process::{Command, Output};
 /// A `strata` command on the archive at `archive`.
 pub fn strata(archive: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-    cmd.env("STRATA_ARCHIVE", archive).env("STRATA_ACTOR", "test").env_remove("STRATA_LOG");
+    cmd.env("STRATA_ARCHIVE", archive)
+        .env("STRATA_ACTOR", "test")
+        .env_remove("STRATA_LOG");
     cmd
 }
 
@@ -33,7 +35,13 @@ pub fn run_ok(cmd: &mut Command) -> String {
 
 /// Generates events with `strata gen` into `path`.
 pub fn generate(path: &Path, args: &[&str]) {
-    run_ok(Command::new(env!("CARGO_BIN_EXE_strata")).arg("gen").args(args).arg("--output").arg(path));
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("gen")
+            .args(args)
+            .arg("--output")
+            .arg(path),
+    );
 }
 
 /// Runs a query and returns its rows as JSON objects (ndjson output).
@@ -49,7 +57,11 @@ pub fn query(archive: &Path, sql: &str) -> Vec<serde_json::Map<String, serde_jso
 pub fn count(archive: &Path, sql: &str) -> u64 {
     let rows = query(archive, sql);
     assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
-    rows[0].values().next().and_then(|v| v.as_u64()).unwrap_or_else(|| panic!("{sql}: {rows:?}"))
+    rows[0]
+        .values()
+        .next()
+        .and_then(|v| v.as_u64())
+        .unwrap_or_else(|| panic!("{sql}: {rows:?}"))
 }
 
 /// The Python interpreter with the `duckdb` package: `STRATA_TEST_PYTHON`
@@ -58,7 +70,10 @@ pub fn python() -> PathBuf {
     let python = std::env::var_os("STRATA_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    let ok = Command::new(&python).args(["-c", "import duckdb"]).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new(&python)
+        .args(["-c", "import duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(
         ok,
         "DuckDB for Python is needed by this test and was not found at {}: run `scripts/test.sh`, \
@@ -91,9 +106,18 @@ for row in con.execute(sys.stdin.read()).fetchall():
         .spawn()
         .expect("python starts");
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "DuckDB failed on\n{sql}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "DuckDB failed on\n{sql}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -108,7 +132,11 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let path = entry.path();
-            if path.is_dir() { stack.push(path) } else { out.push(path) }
+            if path.is_dir() {
+                stack.push(path)
+            } else {
+                out.push(path)
+            }
         }
     }
     out.sort();

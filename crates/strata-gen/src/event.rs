@@ -141,7 +141,9 @@ const TECH_ACTIONS: [(Action, u32); 9] = [
     (Action::ServiceStart, 6),
     (Action::ServiceStop, 6),
     (Action::IncidentOpened, 4),
-    (Action::IncidentResolved, 4),
+    // Most resolutions are scheduled by their opening (see `due_incident`);
+    // these few close incidents opened before the generated range.
+    (Action::IncidentResolved, 1),
     (Action::ConfigChange, 8),
     (Action::SecurityAlert, 5),
     (Action::NetworkEvent, 12),
@@ -463,6 +465,8 @@ struct Ctx {
 struct Incident {
     tenant: u32,
     opened_ms: i64,
+    /// When the resolution is emitted: the first event at or after it.
+    due_ms: i64,
     ticket: Ticket,
     app: &'static str,
 }
@@ -567,6 +571,9 @@ pub(crate) struct EventWriter {
     id_prefix: u64,
     counter: u64,
     incidents: VecDeque<Incident>,
+    /// Smallest `due_ms` in `incidents` (`i64::MAX` if none), so the common
+    /// case is one comparison per event.
+    next_due: i64,
     incident_seq: u32,
 }
 
@@ -613,6 +620,7 @@ impl EventWriter {
             id_prefix: mix(config.seed ^ 0x5EED) >> 16,
             counter: 0,
             incidents: VecDeque::with_capacity(MAX_OPEN_INCIDENTS),
+            next_due: i64::MAX,
             incident_seq: 0,
         }
     }
@@ -690,8 +698,15 @@ impl EventWriter {
             },
         };
 
-        let family = pick(&mut self.rng, &FAMILIES);
+        // An incident whose repair time has elapsed resolves now, so MTTR
+        // looks realistic whatever the event density.
+        let due = self.due_incident(ts);
+        let family = match due {
+            Some(_) => Family::Technical,
+            None => pick(&mut self.rng, &FAMILIES),
+        };
         let mut action = match family {
+            _ if due.is_some() => Action::IncidentResolved,
             Family::Access => pick(&mut self.rng, &ACCESS_ACTIONS),
             Family::DataUsage => pick(&mut self.rng, &DATA_ACTIONS),
             Family::Technical => pick(&mut self.rng, &TECH_ACTIONS),
@@ -727,7 +742,7 @@ impl EventWriter {
         match family {
             Family::Access => self.access(&mut ev, ctx),
             Family::DataUsage => self.data_usage(&mut ev, ctx),
-            Family::Technical => self.technical(&mut ev, ctx),
+            Family::Technical => self.technical(&mut ev, ctx, due),
         }
         self.finish(&mut ev, ctx);
         ev
@@ -991,6 +1006,11 @@ impl EventWriter {
             Resource::File(stem, month_stamp(ctx.ts, r), ext)
         } else {
             match app {
+                // Queries run against tables, the app's own or the warehouse.
+                "crm" if ev.action == Query => Resource::Table("customers"),
+                "claims" if ev.action == Query => Resource::Table("claims"),
+                "hr-portal" if ev.action == Query => Resource::Table("employees"),
+                "ivr" if ev.action == Query => Resource::Table("call_records"),
                 "crm" => Resource::Record("customer", skewed(r, 200_000)),
                 "claims" => Resource::Record("claim", skewed(r, 60_000)),
                 "billing" if matches!(ev.action, Query | Export | Transmit) => {
@@ -1024,7 +1044,8 @@ impl EventWriter {
                 ev.duration = Some(Duration::Micros(micros));
                 let _ = write!(
                     msg,
-                    "User {q} queried {resource}: {records} rows in {} ms",
+                    "User {q} queried {resource}: {records} {} in {} ms",
+                    if records == 1 { "row" } else { "rows" },
                     micros / 1000
                 );
             }
@@ -1087,7 +1108,8 @@ impl EventWriter {
                 } else {
                     Severity::Notice
                 };
-                let _ = write!(msg, "User {q} deleted {records} records from {resource}");
+                let noun = if records == 1 { "record" } else { "records" };
+                let _ = write!(msg, "User {q} deleted {records} {noun} from {resource}");
                 if ctx.want_attrs {
                     let reason = one(r, &["gdpr_request", "duplicate", "retention", "test_data"]);
                     ev.attrs.push("reason", Val::Str(reason));
@@ -1125,20 +1147,24 @@ impl EventWriter {
         ev.severity = Some(severity);
     }
 
-    fn technical(&mut self, ev: &mut Ev, ctx: Ctx) {
+    /// Removes and returns the open incident with the earliest `due_ms` if
+    /// that is at or before `ts`.
+    fn due_incident(&mut self, ts: i64) -> Option<Incident> {
+        if self.next_due > ts {
+            return None;
+        }
+        let pos = (0..self.incidents.len()).min_by_key(|&i| self.incidents[i].due_ms)?;
+        let inc = self.incidents.remove(pos);
+        self.next_due = min_due(&self.incidents);
+        inc
+    }
+
+    /// `resolved` is a due incident this event resolves (it fixes the
+    /// tenant and app so the pair matches).
+    fn technical(&mut self, ev: &mut Ev, ctx: Ctx, resolved: Option<Incident>) {
         use Action::*;
-        // Resolutions pair with the oldest open incident when possible, which
-        // also fixes the tenant and app.
-        let mut resolved = None;
-        if ev.action == IncidentResolved
-            && self
-                .incidents
-                .front()
-                .is_some_and(|i| i.opened_ms <= ctx.ts)
-        {
-            let inc = self.incidents.pop_front().expect("checked non-empty");
+        if let Some(inc) = &resolved {
             ev.tenant = inc.tenant;
-            resolved = Some(inc);
         }
         let t = ev.tenant;
         let app = match &resolved {
@@ -1263,15 +1289,24 @@ impl EventWriter {
                     date: yyyymmdd(ctx.ts),
                     seq: self.incident_seq,
                 };
+                // Time to repair: mostly minutes to hours, a few take days.
+                let mttr_min = if pct(r, 90) {
+                    between(r, 10, 480)
+                } else {
+                    between(r, 480, 4_320)
+                };
                 if self.incidents.len() == MAX_OPEN_INCIDENTS {
+                    // Too many open: the oldest is never closed.
                     self.incidents.pop_front();
                 }
                 self.incidents.push_back(Incident {
                     tenant: t,
                     opened_ms: ctx.ts,
+                    due_ms: ctx.ts + (mttr_min * 60_000 + between(r, 0, 59_999)) as i64,
                     ticket,
                     app,
                 });
+                self.next_due = min_due(&self.incidents);
                 let _ = write!(msg, "Incident {ticket} opened: {app} {symptom}");
                 // Incidents always carry their ticket, for MTTR queries.
                 ev.attrs.push("ticket", Val::Ticket(ticket));
@@ -1595,6 +1630,10 @@ fn push_val(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, v: Val) {
         Val::Bool(b) => buf.extend_from_slice(if b { b"true" } else { b"false" }),
         Val::Ticket(t) => push_display(buf, scratch, t),
     }
+}
+
+fn min_due(incidents: &VecDeque<Incident>) -> i64 {
+    incidents.iter().map(|i| i.due_ms).min().unwrap_or(i64::MAX)
 }
 
 /// UTC calendar date of `ts` as a number like 20250304.

@@ -57,7 +57,10 @@ pub struct CompactReport {
 fn plan(files: impl Iterator<Item = FileMeta>, target: u64) -> Vec<Vec<FileMeta>> {
     let mut by_partition: BTreeMap<(String, String, String), Vec<FileMeta>> = BTreeMap::new();
     for f in files.filter(|f| f.size < target / 2) {
-        by_partition.entry((f.tenant.clone(), f.family.clone(), f.month.clone())).or_default().push(f);
+        by_partition
+            .entry((f.tenant.clone(), f.family.clone(), f.month.clone()))
+            .or_default()
+            .push(f);
     }
     let mut groups = Vec::new();
     for (_, mut small) in by_partition {
@@ -79,7 +82,10 @@ fn plan(files: impl Iterator<Item = FileMeta>, target: u64) -> Vec<Vec<FileMeta>
 }
 
 /// Merges small files in every partition of `archive`.
-pub async fn compact(archive: &Archive, options: CompactOptions) -> Result<CompactReport, IngestError> {
+pub async fn compact(
+    archive: &Archive,
+    options: CompactOptions,
+) -> Result<CompactReport, IngestError> {
     let mut snapshot = archive.catalog.load().await?;
     let groups = plan(snapshot.files.values().cloned(), options.target_bytes);
     let mut report = CompactReport::default();
@@ -93,7 +99,8 @@ pub async fn compact(archive: &Archive, options: CompactOptions) -> Result<Compa
         };
         for group in batch {
             let bytes = fetch_all(archive, group).await?;
-            let key = PartitionKey::of_file(&group[0]).expect("catalogued files have valid partitions");
+            let key =
+                PartitionKey::of_file(&group[0]).expect("catalogued files have valid partitions");
             let level = options.zstd_level;
             let (merged, meta) = handle
                 .spawn_blocking(move || -> Result<_, IngestError> {
@@ -109,7 +116,10 @@ pub async fn compact(archive: &Archive, options: CompactOptions) -> Result<Compa
                 .store
                 .put(&Path::from(meta.path.as_str()), merged.into())
                 .await
-                .map_err(|source| IngestError::Write { path: meta.path.clone(), source })?;
+                .map_err(|source| IngestError::Write {
+                    path: meta.path.clone(),
+                    source,
+                })?;
             report.partitions += 1;
             report.files_removed += group.len();
             report.bytes_removed += group.iter().map(|f| f.size).sum::<u64>();
@@ -132,8 +142,18 @@ pub async fn compact(archive: &Archive, options: CompactOptions) -> Result<Compa
 async fn fetch_all(archive: &Archive, files: &[FileMeta]) -> Result<Vec<Bytes>, IngestError> {
     futures::stream::iter(files)
         .map(|f| async move {
-            let read = |source| IngestError::Read { path: f.path.clone(), source: std::io::Error::other(source) };
-            archive.store.get(&Path::from(f.path.as_str())).await.map_err(read)?.bytes().await.map_err(read)
+            let read = |source| IngestError::Read {
+                path: f.path.clone(),
+                source: std::io::Error::other(source),
+            };
+            archive
+                .store
+                .get(&Path::from(f.path.as_str()))
+                .await
+                .map_err(read)?
+                .bytes()
+                .await
+                .map_err(read)
         })
         .buffered(8)
         .try_collect()
@@ -170,10 +190,15 @@ mod tests {
             file("c2", "2025-03", 10, 1),
         ];
         let groups = plan(files.into_iter(), 100);
-        let names: Vec<Vec<&str>> = groups.iter().map(|g| g.iter().map(|f| f.path.as_str()).collect()).collect();
+        let names: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.iter().map(|f| f.path.as_str()).collect())
+            .collect();
         assert_eq!(names, [vec!["a2", "a3", "a1"], vec!["c1", "c2"]]);
 
-        let many: Vec<FileMeta> = (0..5).map(|i| file(&format!("f{i}"), "2025-01", 40, i)).collect();
+        let many: Vec<FileMeta> = (0..5)
+            .map(|i| file(&format!("f{i}"), "2025-01", 40, i))
+            .collect();
         let groups = plan(many.into_iter(), 100);
         assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
     }

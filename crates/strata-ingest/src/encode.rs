@@ -30,7 +30,11 @@ fn writer_properties(zstd_level: i32) -> Result<WriterProperties, ParquetError> 
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_dictionary_enabled(ts.clone(), false)
         .set_column_encoding(ts, Encoding::DELTA_BINARY_PACKED)
-        .set_sorting_columns(Some(vec![SortingColumn { column_idx: ts_index, descending: false, nulls_first: false }]))
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: ts_index,
+            descending: false,
+            nulls_first: false,
+        }]))
         .set_key_value_metadata(Some(vec![KeyValue::new(
             "strata.contract".to_string(),
             format!("{} v{}", contract().name, contract().version),
@@ -47,7 +51,14 @@ pub fn encode_sorted(
 ) -> Result<(Bytes, FileMeta), ParquetError> {
     let batch = arrow::compute::concat_batches(&contract().arrow_schema(), batches)?;
     let ts = batch.column(contract().index_of(TS_COLUMN).expect("contract has ts"));
-    let order = sort_to_indices(ts, Some(SortOptions { descending: false, nulls_first: false }), None)?;
+    let order = sort_to_indices(
+        ts,
+        Some(SortOptions {
+            descending: false,
+            nulls_first: false,
+        }),
+        None,
+    )?;
     let sorted = take_record_batch(&batch, &order)?;
     let ts = sorted.column(0).as_primitive::<TimestampMicrosecondType>();
     let (min_ts, max_ts) = match ts.len() {
@@ -56,7 +67,11 @@ pub fn encode_sorted(
     };
 
     let mut buffer = Vec::with_capacity(sorted.get_array_memory_size() / 8);
-    let mut writer = ArrowWriter::try_new(&mut buffer, sorted.schema(), Some(writer_properties(zstd_level)?))?;
+    let mut writer = ArrowWriter::try_new(
+        &mut buffer,
+        sorted.schema(),
+        Some(writer_properties(zstd_level)?),
+    )?;
     writer.write(&sorted)?;
     writer.close()?;
 
@@ -76,13 +91,18 @@ pub fn encode_sorted(
 
 /// Decodes a whole Parquet file held in memory.
 pub fn read_file(bytes: Bytes) -> Result<Vec<RecordBatch>, ParquetError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.with_batch_size(64 * 1024).build()?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
+        .with_batch_size(64 * 1024)
+        .build()?;
     let schema = Arc::clone(&contract().arrow_schema());
     reader
         .map(|batch| {
             let batch = batch?;
             // Files carry the same columns; re-attach the canonical schema (metadata included).
-            Ok(RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())?)
+            Ok(RecordBatch::try_new(
+                Arc::clone(&schema),
+                batch.columns().to_vec(),
+            )?)
         })
         .collect()
 }
@@ -96,7 +116,9 @@ mod tests {
     fn encodes_sorted_with_stats_and_round_trips() {
         let mut builder = EventBatchBuilder::new();
         for ts in [5_000, 1_000, 3_000] {
-            let line = format!(r#"{{"ts":{ts},"tenant":"t","family":"access","action":"login","message":"m{ts}"}}"#);
+            let line = format!(
+                r#"{{"ts":{ts},"tenant":"t","family":"access","action":"login","message":"m{ts}"}}"#
+            );
             builder.append(&parse_line(line.as_bytes()).unwrap());
         }
         let batch = builder.finish(9).unwrap();
@@ -109,7 +131,10 @@ mod tests {
         let back = read_file(bytes).unwrap();
         let ts = back[0].column(0).as_primitive::<TimestampMicrosecondType>();
         assert_eq!(ts.values().to_vec(), [1_000_000, 3_000_000, 5_000_000]);
-        let message = back[0].column_by_name("message").unwrap().as_string::<i32>();
+        let message = back[0]
+            .column_by_name("message")
+            .unwrap()
+            .as_string::<i32>();
         assert_eq!(message.value(0), "m1000");
     }
 }

@@ -13,7 +13,9 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use strata_schema::{EventBatchBuilder, parse_line};
-use strata_store::{Archive, CatalogError, Draft, FileMeta, PartitionKey, Snapshot, SourceProgress};
+use strata_store::{
+    Archive, CatalogError, Draft, FileMeta, PartitionKey, Snapshot, SourceProgress,
+};
 use tokio::runtime::Handle;
 
 use crate::encode::{ZSTD_LEVEL_DEFAULT, encode_sorted};
@@ -222,20 +224,27 @@ type Buffers = HashMap<PartitionKey, EventBatchBuilder>;
 impl<O: Observer> Run<O> {
     fn ingest_one(&mut self, input: &Input) -> Result<(), IngestError> {
         let path = input.display();
-        let read_err = |source| IngestError::Read { path: path.clone(), source };
+        let read_err = |source| IngestError::Read {
+            path: path.clone(),
+            source,
+        };
         let id = match input {
             Input::File(p) => hash_file(p).map_err(read_err)?,
             Input::Stdin => format!("stdin-{:016x}", rand::random::<u64>()),
         };
         let mut snapshot = self.handle.block_on(self.archive.catalog.load())?;
-        let mut progress = snapshot.sources.get(&id).cloned().unwrap_or(SourceProgress {
-            id: id.clone(),
-            path: path.clone(),
-            lines: 0,
-            rejected: 0,
-            accepted: 0,
-            complete: false,
-        });
+        let mut progress = snapshot
+            .sources
+            .get(&id)
+            .cloned()
+            .unwrap_or(SourceProgress {
+                id: id.clone(),
+                path: path.clone(),
+                lines: 0,
+                rejected: 0,
+                accepted: 0,
+                complete: false,
+            });
         let mut source = SourceReport {
             path: path.clone(),
             id: id.clone(),
@@ -295,8 +304,11 @@ impl<O: Observer> Run<O> {
                     });
                 }
             }
-            if line_no % 16_384 == 0 {
-                self.observer.progress(self.raw_done + self.raw_bytes.load(Ordering::Relaxed), self.events);
+            if line_no.is_multiple_of(16_384) {
+                self.observer.progress(
+                    self.raw_done + self.raw_bytes.load(Ordering::Relaxed),
+                    self.events,
+                );
             }
             if buffered >= self.options.chunk_bytes {
                 let next = advanced(&progress, &totals_before, &source, line_no, false);
@@ -329,13 +341,18 @@ impl<O: Observer> Run<O> {
             sources: vec![(next.clone(), previous_lines)],
             ..Default::default()
         };
-        let seq = self.handle.block_on(self.archive.catalog.commit(snapshot, draft))?;
+        let seq = self
+            .handle
+            .block_on(self.archive.catalog.commit(snapshot, draft))?;
         *progress = next;
         self.report.commits += 1;
         self.report.files += files.len();
         self.report.bytes_written += files.iter().map(|f| f.size).sum::<u64>();
         for f in &files {
-            self.report.partitions.insert(format!("tenant={}/family={}/month={}", f.tenant, f.family, f.month));
+            self.report.partitions.insert(format!(
+                "tenant={}/family={}/month={}",
+                f.tenant, f.family, f.month
+            ));
         }
         self.observer.committed(seq, files.len());
         Ok(())
@@ -358,7 +375,9 @@ impl<O: Observer> Run<O> {
                         let mut out = Vec::new();
                         loop {
                             let next = queue.lock().expect("queue lock").pop();
-                            let Some((key, mut builder)) = next else { break out };
+                            let Some((key, mut builder)) = next else {
+                                break out;
+                            };
                             let file = builder
                                 .finish(ingested_at)
                                 .map_err(parquet::errors::ParquetError::from)
@@ -369,7 +388,10 @@ impl<O: Observer> Run<O> {
                     })
                 })
                 .collect();
-            workers.into_iter().flat_map(|w| w.join().expect("encoder thread")).collect()
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("encoder thread"))
+                .collect()
         });
         let encoded: Vec<(Bytes, FileMeta)> = encoded.into_iter().collect::<Result<_, _>>()?;
         let store = self.archive.store.clone();
@@ -381,7 +403,10 @@ impl<O: Observer> Run<O> {
                         store
                             .put(&Path::from(meta.path.as_str()), bytes.into())
                             .await
-                            .map_err(|source| IngestError::Write { path: meta.path.clone(), source })?;
+                            .map_err(|source| IngestError::Write {
+                                path: meta.path.clone(),
+                                source,
+                            })?;
                         Ok::<_, IngestError>(meta)
                     }
                 })

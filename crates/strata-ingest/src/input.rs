@@ -20,7 +20,11 @@ pub enum Input {
 impl Input {
     /// `-` means stdin, anything else a file path.
     pub fn parse(arg: &str) -> Input {
-        if arg == "-" { Input::Stdin } else { Input::File(PathBuf::from(arg)) }
+        if arg == "-" {
+            Input::Stdin
+        } else {
+            Input::File(PathBuf::from(arg))
+        }
     }
 
     /// The name used in reports.
@@ -70,12 +74,21 @@ pub(crate) fn hash_file(path: &std::path::Path) -> io::Result<String> {
 
 /// Opens `input` as a line reader over its decompressed bytes; `raw_bytes`
 /// counts the bytes read before decompression.
-pub(crate) fn open_lines(input: &Input, raw_bytes: Arc<AtomicU64>) -> io::Result<Box<dyn BufRead + Send>> {
+pub(crate) fn open_lines(
+    input: &Input,
+    raw_bytes: Arc<AtomicU64>,
+) -> io::Result<Box<dyn BufRead + Send>> {
     let raw: Box<dyn Read + Send> = match input {
         Input::File(p) => Box::new(File::open(p)?),
         Input::Stdin => Box::new(io::stdin()),
     };
-    let mut raw = BufReader::with_capacity(1 << 20, Counting { inner: raw, count: raw_bytes });
+    let mut raw = BufReader::with_capacity(
+        1 << 20,
+        Counting {
+            inner: raw,
+            count: raw_bytes,
+        },
+    );
     let magic = raw.fill_buf()?;
     let decoded: Box<dyn Read + Send> = if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(raw))
@@ -94,7 +107,10 @@ mod tests {
 
     fn read_all(input: &Input) -> String {
         let mut s = String::new();
-        open_lines(input, Arc::default()).unwrap().read_to_string(&mut s).unwrap();
+        open_lines(input, Arc::default())
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
         s
     }
 
@@ -105,7 +121,10 @@ mod tests {
         let plain = dir.path().join("x.ndjson");
         std::fs::write(&plain, text).unwrap();
         let gz = dir.path().join("x.ndjson.gz");
-        let mut enc = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::default());
+        let mut enc = flate2::write::GzEncoder::new(
+            File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
         enc.write_all(text.as_bytes()).unwrap();
         enc.finish().unwrap();
         let zst = dir.path().join("x.ndjson.zst");

@@ -33,33 +33,52 @@ impl Prune {
 
     /// Whether `file` may hold matching rows.
     pub fn keeps(&self, file: &FileMeta) -> bool {
-        self.tenants.as_ref().is_none_or(|t| t.contains(&file.tenant))
-            && self.families.as_ref().is_none_or(|f| f.contains(&file.family))
+        self.tenants
+            .as_ref()
+            .is_none_or(|t| t.contains(&file.tenant))
+            && self
+                .families
+                .as_ref()
+                .is_none_or(|f| f.contains(&file.family))
             && self.ts_min.is_none_or(|min| file.max_ts >= min)
             && self.ts_max.is_none_or(|max| file.min_ts <= max)
     }
 
     fn add(&mut self, filter: &Expr) {
         match filter {
-            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::And,
+                right,
+            }) => {
                 self.add(left);
                 self.add(right);
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 if let (Some(column), Some(value)) = (column_name(left), literal(right)) {
                     self.compare(column, *op, value);
-                } else if let (Some(value), Some(column), Some(op)) = (literal(left), column_name(right), op.swap()) {
+                } else if let (Some(value), Some(column), Some(op)) =
+                    (literal(left), column_name(right), op.swap())
+                {
                     self.compare(column, op, value);
                 }
             }
             Expr::InList(list) if !list.negated => {
-                let Some(column) = column_name(&list.expr) else { return };
-                let values: Option<BTreeSet<String>> = list.list.iter().map(|v| text(literal(v)?)).collect();
+                let Some(column) = column_name(&list.expr) else {
+                    return;
+                };
+                let values: Option<BTreeSet<String>> =
+                    list.list.iter().map(|v| text(literal(v)?)).collect();
                 if let Some(values) = values {
                     self.restrict(column, values);
                 }
             }
-            Expr::Between(Between { expr, negated: false, low, high }) => {
+            Expr::Between(Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            }) => {
                 if let Some(column) = column_name(expr) {
                     if let Some(low) = literal(low) {
                         self.compare(column, Operator::GtEq, low);
@@ -99,7 +118,11 @@ impl Prune {
     }
 
     fn restrict(&mut self, column: &str, values: BTreeSet<String>) {
-        let slot = if column == "tenant" { &mut self.tenants } else { &mut self.families };
+        let slot = if column == "tenant" {
+            &mut self.tenants
+        } else {
+            &mut self.families
+        };
         *slot = Some(match slot.take() {
             Some(existing) => existing.intersection(&values).cloned().collect(),
             None => values,
@@ -123,9 +146,9 @@ fn literal(expr: &Expr) -> Option<&ScalarValue> {
 
 fn text(value: &ScalarValue) -> Option<String> {
     match value {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
-            Some(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Some(s.clone()),
         _ => None,
     }
 }
@@ -163,7 +186,10 @@ mod tests {
     }
 
     fn ts(v: i64) -> Expr {
-        lit(ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into())))
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(v),
+            Some("UTC".into()),
+        ))
     }
 
     #[test]
@@ -175,7 +201,10 @@ mod tests {
         ]);
         assert!(prune.keeps(&file("acme", "access", 150, 160)));
         assert!(prune.keeps(&file("acme", "access", 50, 100)));
-        assert!(prune.keeps(&file("acme", "access", 200, 300)), "exclusive bounds are widened");
+        assert!(
+            prune.keeps(&file("acme", "access", 200, 300)),
+            "exclusive bounds are widened"
+        );
         assert!(!prune.keeps(&file("acme", "access", 0, 99)));
         assert!(!prune.keeps(&file("acme", "access", 201, 300)));
         assert!(!prune.keeps(&file("globex", "access", 150, 160)));

@@ -7,6 +7,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use strata_schema::Family;
@@ -63,13 +64,22 @@ impl QuerySession {
         ctx.register_object_store(store_url.as_ref(), archive.store.clone());
         let scans = Arc::new(Mutex::new(Vec::new()));
         let files = snapshot.files.values().cloned().collect();
-        ctx.register_table("events", Arc::new(ArchiveTable::new(files, store_url, scans.clone())))?;
+        ctx.register_table(
+            "events",
+            Arc::new(ArchiveTable::new(files, store_url, scans.clone())),
+        )?;
         for family in Family::ALL {
-            ctx.sql(&format!("CREATE VIEW {family} AS SELECT * FROM events WHERE family = '{family}'"))
-                .await?;
+            ctx.sql(&format!(
+                "CREATE VIEW {family} AS SELECT * FROM events WHERE family = '{family}'"
+            ))
+            .await?;
         }
         ctx.register_table("strata_files", Arc::new(files_table(&snapshot)?))?;
-        Ok(QuerySession { ctx, snapshot, scans })
+        Ok(QuerySession {
+            ctx,
+            snapshot,
+            scans,
+        })
     }
 
     /// Plans `sql` into a physical plan.
@@ -80,7 +90,10 @@ impl QuerySession {
     }
 
     /// Starts executing a plan made by [`QuerySession::plan`].
-    pub fn execute(&self, plan: Arc<dyn ExecutionPlan>) -> Result<SendableRecordBatchStream, QueryError> {
+    pub fn execute(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+    ) -> Result<SendableRecordBatchStream, QueryError> {
         Ok(execute_stream(plan, self.ctx.task_ctx())?)
     }
 
@@ -105,11 +118,21 @@ fn add_scan_metrics(plan: &Arc<dyn ExecutionPlan>, stats: &mut QueryStats) {
     if plan.name() == "DataSourceExec"
         && let Some(metrics) = plan.metrics()
     {
-        let sum = |name: &str| metrics.sum_by_name(name).map_or(0, |v| v.as_usize());
-        stats.bytes_scanned += sum("bytes_scanned");
-        stats.row_groups_pruned += sum("row_groups_pruned_statistics");
-        stats.row_groups_read += sum("row_groups_matched_statistics");
+        stats.bytes_scanned += metrics
+            .sum_by_name("bytes_scanned")
+            .map_or(0, |v| v.as_usize());
         stats.rows_scanned += metrics.output_rows().unwrap_or(0);
+        for metric in metrics.iter() {
+            if let MetricValue::PruningMetrics {
+                name,
+                pruning_metrics,
+            } = metric.value()
+                && name == "row_groups_pruned_statistics"
+            {
+                stats.row_groups_pruned += pruning_metrics.pruned();
+                stats.row_groups_read += pruning_metrics.matched();
+            }
+        }
     }
     for child in plan.children() {
         add_scan_metrics(child, stats);
@@ -131,9 +154,14 @@ fn files_table(snapshot: &Snapshot) -> Result<MemTable, DataFusionError> {
         Field::new("min_ts", ts(), false),
         Field::new("max_ts", ts(), false),
     ]));
-    let text = |f: fn(&strata_store::FileMeta) -> &str| Arc::new(StringArray::from_iter_values(files.iter().map(|m| f(m))));
+    let text = |f: fn(&strata_store::FileMeta) -> &str| {
+        Arc::new(StringArray::from_iter_values(files.iter().map(|m| f(m))))
+    };
     let time = |f: fn(&strata_store::FileMeta) -> i64| {
-        Arc::new(TimestampMicrosecondArray::from_iter_values(files.iter().map(|m| f(m))).with_timezone("UTC"))
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(files.iter().map(|m| f(m)))
+                .with_timezone("UTC"),
+        )
     };
     let batch = RecordBatch::try_new(
         schema.clone(),

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
-use datafusion::datasource::TableType;
 use datafusion::datasource::TableProvider;
+use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
@@ -42,8 +42,16 @@ pub struct ArchiveTable {
 impl ArchiveTable {
     /// A table over `files`, read through the object store registered at `store_url`;
     /// each scan appends what it kept to `scans`.
-    pub fn new(files: Vec<FileMeta>, store_url: ObjectStoreUrl, scans: Arc<Mutex<Vec<ScanRecord>>>) -> Self {
-        ArchiveTable { files, store_url, scans }
+    pub fn new(
+        files: Vec<FileMeta>,
+        store_url: ObjectStoreUrl,
+        scans: Arc<Mutex<Vec<ScanRecord>>>,
+    ) -> Self {
+        ArchiveTable {
+            files,
+            store_url,
+            scans,
+        }
     }
 }
 
@@ -57,7 +65,10 @@ impl TableProvider for ArchiveTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         // Catalog pruning and Parquet statistics narrow the files and row
         // groups; DataFusion still applies every filter to the rows.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
@@ -85,7 +96,10 @@ impl TableProvider for ArchiveTable {
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
-        let files: Vec<PartitionedFile> = kept.iter().map(|f| PartitionedFile::new(f.path.clone(), f.size)).collect();
+        let files: Vec<PartitionedFile> = kept
+            .iter()
+            .map(|f| PartitionedFile::new(f.path.clone(), f.size))
+            .collect();
         let groups = FileGroup::new(files).split_files(state.config().target_partitions());
         let source = Arc::new(ParquetSource::new(schema));
         let config = FileScanConfigBuilder::new(self.store_url.clone(), source)

@@ -17,7 +17,7 @@ enum Column {
     Text(StringBuilder),
     UInt(UInt64Builder),
     Float(Float64Builder),
-    Attrs(MapBuilder<StringBuilder, StringBuilder>),
+    Attrs(Box<MapBuilder<StringBuilder, StringBuilder>>),
     /// `ingested_at`: one value for the whole batch, filled in by `finish`.
     System,
 }
@@ -42,13 +42,19 @@ impl EventBatchBuilder {
             .iter()
             .map(|f| match f.kind {
                 _ if f.system => Column::System,
-                FieldKind::Timestamp => Column::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+                FieldKind::Timestamp => {
+                    Column::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+                }
                 FieldKind::Tenant | FieldKind::Enum | FieldKind::String | FieldKind::Ip => {
                     Column::Text(StringBuilder::new())
                 }
                 FieldKind::Uint64 => Column::UInt(UInt64Builder::new()),
                 FieldKind::Float64 => Column::Float(Float64Builder::new()),
-                FieldKind::Attrs => Column::Attrs(MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())),
+                FieldKind::Attrs => Column::Attrs(Box::new(MapBuilder::new(
+                    None,
+                    StringBuilder::new(),
+                    StringBuilder::new(),
+                ))),
             })
             .collect();
         Self { columns, rows: 0 }
@@ -84,7 +90,9 @@ impl EventBatchBuilder {
                     }
                     b.append(true).expect("keys and values have equal length");
                 }
-                (Column::Attrs(b), _) => b.append(false).expect("keys and values have equal length"),
+                (Column::Attrs(b), _) => {
+                    b.append(false).expect("keys and values have equal length")
+                }
             }
         }
         self.rows += 1;
@@ -104,7 +112,8 @@ impl EventBatchBuilder {
                     Column::Float(b) => Arc::new(b.finish()),
                     Column::Attrs(b) => Arc::new(b.finish()),
                     Column::System => Arc::new(
-                        TimestampMicrosecondArray::from(vec![ingested_at; rows]).with_timezone("UTC"),
+                        TimestampMicrosecondArray::from(vec![ingested_at; rows])
+                            .with_timezone("UTC"),
                     ),
                 }
             })
@@ -136,10 +145,18 @@ mod tests {
         let user = batch.column_by_name("user").unwrap().as_string::<i32>();
         assert_eq!(user.value(0), "u1");
         assert!(user.is_null(1));
-        let bytes = batch.column_by_name("bytes").unwrap().as_primitive::<UInt64Type>();
+        let bytes = batch
+            .column_by_name("bytes")
+            .unwrap()
+            .as_primitive::<UInt64Type>();
         assert_eq!(bytes.value(0), 7);
         assert!(bytes.is_null(1));
-        let attrs = batch.column_by_name("attrs").unwrap().as_any().downcast_ref::<MapArray>().unwrap();
+        let attrs = batch
+            .column_by_name("attrs")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<MapArray>()
+            .unwrap();
         assert_eq!(attrs.value(0).len(), 1);
         assert!(attrs.is_null(1));
         assert!(builder.is_empty());

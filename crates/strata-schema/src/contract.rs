@@ -120,7 +120,8 @@ pub(crate) fn attrs_type() -> DataType {
 pub fn contract() -> &'static EventContract {
     static CONTRACT: OnceLock<EventContract> = OnceLock::new();
     CONTRACT.get_or_init(|| {
-        serde_json::from_str(CONTRACT_V1).expect("schemas/event-v1.json is valid (checked by tests)")
+        serde_json::from_str(CONTRACT_V1)
+            .expect("schemas/event-v1.json is valid (checked by tests)")
     })
 }
 

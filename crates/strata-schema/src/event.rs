@@ -104,8 +104,13 @@ fn describe(err: serde_json::Error) -> String {
             Some(pos) => text[..pos].to_string(),
             None => text,
         },
-        serde_json::error::Category::Eof => "truncated JSON: the line ends inside a value".to_string(),
-        _ => format!("invalid JSON: {}", text.replace(" at line 1 column", " at column")),
+        serde_json::error::Category::Eof => {
+            "truncated JSON: the line ends inside a value".to_string()
+        }
+        _ => format!(
+            "invalid JSON: {}",
+            text.replace(" at line 1 column", " at column")
+        ),
     }
 }
 
@@ -124,7 +129,9 @@ fn column_index() -> &'static ColumnIndex {
         let c = contract();
         let input = || c.fields.iter().enumerate().filter(|(_, f)| !f.system);
         ColumnIndex {
-            by_name: input().map(|(i, f)| (f.name.as_str(), (i, f.kind))).collect(),
+            by_name: input()
+                .map(|(i, f)| (f.name.as_str(), (i, f.kind)))
+                .collect(),
             attrs: c.index_of("attrs").expect("contract has attrs"),
             required: input()
                 .filter(|(_, f)| f.required)
@@ -169,7 +176,9 @@ impl<'de> Visitor<'de> for LineVisitor {
         }
         for &(column, name) in &index.required {
             if values[column] == Value::Null {
-                return Err(de::Error::custom(format!("missing required field `{name}`")));
+                return Err(de::Error::custom(format!(
+                    "missing required field `{name}`"
+                )));
             }
         }
         for &(column, default) in &index.defaults {
@@ -189,7 +198,12 @@ impl<'de> Visitor<'de> for LineVisitor {
             Value::Text(f) => Family::parse(f).expect("validated against the contract"),
             _ => unreachable!("column 2 is the required family"),
         };
-        Ok(Event { ts, tenant, family, values })
+        Ok(Event {
+            ts,
+            tenant,
+            family,
+            values,
+        })
     }
 }
 
@@ -214,7 +228,9 @@ fn convert<'a>(name: &str, kind: FieldKind, json: Json<'a>) -> Result<Value<'a>,
         }
         FieldKind::Enum => {
             let text = expect_text(name, json)?;
-            let spec = contract().field(name).expect("enum field is in the contract");
+            let spec = contract()
+                .field(name)
+                .expect("enum field is in the contract");
             match spec.values.iter().find(|v| **v == text) {
                 Some(v) => Ok(Value::Text(Cow::Owned(v.clone()))),
                 None => Err(format!(
@@ -234,12 +250,16 @@ fn convert<'a>(name: &str, kind: FieldKind, json: Json<'a>) -> Result<Value<'a>,
             let text = expect_text(name, json)?;
             match text.parse::<IpAddr>() {
                 Ok(ip) => Ok(Value::Text(Cow::Owned(ip.to_string()))),
-                Err(_) => Err(format!("field `{name}`: {text:?} is not an IPv4 or IPv6 address")),
+                Err(_) => Err(format!(
+                    "field `{name}`: {text:?} is not an IPv4 or IPv6 address"
+                )),
             }
         }
         FieldKind::Uint64 => match json {
             Json::UInt(n) => Ok(Value::UInt(n)),
-            Json::Int(n) => Err(format!("field `{name}` must be a non-negative integer, got {n}")),
+            Json::Int(n) => Err(format!(
+                "field `{name}` must be a non-negative integer, got {n}"
+            )),
             other => Err(format!(
                 "field `{name}` must be a non-negative integer, got {}",
                 other.describe()
@@ -251,13 +271,18 @@ fn convert<'a>(name: &str, kind: FieldKind, json: Json<'a>) -> Result<Value<'a>,
                 Json::Int(n) => n as f64,
                 Json::Float(n) => n,
                 other => {
-                    return Err(format!("field `{name}` must be a number, got {}", other.describe()));
+                    return Err(format!(
+                        "field `{name}` must be a number, got {}",
+                        other.describe()
+                    ));
                 }
             };
             if n >= 0.0 && n.is_finite() {
                 Ok(Value::Float(n))
             } else {
-                Err(format!("field `{name}` must be a non-negative number, got {n}"))
+                Err(format!(
+                    "field `{name}` must be a non-negative number, got {n}"
+                ))
             }
         }
         FieldKind::Attrs => match json {
@@ -268,7 +293,10 @@ fn convert<'a>(name: &str, kind: FieldKind, json: Json<'a>) -> Result<Value<'a>,
                     .map(|(k, v)| (k, v.into_text()))
                     .collect(),
             )),
-            other => Err(format!("field `{name}` must be an object, got {}", other.describe())),
+            other => Err(format!(
+                "field `{name}` must be an object, got {}",
+                other.describe()
+            )),
         },
     }
 }
@@ -276,7 +304,10 @@ fn convert<'a>(name: &str, kind: FieldKind, json: Json<'a>) -> Result<Value<'a>,
 fn expect_text<'a>(name: &str, json: Json<'a>) -> Result<Cow<'a, str>, String> {
     match json {
         Json::Str(s) => Ok(s),
-        other => Err(format!("field `{name}` must be a string, got {}", other.describe())),
+        other => Err(format!(
+            "field `{name}` must be a string, got {}",
+            other.describe()
+        )),
     }
 }
 
@@ -286,8 +317,9 @@ fn valid_tenant(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+        && b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        })
 }
 
 /// Earliest and latest accepted event years: four-digit years keep partition
@@ -442,7 +474,11 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Bool(v))
     }
     fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
-        Ok(if v >= 0 { Json::UInt(v as u64) } else { Json::Int(v) })
+        Ok(if v >= 0 {
+            Json::UInt(v as u64)
+        } else {
+            Json::Int(v)
+        })
     }
     fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
         Ok(Json::UInt(v))
@@ -517,45 +553,110 @@ mod tests {
         let Value::Attrs(attrs) = &e.values[contract().index_of("attrs").unwrap()] else {
             panic!("attrs missing")
         };
-        let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+        let attrs: Vec<(&str, &str)> = attrs
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
         assert_eq!(
             attrs,
-            [("mfa", "true"), ("n", "42"), ("shift", "night"), ("depth", "1.5"), ("tags", r#"["a",1]"#)]
+            [
+                ("mfa", "true"),
+                ("n", "42"),
+                ("shift", "night"),
+                ("depth", "1.5"),
+                ("tags", r#"["a",1]"#)
+            ]
         );
     }
 
     #[test]
     fn ip_addresses_are_stored_canonically() {
-        let e = ok(&format!(r#"{{"ts":0,{BASE},"src_ip":"2001:0db8:0000:0000:0000:0000:0000:0001"}}"#));
+        let e = ok(&format!(
+            r#"{{"ts":0,{BASE},"src_ip":"2001:0db8:0000:0000:0000:0000:0000:0001"}}"#
+        ));
         assert_eq!(e.text("src_ip"), Some("2001:db8::1"));
     }
 
     #[test]
     fn rejects_each_contract_violation_with_a_reason_naming_the_field() {
         let cases = [
-            (r#"{"ts":"2025-02-30T00:00:00Z","tenant":"acme","family":"access","action":"x"}"#, "field `ts`"),
-            (r#"{"ts":"yesterday","tenant":"acme","family":"access","action":"x"}"#, "field `ts`"),
-            (r#"{"ts":1.5,"tenant":"acme","family":"access","action":"x"}"#, "field `ts`"),
-            (r#"{"ts":0,"tenant":"Acme","family":"access","action":"x"}"#, "field `tenant`"),
-            (r#"{"ts":0,"tenant":"../etc","family":"access","action":"x"}"#, "field `tenant`"),
-            (r#"{"ts":0,"tenant":"acme","family":"billing","action":"x"}"#, "field `family`"),
-            (r#"{"ts":0,"tenant":"acme","family":"access"}"#, "missing required field `action`"),
-            (r#"{"tenant":"acme","family":"access","action":"x"}"#, "missing required field `ts`"),
-            (r#"{"ts":0,"tenant":"acme","family":"access","action":"x","bytes":-5}"#, "field `bytes`"),
-            (r#"{"ts":0,"tenant":"acme","family":"access","action":"x","records":"7"}"#, "field `records`"),
-            (r#"{"ts":0,"tenant":"acme","family":"access","action":"x","duration_ms":-1}"#, "field `duration_ms`"),
-            (r#"{"ts":0,"tenant":"acme","family":"access","action":"x","src_ip":"10.0.0.256"}"#, "field `src_ip`"),
-            (r#"{"ts":0,"tenant":"acme","family":"access","action":"x","outcome":"ok"}"#, "field `outcome`"),
-            (r#"{"ts":0,"tenant":"acme","family":"access","action":"x","user":42}"#, "field `user`"),
-            (r#"{"ts":0,"tenant":"acme","family":"access","action":""}"#, "field `action`"),
-            (r#"{"ts":0,"tenant":"acme","family":"access","action":"x""#, "truncated JSON"),
+            (
+                r#"{"ts":"2025-02-30T00:00:00Z","tenant":"acme","family":"access","action":"x"}"#,
+                "field `ts`",
+            ),
+            (
+                r#"{"ts":"yesterday","tenant":"acme","family":"access","action":"x"}"#,
+                "field `ts`",
+            ),
+            (
+                r#"{"ts":1.5,"tenant":"acme","family":"access","action":"x"}"#,
+                "field `ts`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"Acme","family":"access","action":"x"}"#,
+                "field `tenant`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"../etc","family":"access","action":"x"}"#,
+                "field `tenant`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"billing","action":"x"}"#,
+                "field `family`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access"}"#,
+                "missing required field `action`",
+            ),
+            (
+                r#"{"tenant":"acme","family":"access","action":"x"}"#,
+                "missing required field `ts`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access","action":"x","bytes":-5}"#,
+                "field `bytes`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access","action":"x","records":"7"}"#,
+                "field `records`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access","action":"x","duration_ms":-1}"#,
+                "field `duration_ms`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access","action":"x","src_ip":"10.0.0.256"}"#,
+                "field `src_ip`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access","action":"x","outcome":"ok"}"#,
+                "field `outcome`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access","action":"x","user":42}"#,
+                "field `user`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access","action":""}"#,
+                "field `action`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access","action":"x""#,
+                "truncated JSON",
+            ),
             (r#"[1,2,3]"#, "expected a JSON object"),
             (r#""just a string""#, "expected a JSON object"),
-            (r#"{"ts":0,"tenant":"acme","family":"access","action":"x"} trailing"#, "invalid JSON"),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access","action":"x"} trailing"#,
+                "invalid JSON",
+            ),
         ];
         for (line, expected) in cases {
             let reason = rejected(line);
-            assert!(reason.contains(expected), "{line}\n  gave {reason:?}, expected {expected:?}");
+            assert!(
+                reason.contains(expected),
+                "{line}\n  gave {reason:?}, expected {expected:?}"
+            );
         }
     }
 

@@ -46,7 +46,9 @@ pub struct Archive {
 
 impl std::fmt::Debug for Archive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Archive").field("location", &self.location).finish()
+        f.debug_struct("Archive")
+            .field("location", &self.location)
+            .finish()
     }
 }
 
@@ -62,7 +64,10 @@ pub fn open_archive(location: &str) -> Result<Archive, ArchiveError> {
         let s3 = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .build()
-            .map_err(|source| ArchiveError::Store { location: location.to_string(), source })?;
+            .map_err(|source| ArchiveError::Store {
+                location: location.to_string(),
+                source,
+            })?;
         let prefix = prefix.trim_matches('/');
         if prefix.is_empty() {
             Arc::new(s3)
@@ -72,14 +77,23 @@ pub fn open_archive(location: &str) -> Result<Archive, ArchiveError> {
     } else if location.contains("://") {
         return Err(ArchiveError::Unsupported(location.to_string()));
     } else {
-        let local = |source| ArchiveError::Local { path: location.to_string(), source };
+        let local = |source| ArchiveError::Local {
+            path: location.to_string(),
+            source,
+        };
         std::fs::create_dir_all(location).map_err(local)?;
         let root = std::fs::canonicalize(location).map_err(local)?;
-        let fs = LocalFileSystem::new_with_prefix(&root)
-            .map_err(|source| ArchiveError::Store { location: location.to_string(), source })?;
+        let fs = LocalFileSystem::new_with_prefix(&root).map_err(|source| ArchiveError::Store {
+            location: location.to_string(),
+            source,
+        })?;
         Arc::new(fs.with_automatic_cleanup(true))
     };
-    Ok(Archive { catalog: Catalog::new(store.clone()), store, location: location.to_string() })
+    Ok(Archive {
+        catalog: Catalog::new(store.clone()),
+        store,
+        location: location.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -161,22 +161,34 @@ pub struct Snapshot {
 
 impl Snapshot {
     fn empty() -> Snapshot {
-        Snapshot { head: GENESIS_HASH.to_string(), ..Default::default() }
+        Snapshot {
+            head: GENESIS_HASH.to_string(),
+            ..Default::default()
+        }
     }
 
     fn apply(&mut self, entry: &Entry, hash: String) -> Result<(), CatalogError> {
-        let bad = |reason: String| CatalogError::Inconsistent { seq: entry.seq, reason };
+        let bad = |reason: String| CatalogError::Inconsistent {
+            seq: entry.seq,
+            reason,
+        };
         if entry.seq != self.seq + 1 {
             return Err(bad(format!("expected sequence number {}", self.seq + 1)));
         }
         for file in &entry.remove {
             if self.files.remove(&file.path).is_none() {
-                return Err(bad(format!("removes {} which is not in the archive", file.path)));
+                return Err(bad(format!(
+                    "removes {} which is not in the archive",
+                    file.path
+                )));
             }
         }
         for file in &entry.add {
             if self.files.insert(file.path.clone(), file.clone()).is_some() {
-                return Err(bad(format!("adds {} which is already in the archive", file.path)));
+                return Err(bad(format!(
+                    "adds {} which is already in the archive",
+                    file.path
+                )));
             }
         }
         for source in &entry.sources {
@@ -244,7 +256,10 @@ fn last_checkpoint_path() -> Path {
 impl Catalog {
     /// The catalog in `store` (rooted at the archive).
     pub fn new(store: Arc<dyn ObjectStore>) -> Catalog {
-        Catalog { store, checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL }
+        Catalog {
+            store,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+        }
     }
 
     /// Writes a checkpoint every `interval` commits instead of every 100.
@@ -261,15 +276,23 @@ impl Catalog {
         }
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, CatalogError> {
-        serde_json::from_slice(bytes).map_err(|source| CatalogError::Corrupt { path: path.to_string(), source })
+    fn decode<T: serde::de::DeserializeOwned>(
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<T, CatalogError> {
+        serde_json::from_slice(bytes).map_err(|source| CatalogError::Corrupt {
+            path: path.to_string(),
+            source,
+        })
     }
 
     /// The newest checkpoint: the one `_last_checkpoint` names, or else the
     /// highest-numbered one found by listing.
     async fn latest_checkpoint(&self) -> Result<Option<Snapshot>, CatalogError> {
         let hinted = match self.get(&last_checkpoint_path()).await? {
-            Some(bytes) => Some(Self::decode::<LastCheckpoint>(&last_checkpoint_path(), &bytes)?.seq),
+            Some(bytes) => {
+                Some(Self::decode::<LastCheckpoint>(&last_checkpoint_path(), &bytes)?.seq)
+            }
             None => None,
         };
         let seq = match hinted {
@@ -279,7 +302,13 @@ impl Catalog {
                 let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
                 listed
                     .iter()
-                    .filter_map(|m| m.location.filename()?.strip_suffix(".json")?.parse::<u64>().ok())
+                    .filter_map(|m| {
+                        m.location
+                            .filename()?
+                            .strip_suffix(".json")?
+                            .parse::<u64>()
+                            .ok()
+                    })
                     .max()
             }
         };
@@ -287,13 +316,19 @@ impl Catalog {
         let path = checkpoint_path(seq);
         match self.get(&path).await? {
             Some(bytes) => Ok(Some(Self::decode(&path, &bytes)?)),
-            None => Err(CatalogError::Inconsistent { seq, reason: format!("checkpoint {path} is missing") }),
+            None => Err(CatalogError::Inconsistent {
+                seq,
+                reason: format!("checkpoint {path} is missing"),
+            }),
         }
     }
 
     /// Loads the current state: the newest checkpoint plus the entries after it.
     pub async fn load(&self) -> Result<Snapshot, CatalogError> {
-        let mut snapshot = self.latest_checkpoint().await?.unwrap_or_else(Snapshot::empty);
+        let mut snapshot = self
+            .latest_checkpoint()
+            .await?
+            .unwrap_or_else(Snapshot::empty);
         self.refresh(&mut snapshot).await?;
         Ok(snapshot)
     }
@@ -302,10 +337,15 @@ impl Catalog {
     pub async fn refresh(&self, snapshot: &mut Snapshot) -> Result<(), CatalogError> {
         loop {
             let path = entry_path(snapshot.seq + 1);
-            let Some(bytes) = self.get(&path).await? else { return Ok(()) };
+            let Some(bytes) = self.get(&path).await? else {
+                return Ok(());
+            };
             let entry: Entry = Self::decode(&path, &bytes)?;
             if entry.prev != snapshot.head {
-                tracing::warn!(seq = entry.seq, "catalog entry does not chain to its predecessor; run `strata verify`");
+                tracing::warn!(
+                    seq = entry.seq,
+                    "catalog entry does not chain to its predecessor; run `strata verify`"
+                );
             }
             snapshot.apply(&entry, sha256_hex(&bytes))?;
         }
@@ -340,11 +380,22 @@ impl Catalog {
                 sources: draft.sources.iter().map(|(s, _)| s.clone()).collect(),
             };
             let bytes = serde_json::to_vec_pretty(&entry).expect("entries serialize");
-            let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-            match self.store.put_opts(&entry_path(entry.seq), PutPayload::from(bytes.clone()), options).await {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            match self
+                .store
+                .put_opts(
+                    &entry_path(entry.seq),
+                    PutPayload::from(bytes.clone()),
+                    options,
+                )
+                .await
+            {
                 Ok(_) => {
                     snapshot.apply(&entry, sha256_hex(&bytes))?;
-                    if entry.seq % self.checkpoint_interval == 0 {
+                    if entry.seq.is_multiple_of(self.checkpoint_interval) {
                         self.write_checkpoint(snapshot).await;
                     }
                     return Ok(entry.seq);
@@ -353,23 +404,39 @@ impl Catalog {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(CatalogError::Conflict(format!("gave up after {MAX_COMMIT_ATTEMPTS} concurrent commits")))
+        Err(CatalogError::Conflict(format!(
+            "gave up after {MAX_COMMIT_ATTEMPTS} concurrent commits"
+        )))
     }
 
     /// Writes a checkpoint of `snapshot`. Best effort: a missing checkpoint
     /// only makes loading read more entries, so failures are logged, not raised.
     pub async fn write_checkpoint(&self, snapshot: &Snapshot) {
         let bytes = serde_json::to_vec(snapshot).expect("snapshots serialize");
-        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-        let written = match self.store.put_opts(&checkpoint_path(snapshot.seq), bytes.into(), options).await {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let written = match self
+            .store
+            .put_opts(&checkpoint_path(snapshot.seq), bytes.into(), options)
+            .await
+        {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {
-                let hint = serde_json::to_vec(&LastCheckpoint { seq: snapshot.seq }).expect("serializes");
-                self.store.put(&last_checkpoint_path(), hint.into()).await.map(|_| ())
+                let hint =
+                    serde_json::to_vec(&LastCheckpoint { seq: snapshot.seq }).expect("serializes");
+                self.store
+                    .put(&last_checkpoint_path(), hint.into())
+                    .await
+                    .map(|_| ())
             }
             Err(e) => Err(e),
         };
         if let Err(e) = written {
-            tracing::warn!(seq = snapshot.seq, "could not write catalog checkpoint: {e}");
+            tracing::warn!(
+                seq = snapshot.seq,
+                "could not write catalog checkpoint: {e}"
+            );
         }
     }
 }
@@ -407,9 +474,15 @@ mod tests {
         let catalog = Catalog::new(Arc::new(InMemory::new())).with_checkpoint_interval(3);
         let mut snap = catalog.load().await.unwrap();
         for i in 0..7 {
-            catalog.commit(&mut snap, add(&[&format!("f{i}")])).await.unwrap();
+            catalog
+                .commit(&mut snap, add(&[&format!("f{i}")]))
+                .await
+                .unwrap();
         }
-        let mut remove = Draft { operation: "compact".into(), ..Default::default() };
+        let mut remove = Draft {
+            operation: "compact".into(),
+            ..Default::default()
+        };
         remove.remove = vec![file("f0"), file("f1")];
         catalog.commit(&mut snap, remove).await.unwrap();
         assert_eq!(snap.seq, 8);
@@ -469,8 +542,14 @@ mod tests {
     async fn removing_a_missing_file_is_a_conflict() {
         let catalog = Catalog::new(Arc::new(InMemory::new()));
         let mut snap = catalog.load().await.unwrap();
-        let draft = Draft { remove: vec![file("nope")], ..Default::default() };
-        assert!(matches!(catalog.commit(&mut snap, draft).await, Err(CatalogError::Conflict(_))));
+        let draft = Draft {
+            remove: vec![file("nope")],
+            ..Default::default()
+        };
+        assert!(matches!(
+            catalog.commit(&mut snap, draft).await,
+            Err(CatalogError::Conflict(_))
+        ));
         assert_eq!(snap.seq, 0);
     }
 }

@@ -30,7 +30,12 @@ impl PartitionKey {
     /// The partition of an event at `ts_micros` (UTC).
     pub fn of(tenant: &str, family: Family, ts_micros: i64) -> PartitionKey {
         let t = DateTime::<Utc>::from_timestamp_micros(ts_micros).expect("validated timestamp");
-        PartitionKey { tenant: tenant.to_string(), family, year: t.year(), month: t.month() }
+        PartitionKey {
+            tenant: tenant.to_string(),
+            family,
+            year: t.year(),
+            month: t.month(),
+        }
     }
 
     /// The partition a catalogued file belongs to.
@@ -51,7 +56,12 @@ impl PartitionKey {
 
     /// `tenant=…/family=…/month=…`, the partition's directory.
     pub fn dir(&self) -> String {
-        format!("tenant={}/family={}/month={}", self.tenant, self.family, self.month_label())
+        format!(
+            "tenant={}/family={}/month={}",
+            self.tenant,
+            self.family,
+            self.month_label()
+        )
     }
 }
 
@@ -64,7 +74,11 @@ impl std::fmt::Display for PartitionKey {
 /// A fresh, unique path for a new data file of `key`.
 pub fn data_file_path(key: &PartitionKey) -> String {
     let now = Utc::now().format("%Y%m%dT%H%M%S");
-    format!("{}/part-{now}-{:016x}.parquet", key.dir(), rand::random::<u64>())
+    format!(
+        "{}/part-{now}-{:016x}.parquet",
+        key.dir(),
+        rand::random::<u64>()
+    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod layout;
 
 pub use archive::{Archive, ArchiveError, open_archive};
 pub use catalog::{
-    Catalog, CatalogError, Draft, Entry, FileMeta, GENESIS_HASH, Snapshot, SourceProgress, sha256_hex,
+    Catalog, CatalogError, Draft, Entry, FileMeta, GENESIS_HASH, Snapshot, SourceProgress,
+    sha256_hex,
 };
 pub use layout::{CATALOG_PREFIX, PartitionKey, data_file_path};
