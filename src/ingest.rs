@@ -51,7 +51,8 @@ impl Observer for Reporter {
     fn progress(&mut self, raw_bytes: u64, events: u64) {
         if let Some(bar) = &self.bar {
             bar.set_position(raw_bytes);
-            bar.set_message(format!("{events} events"));
+            let rate = events as f64 / bar.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{events} events, {rate:.0} events/s"));
         }
     }
 }
@@ -138,7 +139,7 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
             written => format!("{:.1}x", report.input_bytes as f64 / written as f64),
         };
         eprintln!(
-            "ingested {} events, rejected {} lines; {} partitions, {} files, {} written (compression {ratio}), {} commits, {:.1} s, {:.1} MB/s",
+            "ingested {} events, rejected {} lines; {} partitions, {} files, {} written (compression {ratio}), {} commits, {:.1} s, {:.1} MB/s, {:.0} events/s",
             report.accepted(),
             report.rejected(),
             report.partitions.len(),
@@ -147,6 +148,7 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
             report.commits,
             elapsed,
             report.input_bytes as f64 / 1e6 / elapsed.max(1e-9),
+            report.accepted() as f64 / elapsed.max(1e-9),
         );
     }
     if !args.no_compact && report.files > 0 {

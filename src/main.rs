@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
+use strata_store::Missing;
 
 /// Exit status when every input was read but some lines were rejected.
 const EXIT_REJECTED: u8 = 3;
@@ -39,14 +40,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let archive = || strata_store::open_archive(&cli.archive).map_err(anyhow::Error::from);
+    let archive = |missing| strata_store::open_archive(&cli.archive, missing);
     match cli.command {
-        Command::Ingest(args) => ingest::run(&archive()?, args).await,
-        Command::Compact(args) => ingest::compact(&archive()?, args).await,
-        Command::Sql(args) => sql::run(&archive()?, args).await,
-        Command::Status => sql::status(&archive()?).await,
+        Command::Ingest(args) => ingest::run(&archive(Missing::Create)?, args).await,
+        Command::Compact(args) => ingest::compact(&archive(Missing::Fail)?, args).await,
+        Command::Sql(args) => sql::run(&archive(Missing::Fail)?, args).await,
+        Command::Status => sql::status(&archive(Missing::Fail)?).await,
         Command::Gen(args) => demo::generate(args),
-        Command::Demo(args) => demo::run(&archive()?, args).await,
+        Command::Demo(args) => demo::run(&archive(Missing::Create)?, args).await,
     }
 }
 

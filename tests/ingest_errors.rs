@@ -101,6 +101,13 @@ fn unreadable_inputs_and_empty_archives_give_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/file.ndjson"));
     let out = run_expect(strata(&archive).args(["sql", "SELECT 1"]), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing has been committed"));
+    let missing = dir.path().join("typo");
+    let out = run_expect(strata(&missing).arg("status"), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no archive at"));
+    assert!(
+        !missing.exists(),
+        "reading commands never create the archive folder"
+    );
     let out = run_expect(
         strata(&archive).args(["--archive", "ftp://x/y", "status"]),
         1,

@@ -15,6 +15,9 @@ pub enum ArchiveError {
     /// The location is neither a path nor an `s3://` URL.
     #[error("unsupported archive location {0:?}: use a local path or s3://bucket/prefix")]
     Unsupported(String),
+    /// A command that only reads was pointed at a folder that does not exist.
+    #[error("no archive at {0}: the folder does not exist (check --archive or STRATA_ARCHIVE)")]
+    NotFound(String),
     /// A local archive folder could not be created or opened.
     #[error("cannot open archive folder {path}: {source}")]
     Local {
@@ -52,10 +55,19 @@ impl std::fmt::Debug for Archive {
     }
 }
 
-/// Opens the archive at `location`: a local folder (created when missing) or
-/// `s3://bucket[/prefix]`, configured by the usual `AWS_*` variables
-/// (`AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, `AWS_ACCESS_KEY_ID`, ...).
-pub fn open_archive(location: &str) -> Result<Archive, ArchiveError> {
+/// How to treat a local archive folder that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Create it (commands that write).
+    Create,
+    /// Fail with [`ArchiveError::NotFound`] (commands that only read).
+    Fail,
+}
+
+/// Opens the archive at `location`: a local folder or `s3://bucket[/prefix]`,
+/// configured by the usual `AWS_*` variables (`AWS_ENDPOINT_URL`,
+/// `AWS_ALLOW_HTTP`, `AWS_ACCESS_KEY_ID`, ...).
+pub fn open_archive(location: &str, missing: Missing) -> Result<Archive, ArchiveError> {
     let store: Arc<dyn ObjectStore> = if let Some(rest) = location.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
@@ -81,6 +93,9 @@ pub fn open_archive(location: &str) -> Result<Archive, ArchiveError> {
             path: location.to_string(),
             source,
         };
+        if missing == Missing::Fail && !std::path::Path::new(location).exists() {
+            return Err(ArchiveError::NotFound(location.to_string()));
+        }
         std::fs::create_dir_all(location).map_err(local)?;
         let root = std::fs::canonicalize(location).map_err(local)?;
         let fs = LocalFileSystem::new_with_prefix(&root).map_err(|source| ArchiveError::Store {
@@ -102,16 +117,19 @@ mod tests {
 
     #[test]
     fn rejects_unknown_schemes() {
-        let err = open_archive("gs://bucket/x").unwrap_err();
+        let err = open_archive("gs://bucket/x", Missing::Create).unwrap_err();
         assert!(err.to_string().contains("gs://bucket/x"), "{err}");
-        assert!(open_archive("s3://").is_err());
+        assert!(open_archive("s3://", Missing::Create).is_err());
     }
 
     #[test]
-    fn creates_a_missing_local_folder() {
+    fn creates_a_missing_local_folder_only_when_asked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/archive");
-        let archive = open_archive(path.to_str().unwrap()).unwrap();
+        let err = open_archive(path.to_str().unwrap(), Missing::Fail).unwrap_err();
+        assert!(matches!(err, ArchiveError::NotFound(_)), "{err}");
+        assert!(!path.exists());
+        let archive = open_archive(path.to_str().unwrap(), Missing::Create).unwrap();
         assert!(path.is_dir());
         assert_eq!(archive.location, path.to_str().unwrap());
     }

@@ -6,7 +6,7 @@ mod archive;
 mod catalog;
 mod layout;
 
-pub use archive::{Archive, ArchiveError, open_archive};
+pub use archive::{Archive, ArchiveError, Missing, open_archive};
 pub use catalog::{
     Catalog, CatalogError, Draft, Entry, FileMeta, GENESIS_HASH, Snapshot, SourceProgress,
     sha256_hex,
