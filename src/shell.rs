@@ -74,16 +74,7 @@ pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
                     continue;
                 }
             };
-            report(
-                crate::sql::execute(
-                    session,
-                    &sql,
-                    Format::Table,
-                    Box::new(std::io::stdout()),
-                    false,
-                )
-                .await,
-            );
+            show(session, &sql, false).await;
             continue;
         }
         statement.push_str(&line);
@@ -93,16 +84,7 @@ pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
         }
         let sql = std::mem::take(&mut statement);
         let _ = editor.add_history_entry(sql.trim());
-        report(
-            crate::sql::execute(
-                session,
-                &sql,
-                Format::Table,
-                Box::new(std::io::stdout()),
-                stats,
-            )
-            .await,
-        );
+        show(session, &sql, stats).await;
     }
     if let Some(path) = &history {
         let _ = editor.save_history(path); // losing history is not worth failing the session
@@ -110,8 +92,10 @@ pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(result: anyhow::Result<()>) {
-    if let Err(e) = result {
+/// Runs one statement and prints its result as a table, or its error; the shell goes on either way.
+async fn show(session: &QuerySession, sql: &str, stats: bool) {
+    let stdout = Box::new(std::io::stdout());
+    if let Err(e) = crate::sql::execute(session, sql, Format::Table, stdout, stats).await {
         eprintln!("error: {e:#}");
     }
 }

@@ -12,7 +12,7 @@ use strata_store::{Archive, Draft, FileMeta, PartitionKey};
 use tokio::runtime::Handle;
 
 use crate::encode::{ZSTD_LEVEL_DEFAULT, encode_sorted, read_file};
-use crate::ingest::IngestError;
+use crate::ingest::{IngestError, upload};
 
 /// Tuning of a compaction.
 #[derive(Debug, Clone)]
@@ -112,14 +112,7 @@ pub async fn compact(
                 })
                 .await
                 .map_err(|e| IngestError::Task(e.to_string()))??;
-            archive
-                .store
-                .put(&Path::from(meta.path.as_str()), merged.into())
-                .await
-                .map_err(|source| IngestError::Write {
-                    path: meta.path.clone(),
-                    source,
-                })?;
+            let meta = upload(archive.store.as_ref(), merged, meta).await?;
             report.partitions += 1;
             report.files_removed += group.len();
             report.bytes_removed += group.iter().map(|f| f.size).sum::<u64>();

@@ -200,6 +200,24 @@ struct Run<O> {
     events: u64,
 }
 
+/// Stores a new data file at its catalog path.
+pub(crate) async fn upload(
+    store: &dyn object_store::ObjectStore,
+    bytes: Bytes,
+    meta: FileMeta,
+) -> Result<FileMeta, IngestError> {
+    match store
+        .put(&Path::from(meta.path.as_str()), bytes.into())
+        .await
+    {
+        Ok(_) => Ok(meta),
+        Err(source) => Err(IngestError::Write {
+            path: meta.path,
+            source,
+        }),
+    }
+}
+
 /// The progress to record after `line_no`: this run's counts on top of the
 /// totals committed before it started.
 fn advanced(
@@ -397,19 +415,7 @@ impl<O: Observer> Run<O> {
         let store = self.archive.store.clone();
         self.handle.block_on(async {
             futures::stream::iter(encoded)
-                .map(|(bytes, meta)| {
-                    let store = store.clone();
-                    async move {
-                        store
-                            .put(&Path::from(meta.path.as_str()), bytes.into())
-                            .await
-                            .map_err(|source| IngestError::Write {
-                                path: meta.path.clone(),
-                                source,
-                            })?;
-                        Ok::<_, IngestError>(meta)
-                    }
-                })
+                .map(|(bytes, meta)| upload(store.as_ref(), bytes, meta))
                 .buffer_unordered(8)
                 .try_collect()
                 .await
