@@ -54,6 +54,15 @@ impl Prune {
                 self.add(left);
                 self.add(right);
             }
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => {
+                let left = Prune::from_filters(std::slice::from_ref(left.as_ref()));
+                let right = Prune::from_filters(std::slice::from_ref(right.as_ref()));
+                self.intersect(left.union(right));
+            }
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 if let (Some(column), Some(value)) = (column_name(left), literal(right)) {
                     self.compare(column, *op, value);
@@ -89,6 +98,35 @@ impl Prune {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Constraints that hold when either `self` or `other` does.
+    fn union(self, other: Prune) -> Prune {
+        let either = |a: Option<BTreeSet<String>>, b: Option<BTreeSet<String>>| {
+            Some(a?.union(&b?).cloned().collect())
+        };
+        Prune {
+            tenants: either(self.tenants, other.tenants),
+            families: either(self.families, other.families),
+            ts_min: self.ts_min.zip(other.ts_min).map(|(a, b)| a.min(b)),
+            ts_max: self.ts_max.zip(other.ts_max).map(|(a, b)| a.max(b)),
+        }
+    }
+
+    /// Adds `other`'s constraints to these.
+    fn intersect(&mut self, other: Prune) {
+        if let Some(tenants) = other.tenants {
+            self.restrict("tenant", tenants);
+        }
+        if let Some(families) = other.families {
+            self.restrict("family", families);
+        }
+        if let Some(min) = other.ts_min {
+            self.ts_min = Some(self.ts_min.map_or(min, |m| m.max(min)));
+        }
+        if let Some(max) = other.ts_max {
+            self.ts_max = Some(self.ts_max.map_or(max, |m| m.min(max)));
         }
     }
 
@@ -225,12 +263,38 @@ mod tests {
     }
 
     #[test]
-    fn disjunctions_and_negations_do_not_prune() {
+    fn negations_do_not_prune() {
         let prune = Prune::from_filters(&[
-            col("tenant").eq(lit("a")).or(col("tenant").eq(lit("b"))),
             in_list(col("family"), vec![lit("access")], true),
             col("tenant").not_eq(lit("z")),
+            !col("ts").gt(ts(5)),
         ]);
         assert_eq!(prune, Prune::default());
+    }
+
+    #[test]
+    fn disjunctions_keep_what_either_side_keeps() {
+        let prune =
+            Prune::from_filters(&[col("tenant").eq(lit("a")).or(col("tenant").eq(lit("b")))]);
+        assert_eq!(
+            prune.tenants,
+            Some(BTreeSet::from(["a".to_string(), "b".to_string()]))
+        );
+        let ranges = Prune::from_filters(&[col("ts")
+            .between(ts(10), ts(20))
+            .or(col("ts").between(ts(40), ts(50)))
+            .and(col("family").eq(lit("access")))]);
+        assert_eq!((ranges.ts_min, ranges.ts_max), (Some(10), Some(50)));
+        assert!(
+            ranges.keeps(&file("t", "access", 30, 35)),
+            "a hull, not exact ranges: kept"
+        );
+        assert!(!ranges.keeps(&file("t", "access", 51, 60)));
+        assert!(!ranges.keeps(&file("t", "technical", 10, 20)));
+        // One side unconstrained: the disjunction constrains nothing.
+        let open = Prune::from_filters(&[col("tenant")
+            .eq(lit("a"))
+            .or(col("action").eq(lit("login")))]);
+        assert_eq!(open, Prune::default());
     }
 }
