@@ -46,15 +46,35 @@ pub enum Command {
     #[command(after_help = SQL_EXAMPLES)]
     Sql(SqlArgs),
     /// Merge each partition's small files into larger ones.
+    #[command(after_help = COMPACT_EXAMPLES)]
     Compact(CompactArgs),
     /// Summarise the archive's catalog: commits, partitions, files, bytes.
+    #[command(after_help = "Example:\n  strata --archive s3://audit-logs/prod status")]
     Status,
     /// Write realistic synthetic BPO compliance events as NDJSON.
     #[command(after_help = GEN_EXAMPLES)]
     Gen(GenArgs),
     /// Generate a sample year of events, ingest it and run audit queries.
+    #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
 }
+
+const COMPACT_EXAMPLES: &str = "\
+Ingest compacts the partitions it touched already; run this after many small ingests
+(for example one per hour) to merge what they left. Merged files replace their sources
+in one catalog commit, so queries never see both or neither.
+
+Examples:
+  strata compact
+  strata compact --target-mib 512";
+
+const DEMO_EXAMPLES: &str = "\
+The events are generated once into the system's temporary folder and reused; rerunning
+the demo on the same archive shows the input is recognised and not ingested twice.
+
+Examples:
+  strata demo
+  strata --archive /tmp/demo-archive demo --events 1000000";
 
 const INGEST_EXAMPLES: &str = "\
 Each line must be a JSON object with at least ts, tenant, family and action (see README).

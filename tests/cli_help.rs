@@ -67,9 +67,9 @@ fn subcommand_help_explains_options_with_examples() {
                 "Examples:",
             ],
         ),
-        ("demo", &["--events"]),
-        ("compact", &["--target-mib"]),
-        ("status", &["catalog"]),
+        ("demo", &["--events", "Examples:"]),
+        ("compact", &["--target-mib", "Examples:"]),
+        ("status", &["catalog", "Example:"]),
     ];
     for (command, words) in cases {
         let text = help(&[command]);

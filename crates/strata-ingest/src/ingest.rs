@@ -221,7 +221,6 @@ pub(crate) async fn upload(
 /// The progress to record after `line_no`: this run's counts on top of the
 /// totals committed before it started.
 fn advanced(
-    current: &SourceProgress,
     before: &SourceProgress,
     run: &SourceReport,
     line_no: u64,
@@ -232,7 +231,7 @@ fn advanced(
         accepted: before.accepted + run.accepted,
         rejected: before.rejected + run.rejected,
         complete,
-        ..current.clone()
+        ..before.clone()
     }
 }
 
@@ -246,9 +245,9 @@ impl<O: Observer> Run<O> {
             path: path.clone(),
             source,
         };
-        let id = match input {
+        let (id, hashed_len) = match input {
             Input::File(p) => hash_file(p).map_err(read_err)?,
-            Input::Stdin => format!("stdin-{:016x}", rand::random::<u64>()),
+            Input::Stdin => (format!("stdin-{:016x}", rand::random::<u64>()), u64::MAX),
         };
         let mut snapshot = self.handle.block_on(self.archive.catalog.load())?;
         let mut progress = snapshot
@@ -283,7 +282,7 @@ impl<O: Observer> Run<O> {
         let totals_before = progress.clone();
 
         self.raw_bytes.store(0, Ordering::Relaxed);
-        let mut reader = open_lines(input, self.raw_bytes.clone()).map_err(read_err)?;
+        let mut reader = open_lines(input, hashed_len, self.raw_bytes.clone()).map_err(read_err)?;
         let mut line = Vec::with_capacity(4096);
         let mut line_no = 0u64;
         let mut buffered = 0u64;
@@ -329,12 +328,12 @@ impl<O: Observer> Run<O> {
                 );
             }
             if buffered >= self.options.chunk_bytes {
-                let next = advanced(&progress, &totals_before, &source, line_no, false);
+                let next = advanced(&totals_before, &source, line_no, false);
                 self.commit_chunk(&mut snapshot, &mut buffers, &mut progress, next)?;
                 buffered = 0;
             }
         }
-        let next = advanced(&progress, &totals_before, &source, line_no, true);
+        let next = advanced(&totals_before, &source, line_no, true);
         self.commit_chunk(&mut snapshot, &mut buffers, &mut progress, next)?;
         self.raw_done += self.raw_bytes.load(Ordering::Relaxed);
         self.observer.progress(self.raw_done, self.events);

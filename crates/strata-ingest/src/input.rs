@@ -59,27 +59,33 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// SHA-256 of a file's bytes, streamed.
-pub(crate) fn hash_file(path: &std::path::Path) -> io::Result<String> {
+/// SHA-256 of a file's bytes, streamed, and how many bytes it covers.
+pub(crate) fn hash_file(path: &std::path::Path) -> io::Result<(String, u64)> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0;
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
-            return Ok(hex::encode(hasher.finalize()));
+            return Ok((hex::encode(hasher.finalize()), len));
         }
         hasher.update(&buf[..n]);
+        len += n as u64;
     }
 }
 
 /// Opens `input` as a line reader over its decompressed bytes; `raw_bytes`
-/// counts the bytes read before decompression.
+/// counts the bytes read before decompression. A file is read only up to
+/// `hashed_len`, the length its content hash covers, so that bytes appended
+/// after hashing are never committed under that hash.
 pub(crate) fn open_lines(
     input: &Input,
+    hashed_len: u64,
     raw_bytes: Arc<AtomicU64>,
 ) -> io::Result<Box<dyn BufRead + Send>> {
     let raw: Box<dyn Read + Send> = match input {
-        Input::File(p) => Box::new(File::open(p)?),
+        Input::File(p) => Box::new(File::open(p)?.take(hashed_len)),
         Input::Stdin => Box::new(io::stdin()),
     };
     let mut raw = BufReader::with_capacity(
@@ -107,7 +113,7 @@ mod tests {
 
     fn read_all(input: &Input) -> String {
         let mut s = String::new();
-        open_lines(input, Arc::default())
+        open_lines(input, u64::MAX, Arc::default())
             .unwrap()
             .read_to_string(&mut s)
             .unwrap();
@@ -144,5 +150,25 @@ mod tests {
         assert_eq!(hash_file(&a).unwrap(), hash_file(&b).unwrap());
         std::fs::write(&b, "other").unwrap();
         assert_ne!(hash_file(&a).unwrap(), hash_file(&b).unwrap());
+    }
+
+    #[test]
+    fn bytes_appended_after_hashing_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.ndjson");
+        std::fs::write(&path, "line 1\n").unwrap();
+        let (_, len) = hash_file(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"line 2\n")
+            .unwrap();
+        let mut text = String::new();
+        open_lines(&Input::File(path), len, Arc::default())
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "line 1\n");
     }
 }
