@@ -10,3 +10,4 @@ if ! .venv/bin/python -c "import duckdb; assert duckdb.__version__ == '$DUCKDB_V
 fi
 export STRATA_TEST_PYTHON="$PWD/.venv/bin/python"
 cargo test --workspace --all-targets "$@"
+cargo test --workspace --doc "$@"
