@@ -9,5 +9,6 @@ if ! .venv/bin/python -c "import duckdb; assert duckdb.__version__ == '$DUCKDB_V
   .venv/bin/pip install --quiet --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
 fi
 export STRATA_TEST_PYTHON="$PWD/.venv/bin/python"
-cargo test --workspace --all-targets "$@"
+# Doctests first: the run should close on the summary of the real test binaries.
 cargo test --workspace --doc "$@"
+cargo test --workspace --all-targets "$@"
