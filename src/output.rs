@@ -69,7 +69,10 @@ impl Sink {
     fn finish(self) -> anyhow::Result<()> {
         match self {
             Sink::Table(batches, mut out) => {
-                let table = arrow::util::pretty::pretty_format_batches(&batches)?;
+                // Auditors must tell a missing value from an empty one.
+                let options = FormatOptions::default().with_null("NULL");
+                let table =
+                    arrow::util::pretty::pretty_format_batches_with_options(&batches, &options)?;
                 writeln!(out, "{table}")?;
                 out.flush()?;
             }
