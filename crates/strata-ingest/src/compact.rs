@@ -121,9 +121,10 @@ pub async fn compact(
             draft.remove.extend(group.iter().cloned());
             draft.add.push(meta);
         }
-        archive.catalog.commit(&mut snapshot, draft.clone()).await?;
+        let merged_away = draft.remove.clone();
+        archive.catalog.commit(&mut snapshot, draft).await?;
         // Deleting after the commit: a crash here leaves unreferenced objects, never missing ones.
-        for file in &draft.remove {
+        for file in &merged_away {
             if let Err(e) = archive.store.delete(&Path::from(file.path.as_str())).await {
                 tracing::warn!("compacted file {} not deleted: {e}", file.path);
             }
