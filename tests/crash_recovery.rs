@@ -94,3 +94,67 @@ fn kill_9_during_ingest_then_rerun_keeps_every_line_exactly_once() {
         "{on_disk} parquet objects, {catalogued} in the catalog"
     );
 }
+
+#[test]
+fn kill_9_during_compaction_never_loses_or_doubles_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.ndjson");
+    let events = 60_000u64;
+    generate(
+        &input,
+        &[
+            "--events",
+            &events.to_string(),
+            "--tenants",
+            "4",
+            "--days",
+            "60",
+        ],
+    );
+    let archive = dir.path().join("archive");
+    // Many small files per partition, left for compaction.
+    run_ok(
+        strata(&archive)
+            .args(["ingest", "--quiet", "--no-compact", "--chunk-mib", "1"])
+            .arg(&input),
+    );
+    let files_before = count(&archive, "SELECT count(*) AS n FROM strata_files");
+    for delay_ms in [30, 120, 400] {
+        let mut child = strata(&archive)
+            .arg("compact")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL, or nothing if it already finished
+        child.wait().unwrap();
+        assert_eq!(
+            count(&archive, "SELECT count(*) AS n FROM events"),
+            events,
+            "after a kill at {delay_ms} ms"
+        );
+        assert_eq!(
+            count(&archive, "SELECT count(DISTINCT event_id) AS n FROM events"),
+            events
+        );
+    }
+    run_ok(strata(&archive).arg("compact"));
+    let files_after = count(&archive, "SELECT count(*) AS n FROM strata_files");
+    let partitions = count(
+        &archive,
+        "SELECT count(*) AS n FROM (SELECT DISTINCT tenant, family, month FROM strata_files)",
+    );
+    assert_eq!(
+        files_after, partitions,
+        "compaction finishes: one file per partition"
+    );
+    assert!(
+        files_before > files_after,
+        "{files_before} files before, {files_after} after"
+    );
+    assert_eq!(
+        count(&archive, "SELECT count(DISTINCT event_id) AS n FROM events"),
+        events
+    );
+}
