@@ -140,11 +140,7 @@ fn kill_9_during_compaction_never_loses_or_doubles_rows() {
         );
     }
     run_ok(strata(&archive).arg("compact"));
-    let files_after = count(&archive, "SELECT count(*) AS n FROM strata_files");
-    let partitions = count(
-        &archive,
-        "SELECT count(*) AS n FROM (SELECT DISTINCT tenant, family, month FROM strata_files)",
-    );
+    let (files_after, partitions) = files_and_partitions(&archive);
     assert_eq!(
         files_after, partitions,
         "compaction finishes: one file per partition"

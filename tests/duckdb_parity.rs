@@ -140,11 +140,7 @@ fn audit_queries_match_duckdb_over_the_raw_ndjson() {
             .args(["ingest", "--chunk-mib", "4"])
             .arg(&input),
     );
-    let files = count(&archive, "SELECT count(*) AS n FROM strata_files");
-    let partitions = count(
-        &archive,
-        "SELECT count(*) AS n FROM (SELECT DISTINCT tenant, family, month FROM strata_files)",
-    );
+    let (files, partitions) = files_and_partitions(&archive);
     assert_eq!(
         files, partitions,
         "compaction leaves one file per partition"

@@ -64,6 +64,16 @@ pub fn count(archive: &Path, sql: &str) -> u64 {
         .unwrap_or_else(|| panic!("{sql}: {rows:?}"))
 }
 
+/// Catalogued files and distinct (tenant, family, month) partitions of the archive.
+pub fn files_and_partitions(archive: &Path) -> (u64, u64) {
+    let files = count(archive, "SELECT count(*) AS n FROM strata_files");
+    let partitions = count(
+        archive,
+        "SELECT count(*) AS n FROM (SELECT DISTINCT tenant, family, month FROM strata_files)",
+    );
+    (files, partitions)
+}
+
 /// The Python interpreter with the `duckdb` package: `STRATA_TEST_PYTHON`
 /// (set by `scripts/test.sh`), else `.venv/bin/python` in the checkout.
 pub fn python() -> PathBuf {

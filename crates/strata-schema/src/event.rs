@@ -15,7 +15,7 @@ use chrono::{DateTime, Datelike};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::contract::{FieldKind, contract};
+use crate::contract::{FieldKind, FieldSpec, contract};
 
 /// The three log families of the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,7 +116,7 @@ fn describe(err: serde_json::Error) -> String {
 
 /// Per-column parsing facts, looked up by JSON key.
 struct ColumnIndex {
-    by_name: HashMap<&'static str, (usize, FieldKind)>,
+    by_name: HashMap<&'static str, (usize, &'static FieldSpec)>,
     attrs: usize,
     required: Vec<(usize, &'static str)>,
     defaults: Vec<(usize, &'static str)>,
@@ -129,9 +129,7 @@ fn column_index() -> &'static ColumnIndex {
         let c = contract();
         let input = || c.fields.iter().enumerate().filter(|(_, f)| !f.system);
         ColumnIndex {
-            by_name: input()
-                .map(|(i, f)| (f.name.as_str(), (i, f.kind)))
-                .collect(),
+            by_name: input().map(|(i, f)| (f.name.as_str(), (i, f))).collect(),
             attrs: c.index_of("attrs").expect("contract has attrs"),
             required: input()
                 .filter(|(_, f)| f.required)
@@ -161,8 +159,8 @@ impl<'de> Visitor<'de> for LineVisitor {
         while let Some(key) = map.next_key::<Text<'de>>()? {
             let json: Json<'de> = map.next_value()?;
             match index.by_name.get(key.0.as_ref()) {
-                Some(&(column, kind)) => {
-                    values[column] = convert(&key.0, kind, json).map_err(de::Error::custom)?;
+                Some(&(column, spec)) => {
+                    values[column] = convert(spec, json).map_err(de::Error::custom)?;
                 }
                 None if json == Json::Null => {}
                 None => extra.push((key.0, json.into_text())),
@@ -208,11 +206,12 @@ impl<'de> Visitor<'de> for LineVisitor {
 }
 
 /// Checks one known field and converts it to its column value.
-fn convert<'a>(name: &str, kind: FieldKind, json: Json<'a>) -> Result<Value<'a>, String> {
+fn convert<'a>(spec: &'static FieldSpec, json: Json<'a>) -> Result<Value<'a>, String> {
     if json == Json::Null {
         return Ok(Value::Null);
     }
-    match kind {
+    let name = spec.name.as_str();
+    match spec.kind {
         FieldKind::Timestamp => parse_ts(&json)
             .map(Value::Timestamp)
             .map_err(|why| format!("field `{name}`: {why}")),
@@ -228,11 +227,8 @@ fn convert<'a>(name: &str, kind: FieldKind, json: Json<'a>) -> Result<Value<'a>,
         }
         FieldKind::Enum => {
             let text = expect_text(name, json)?;
-            let spec = contract()
-                .field(name)
-                .expect("enum field is in the contract");
             match spec.values.iter().find(|v| **v == text) {
-                Some(v) => Ok(Value::Text(Cow::Owned(v.clone()))),
+                Some(v) => Ok(Value::Text(Cow::Borrowed(v.as_str()))),
                 None => Err(format!(
                     "field `{name}`: unknown value {text:?} (expected one of {})",
                     spec.values.join(", ")
@@ -241,7 +237,7 @@ fn convert<'a>(name: &str, kind: FieldKind, json: Json<'a>) -> Result<Value<'a>,
         }
         FieldKind::String => {
             let text = expect_text(name, json)?;
-            if text.is_empty() && contract().field(name).is_some_and(|f| f.required) {
+            if text.is_empty() && spec.required {
                 return Err(format!("field `{name}` must not be empty"));
             }
             Ok(Value::Text(text))
