@@ -15,6 +15,7 @@ Examples:
   strata ingest events.ndjson logs/*.ndjson.gz  load NDJSON (plain, gzip or zstd)
   strata sql \"SELECT tenant, count(*) FROM events GROUP BY tenant\"
   strata sql                                    interactive SQL shell
+  strata verify --deep                          prove nothing was edited, dropped or added
   STRATA_ARCHIVE=s3://audit-logs/prod strata status";
 
 /// Top-level command line.
@@ -30,6 +31,16 @@ pub struct Cli {
         default_value = "./strata-archive"
     )]
     pub archive: String,
+
+    /// The keyring file holding the archive signing key (made on first write, mode 0600).
+    /// Keep it outside the archive. Default: ~/.config/strata/keyring.json.
+    #[arg(long, global = true, env = "STRATA_KEYRING", value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+
+    /// Also copy every signed checkpoint to this folder or s3:// URL, outside the archive's
+    /// reach, as <size>.note and latest.note (for `strata verify --trusted`).
+    #[arg(long, global = true, env = "STRATA_WITNESS", value_name = "DIR_OR_URL")]
+    pub witness: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -48,6 +59,15 @@ pub enum Command {
     /// Merge each partition's small files into larger ones.
     #[command(after_help = COMPACT_EXAMPLES)]
     Compact(CompactArgs),
+    /// Prove the archive intact: catalog chain, signed checkpoints, every data object.
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
+    /// Check an export folder written by `strata sql --export`.
+    #[command(after_help = VERIFY_EXPORT_EXAMPLES)]
+    VerifyExport(VerifyExportArgs),
+    /// Show the archive signing key, for auditors to pin.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Summarise the archive's catalog: commits, partitions, files, bytes.
     #[command(after_help = "Example:\n  strata --archive s3://audit-logs/prod status")]
     Status,
@@ -58,6 +78,31 @@ pub enum Command {
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
 }
+
+const VERIFY_EXAMPLES: &str = "\
+Replays the catalog from its first entry: checks the hash chain, rebuilds the Merkle tree
+and compares it with every signed checkpoint, then lists the store and checks every object.
+Findings, each with the object's path:
+  MODIFIED        a file's size or bytes differ from what was committed
+  MISSING         a committed file is gone and no entry removed it
+  UNSEALED        an object no entry lists, or entries no signed checkpoint covers
+  CHAIN_BROKEN    a catalog entry was edited, removed or reordered
+  BAD_SIGNATURE   a checkpoint is not signed by the pinned key
+  TRUNCATED       the log is shorter than a checkpoint (or --trusted) says it was
+  ROLLED_BACK     the log is not an extension of the --trusted checkpoint
+Exit status: 0 intact, 2 findings, 1 could not verify.
+
+Examples:
+  strata verify                                   sizes of all files, hashes of a sample
+  strata verify --deep --json > verify.json       rehash every file, machine-readable
+  strata verify --key \"$(cat pinned.vkey)\" --trusted /mnt/witness/latest.note";
+
+const VERIFY_EXPORT_EXAMPLES: &str = "\
+Checks the manifest's signature, the archive checkpoint it names and each file's SHA-256,
+and that no file was added. Exit status: 0 intact, 2 findings, 1 could not verify.
+
+Example:
+  strata verify-export --key \"$(cat pinned.vkey)\" ./export-2025-q1";
 
 const COMPACT_EXAMPLES: &str = "\
 Ingest compacts the partitions it touched already; run this after many small ingests
@@ -96,7 +141,9 @@ Examples:
               AND tenant = 'acme-health' AND ts >= '2025-03-01' AND ts < '2025-04-01'
               GROUP BY user ORDER BY 2 DESC LIMIT 10\"
   strata sql --format csv --output exports.csv \"SELECT * FROM data_usage WHERE action = 'export'\"
-  strata sql --stats \"SELECT count(*) FROM events WHERE tenant = 'globex-bank'\"";
+  strata sql --stats \"SELECT count(*) FROM events WHERE tenant = 'globex-bank'\"
+  strata sql --export q1-exports \"SELECT * FROM data_usage WHERE action = 'export'\"
+              (result.parquet, result.csv and a signed manifest.note; see verify-export)";
 
 const GEN_EXAMPLES: &str = "\
 Examples:
@@ -153,6 +200,50 @@ pub struct SqlArgs {
     /// After the result, print on stderr how many files were pruned and bytes read.
     #[arg(long)]
     pub stats: bool,
+    /// Write the result as result.parquet and result.csv into this new folder, with a
+    /// manifest signed by the archive key naming the query and the checkpoint it ran on.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "format"])]
+    pub export: Option<PathBuf>,
+}
+
+/// Options of `strata verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Rehash every data file (default: check all sizes, rehash a random sample).
+    #[arg(long)]
+    pub deep: bool,
+    /// Files rehashed when not --deep.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub sample: usize,
+    /// A checkpoint kept outside the archive (e.g. a witness's latest.note): the log must
+    /// still contain it and only have grown since.
+    #[arg(long, value_name = "CHECKPOINT_FILE")]
+    pub trusted: Option<PathBuf>,
+    /// The verifier key checkpoints must be signed with (as `strata keys show` prints it,
+    /// or a file holding it). Default: the keyring's key.
+    #[arg(long, value_name = "VKEY_OR_FILE")]
+    pub key: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `strata verify-export`.
+#[derive(Debug, Args)]
+pub struct VerifyExportArgs {
+    /// The folder `strata sql --export` wrote.
+    pub dir: PathBuf,
+    /// The verifier key the manifest must be signed with. Default: the keyring's key.
+    #[arg(long, value_name = "VKEY_OR_FILE")]
+    pub key: Option<String>,
+}
+
+/// `strata keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the verifier key and fingerprint of the signing key (made if missing).
+    #[command(after_help = "Example:\n  strata keys show > pinned.txt")]
+    Show,
 }
 
 /// Options of `strata compact`.

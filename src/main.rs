@@ -6,13 +6,15 @@ mod ingest;
 mod output;
 mod shell;
 mod sql;
+mod verify;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
-use strata_store::Missing;
+use cli::{Cli, Command, KeysCommand};
+use strata_keys::Keyring;
+use strata_store::{Archive, Missing};
 
 /// Exit status when every input was read but some lines were rejected.
 const EXIT_REJECTED: u8 = 3;
@@ -40,15 +42,68 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let keyring = cli
+        .keyring
+        .clone()
+        .unwrap_or_else(strata_keys::default_path);
     let archive = |missing| strata_store::open_archive(&cli.archive, missing);
+    let (location, witness) = (cli.archive.clone(), cli.witness.clone());
+    let sealed = |missing| sealed_archive(&location, witness.as_deref(), &keyring, missing);
     match cli.command {
-        Command::Ingest(args) => ingest::run(&archive(Missing::Create)?, args).await,
-        Command::Compact(args) => ingest::compact(&archive(Missing::Fail)?, args).await,
-        Command::Sql(args) => sql::run(&archive(Missing::Fail)?, args).await,
+        Command::Ingest(args) => ingest::run(&sealed(Missing::Create)?, args).await,
+        Command::Compact(args) => ingest::compact(&sealed(Missing::Fail)?, args).await,
+        Command::Sql(args) => sql::run(&archive(Missing::Fail)?, &keyring, args).await,
+        Command::Verify(args) => verify::run(&archive(Missing::Fail)?, &keyring, args).await,
+        Command::VerifyExport(args) => verify::run_export(&keyring, args),
+        Command::Keys(KeysCommand::Show) => verify::show_key(&keyring),
         Command::Status => sql::status(&archive(Missing::Fail)?).await,
         Command::Gen(args) => demo::generate(args),
-        Command::Demo(args) => demo::run(&archive(Missing::Create)?, args).await,
+        Command::Demo(args) => demo::run(&sealed(Missing::Create)?, args).await,
     }
+}
+
+/// The archive for a command that commits: every commit is followed by a
+/// checkpoint signed with the keyring's key (made on first use), copied to
+/// the witness if there is one.
+fn sealed_archive(
+    location: &str,
+    witness: Option<&str>,
+    keyring: &std::path::Path,
+    missing: Missing,
+) -> anyhow::Result<Archive> {
+    let mut archive = strata_store::open_archive(location, missing)?;
+    let key = Keyring::open(keyring)?.signing_key_or_create(&signing_key_name())?;
+    let witness = match witness {
+        Some(location) => Some(strata_store::open_location(location, Missing::Create)?),
+        None => None,
+    };
+    archive.catalog = archive.catalog.with_seal(key, witness);
+    Ok(archive)
+}
+
+/// The name of a new signing key: `strata-<host>`.
+fn signing_key_name() -> String {
+    let host: String = hostname()
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c == '+' {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if host.is_empty() {
+        "strata".to_string()
+    } else {
+        format!("strata-{host}")
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Who is recorded as the actor of commits: `STRATA_ACTOR`, else `user@host`.
@@ -57,9 +112,7 @@ fn actor() -> String {
         return actor;
     }
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    let host = hostname();
     if host.is_empty() {
         user
     } else {

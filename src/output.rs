@@ -13,21 +13,27 @@ use parquet::arrow::ArrowWriter;
 
 use crate::cli::Format;
 
-/// Streams `stream` to `out` in `format`; returns the number of rows written.
+/// Streams `stream` to every output, each in its format; returns the number of rows.
 pub async fn write(
-    format: Format,
     mut stream: SendableRecordBatchStream,
-    out: Box<dyn Write + Send>,
+    outputs: Vec<(Format, Box<dyn Write + Send>)>,
 ) -> anyhow::Result<usize> {
     let schema = stream.schema();
     let mut rows = 0;
-    let mut sink = Sink::new(format, schema, out)?;
+    let mut sinks = outputs
+        .into_iter()
+        .map(|(format, out)| Sink::new(format, schema.clone(), out))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows();
-        sink.write(batch)?;
+        for sink in &mut sinks {
+            sink.write(batch.clone())?;
+        }
     }
-    sink.finish()?;
+    for sink in sinks {
+        sink.finish()?;
+    }
     Ok(rows)
 }
 

@@ -1,12 +1,17 @@
 //! `strata sql` and `strata status`.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
+use object_store::ObjectStoreExt;
+use strata_integrity::Checkpoint;
+use strata_keys::Keyring;
 use strata_query::{QuerySession, QueryStats};
 use strata_store::Archive;
+use strata_verify::export::Manifest;
 
 use crate::cli::{Format, SqlArgs};
 use crate::ingest::human_bytes;
@@ -23,12 +28,16 @@ pub async fn open(archive: &Archive) -> anyhow::Result<QuerySession> {
 }
 
 /// Runs `strata sql`.
-pub async fn run(archive: &Archive, args: SqlArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(archive: &Archive, keyring: &Path, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let session = open(archive).await?;
     let Some(query) = args.query else {
         crate::shell::run(&session).await?;
         return Ok(ExitCode::SUCCESS);
     };
+    if let Some(dir) = &args.export {
+        export(archive, &session, keyring, &query, dir).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     anyhow::ensure!(
         args.format != Format::Parquet || args.output.is_some(),
         "--format parquet needs --output FILE"
@@ -55,12 +64,92 @@ pub async fn execute(
     let started = Instant::now();
     let plan = session.plan(query).await?;
     let stream = session.execute(plan.clone())?;
-    let rows = crate::output::write(format, stream, out).await?;
+    let rows = crate::output::write(stream, vec![(format, out)]).await?;
     if stats {
         print_stats(&session.stats(&plan), rows, started.elapsed().as_secs_f64());
     }
     Ok(())
 }
+
+/// Writes a signed export of `query` into the new folder `dir`. The files
+/// are written into a temporary sibling folder that is renamed into place
+/// last, so `dir` either holds a complete signed export or does not exist.
+async fn export(
+    archive: &Archive,
+    session: &QuerySession,
+    keyring: &Path,
+    query: &str,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !dir.exists(),
+        "{} already exists: an export goes into a new folder",
+        dir.display()
+    );
+    let key = Keyring::open(keyring)?.signing_key()?;
+    let seq = session.snapshot.seq;
+    let checkpoint_path = strata_store::checkpoint_path(seq);
+    let checkpoint = match archive.store.get(&checkpoint_path).await {
+        Ok(note) => String::from_utf8(note.bytes().await?.to_vec())?,
+        Err(object_store::Error::NotFound { .. }) => anyhow::bail!(
+            "commit {seq} of {} has no signed checkpoint ({checkpoint_path}), so an export \
+             could not say which archive state it shows; run `strata verify`",
+            archive.location
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    Checkpoint::open(&checkpoint, &key.verifier()).with_context(|| {
+        format!("the archive's checkpoint {checkpoint_path} is not signed by the keyring's key")
+    })?;
+
+    let name = dir.file_name().context("--export needs a folder name")?;
+    let partial = dir.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("cannot remove {}", partial.display()))?;
+    }
+    std::fs::create_dir_all(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let written = async {
+        let create = |file: &str| -> anyhow::Result<Box<dyn Write + Send>> {
+            let path = partial.join(file);
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            Ok(Box::new(std::io::BufWriter::new(file)))
+        };
+        let outputs = vec![
+            (Format::Parquet, create(PARQUET_RESULT)?),
+            (Format::Csv, create(CSV_RESULT)?),
+        ];
+        let plan = session.plan(query).await?;
+        let rows = crate::output::write(session.execute(plan)?, outputs).await?;
+        let manifest = Manifest::new(
+            &partial,
+            &[PARQUET_RESULT, CSV_RESULT],
+            query,
+            &crate::actor(),
+            rows as u64,
+            checkpoint,
+        )?;
+        manifest.write_signed(&partial, &key)?;
+        std::fs::rename(&partial, dir)
+            .with_context(|| format!("cannot rename {} to {}", partial.display(), dir.display()))?;
+        eprintln!(
+            "exported {rows} rows to {} (result.parquet, result.csv, manifest.note signed by {})",
+            dir.display(),
+            key.verifier().name()
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    written
+}
+
+const PARQUET_RESULT: &str = "result.parquet";
+const CSV_RESULT: &str = "result.csv";
 
 fn print_stats(stats: &QueryStats, rows: usize, seconds: f64) {
     eprintln!(

@@ -25,7 +25,12 @@ fn top_level_help_lists_commands_and_examples() {
         "demo",
         "compact",
         "status",
+        "verify",
+        "verify-export",
+        "keys",
         "--archive",
+        "--keyring",
+        "--witness",
         "STRATA_ARCHIVE",
         "Examples:",
     ] {
@@ -55,8 +60,23 @@ fn subcommand_help_explains_options_with_examples() {
                 "Examples:",
                 "attrs['key']",
                 "interactive",
+                "--export",
             ],
         ),
+        (
+            "verify",
+            &[
+                "--deep",
+                "--trusted",
+                "--key",
+                "--json",
+                "CHAIN_BROKEN",
+                "ROLLED_BACK",
+                "Examples:",
+            ],
+        ),
+        ("verify-export", &["--key", "Example:"]),
+        ("keys", &["show"]),
         (
             "gen",
             &[

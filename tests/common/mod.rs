@@ -6,10 +6,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The keyring the tests of this test binary sign with, kept out of the home folder.
+pub fn keyring() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(concat!(env!("CARGO_CRATE_NAME"), "-keyring.json"))
+}
+
 /// A `strata` command on the archive at `archive`.
 pub fn strata(archive: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     cmd.env("STRATA_ARCHIVE", archive)
+        .env("STRATA_KEYRING", keyring())
+        .env_remove("STRATA_WITNESS")
         .env("STRATA_ACTOR", "test")
         .env_remove("STRATA_LOG");
     cmd

@@ -10,8 +10,9 @@
 //!   nothing earlier was rewritten or removed.
 //!
 //! An auditor checks both with [`verify_inclusion`] and [`verify_consistency`], using
-//! nothing but hashes. Signed checkpoints (tree size and root signed by the archive)
-//! and the verification tooling built on them come later and will live here too.
+//! nothing but hashes. The archive signs its tree heads as C2SP checkpoints
+//! ([`checkpoint`]) in the C2SP signed-note format ([`note`]), with Ed25519 keys
+//! that any C2SP tool can check.
 //!
 //! ```
 //! use strata_integrity::{MerkleLog, leaf_hash, verify_consistency, verify_inclusion};
@@ -34,9 +35,13 @@
 
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod merkle;
+pub mod note;
 
+pub use checkpoint::Checkpoint;
 pub use merkle::{
-    Hash, MerkleLog, ProofError, empty_root, leaf_hash, node_hash, root, verify_consistency,
-    verify_inclusion,
+    Frontier, Hash, MerkleLog, ProofError, empty_root, leaf_hash, node_hash, root,
+    verify_consistency, verify_inclusion,
 };
+pub use note::{NoteError, SigningKey, VerifierKey};

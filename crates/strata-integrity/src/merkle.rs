@@ -132,17 +132,78 @@ pub enum ProofError {
     },
 }
 
+/// The compact range of a Merkle tree: the roots of the perfect subtrees that
+/// cover all its leaves, one per set bit of the leaf count, largest first.
+///
+/// It is all a writer needs to append leaves and compute the root in O(log n)
+/// without keeping the leaves, so the catalog stores one in each snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    subtrees: Vec<Hash>,
+}
+
+impl Frontier {
+    /// The frontier of the empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds a frontier from its parts, checking there is one subtree per
+    /// set bit of `size`.
+    pub fn from_parts(size: u64, subtrees: Vec<Hash>) -> Option<Self> {
+        (size.count_ones() as usize == subtrees.len()).then_some(Frontier { size, subtrees })
+    }
+
+    /// The number of leaves covered.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The perfect subtree roots, largest (leftmost) first.
+    pub fn subtrees(&self) -> &[Hash] {
+        &self.subtrees
+    }
+
+    /// Appends a leaf hash (see [`leaf_hash`]).
+    pub fn push(&mut self, leaf: Hash) {
+        // Like incrementing a binary counter: every trailing 1 bit of the old
+        // size is a perfect subtree as large as the carry, so the two merge.
+        let mut carry = leaf;
+        let mut n = self.size;
+        while n & 1 == 1 {
+            let left = self
+                .subtrees
+                .pop()
+                .expect("the frontier has one root per set bit of the leaf count");
+            carry = node_hash(&left, &carry);
+            n >>= 1;
+        }
+        self.subtrees.push(carry);
+        self.size += 1;
+    }
+
+    /// The root of the tree, in O(log n).
+    pub fn root(&self) -> Hash {
+        // The MTH splits at the largest perfect subtree, which is subtrees[0];
+        // the rest splits the same way, so folding from the right reproduces it.
+        let mut subtrees = self.subtrees.iter().rev();
+        match subtrees.next() {
+            None => empty_root(),
+            Some(last) => subtrees.fold(*last, |acc, left| node_hash(left, &acc)),
+        }
+    }
+}
+
 /// An append-only Merkle tree over catalog entries.
 ///
 /// It keeps every leaf hash, so it can produce proofs for any earlier tree size,
-/// and the compact range ("frontier") of the current tree: the roots of the perfect
-/// subtrees that cover all leaves, one per set bit of the leaf count. That makes
-/// [`push`](Self::push) and [`root`](Self::root) O(log n).
+/// and the [`Frontier`] of the current tree, which makes [`push`](Self::push) and
+/// [`root`](Self::root) O(log n).
 #[derive(Debug, Clone, Default)]
 pub struct MerkleLog {
     leaves: Vec<Hash>,
-    /// Perfect subtree roots covering `leaves`, largest (leftmost) first.
-    frontier: Vec<Hash>,
+    frontier: Frontier,
 }
 
 impl MerkleLog {
@@ -153,22 +214,9 @@ impl MerkleLog {
 
     /// Appends a leaf hash (see [`leaf_hash`]) and returns its index.
     pub fn push(&mut self, leaf: Hash) -> u64 {
-        let index = self.leaves.len();
-        // Like incrementing a binary counter: every trailing 1 bit of the old
-        // size is a perfect subtree as large as the carry, so the two merge.
-        let mut carry = leaf;
-        let mut n = index;
-        while n & 1 == 1 {
-            let left = self
-                .frontier
-                .pop()
-                .expect("the frontier has one root per set bit of the leaf count");
-            carry = node_hash(&left, &carry);
-            n >>= 1;
-        }
-        self.frontier.push(carry);
+        self.frontier.push(leaf);
         self.leaves.push(leaf);
-        index as u64
+        self.frontier.size - 1
     }
 
     /// Appends one entry's bytes (hashed with [`leaf_hash`]) and returns its index.
@@ -193,13 +241,7 @@ impl MerkleLog {
 
     /// The root of the current tree, in O(log n).
     pub fn root(&self) -> Hash {
-        // The MTH splits at the largest perfect subtree, which is frontier[0];
-        // the rest splits the same way, so folding from the right reproduces it.
-        let mut subtrees = self.frontier.iter().rev();
-        match subtrees.next() {
-            None => empty_root(),
-            Some(last) => subtrees.fold(*last, |acc, left| node_hash(left, &acc)),
-        }
+        self.frontier.root()
     }
 
     /// The root of the tree made of the first `size` leaves.
@@ -601,7 +643,7 @@ mod tests {
         let mut log = MerkleLog::new();
         for i in 0..300u32 {
             log.push_entry(&i.to_be_bytes());
-            assert_eq!(log.frontier.len() as u32, (i + 1).count_ones());
+            assert_eq!(log.frontier.subtrees.len() as u32, (i + 1).count_ones());
         }
     }
 

@@ -68,6 +68,20 @@ pub enum Missing {
 /// configured by the usual `AWS_*` variables (`AWS_ENDPOINT_URL`,
 /// `AWS_ALLOW_HTTP`, `AWS_ACCESS_KEY_ID`, ...).
 pub fn open_archive(location: &str, missing: Missing) -> Result<Archive, ArchiveError> {
+    let store = open_location(location, missing)?;
+    Ok(Archive {
+        catalog: Catalog::new(store.clone()),
+        store,
+        location: location.to_string(),
+    })
+}
+
+/// Opens `location` (a local folder or `s3://bucket[/prefix]`, as for
+/// [`open_archive`]) as an object store rooted there.
+pub fn open_location(
+    location: &str,
+    missing: Missing,
+) -> Result<Arc<dyn ObjectStore>, ArchiveError> {
     let store: Arc<dyn ObjectStore> = if let Some(rest) = location.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
@@ -104,11 +118,7 @@ pub fn open_archive(location: &str, missing: Missing) -> Result<Archive, Archive
         })?;
         Arc::new(fs.with_automatic_cleanup(true))
     };
-    Ok(Archive {
-        catalog: Catalog::new(store.clone()),
-        store,
-        location: location.to_string(),
-    })
+    Ok(store)
 }
 
 #[cfg(test)]

@@ -7,9 +7,12 @@
 //! holds (the files it removes are still there, the sources it advances were
 //! not advanced by someone else) and tries `n + 1`. Each entry carries the
 //! SHA-256 of the previous entry's bytes, so the log is a hash chain.
-//! Every `checkpoint_interval` commits the whole state is written to
-//! `_strata/checkpoints/<n>.json` and `_strata/_last_checkpoint` points at
-//! it, so loading reads one checkpoint and the few entries after it.
+//! The entries are also the leaves of an RFC 6962 Merkle tree: with a signing
+//! key, every commit is followed by a signed C2SP checkpoint of the tree at
+//! `_strata/checkpoints/<n>.note` (and, if asked, a copy at a witness).
+//! Every `snapshot_interval` commits the whole state is written to
+//! `_strata/snapshots/<n>.json` and `_strata/_last_snapshot` points at
+//! it, so loading reads one snapshot and the few entries after it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,13 +23,14 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use strata_integrity::{Checkpoint, Frontier, SigningKey, leaf_hash};
 
 use crate::layout::CATALOG_PREFIX;
 
 /// `prev` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-const DEFAULT_CHECKPOINT_INTERVAL: u64 = 100;
+const DEFAULT_SNAPSHOT_INTERVAL: u64 = 100;
 const MAX_COMMIT_ATTEMPTS: usize = 100;
 
 /// Lowercase hex SHA-256 of `bytes`.
@@ -59,6 +63,15 @@ pub enum CatalogError {
     /// A concurrent commit invalidated this one.
     #[error("commit conflict: {0}")]
     Conflict(String),
+    /// The commit landed but its signed checkpoint could not be stored; the
+    /// next commit's checkpoint will cover it.
+    #[error("commit {seq} landed but its checkpoint could not be written: {source}")]
+    Seal {
+        /// The commit.
+        seq: u64,
+        /// The cause.
+        source: object_store::Error,
+    },
 }
 
 /// A data file as the catalog records it.
@@ -147,12 +160,18 @@ pub struct Draft {
 }
 
 /// The archive's content as of one commit.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Sequence number of the last applied entry (0: empty archive).
     pub seq: u64,
     /// SHA-256 of the last applied entry's bytes.
     pub head: String,
+    /// The log's name in its checkpoints, fixed by its first entry
+    /// (empty while the archive is empty).
+    pub origin: String,
+    /// The Merkle tree over the entries so far.
+    #[serde(with = "tree_serde")]
+    pub tree: Frontier,
     /// Live data files by path.
     pub files: BTreeMap<String, FileMeta>,
     /// Input progress by source id.
@@ -160,14 +179,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn empty() -> Snapshot {
+    /// The state before the first commit.
+    pub fn empty() -> Snapshot {
         Snapshot {
             head: GENESIS_HASH.to_string(),
             ..Default::default()
         }
     }
 
-    fn apply(&mut self, entry: &Entry, hash: String) -> Result<(), CatalogError> {
+    /// Applies `entry`, whose stored form is `bytes`; fails, possibly half
+    /// applied, if the entry does not follow on from this state.
+    pub fn apply(&mut self, entry: &Entry, bytes: &[u8]) -> Result<(), CatalogError> {
         let bad = |reason: String| CatalogError::Inconsistent {
             seq: entry.seq,
             reason,
@@ -195,8 +217,21 @@ impl Snapshot {
             self.sources.insert(source.id.clone(), source.clone());
         }
         self.seq = entry.seq;
-        self.head = hash;
+        self.head = sha256_hex(bytes);
+        if entry.seq == 1 {
+            self.origin = origin_of(&self.head);
+        }
+        self.tree.push(leaf_hash(bytes));
         Ok(())
+    }
+
+    /// The tree head as of this snapshot, to be signed.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            origin: self.origin.clone(),
+            size: self.seq,
+            root: self.tree.root(),
+        }
     }
 
     /// Why `draft` can no longer be committed on top of this snapshot, if it can't.
@@ -229,28 +264,104 @@ impl Snapshot {
     }
 }
 
+/// The checkpoint origin of a log whose first entry hashes to `first_entry_hash`:
+/// unique per archive and fixed for its lifetime, wherever it is copied.
+fn origin_of(first_entry_hash: &str) -> String {
+    format!("strata-archive/{}", &first_entry_hash[..16])
+}
+
+/// (De)serializes a [`Frontier`] as its size and hex subtree roots.
+mod tree_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use strata_integrity::Frontier;
+
+    #[derive(Serialize, Deserialize)]
+    struct Tree {
+        size: u64,
+        subtrees: Vec<String>,
+    }
+
+    pub fn serialize<S: Serializer>(tree: &Frontier, s: S) -> Result<S::Ok, S::Error> {
+        Tree {
+            size: tree.size(),
+            subtrees: tree.subtrees().iter().map(hex::encode).collect(),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Frontier, D::Error> {
+        let tree = Tree::deserialize(d)?;
+        let subtrees = tree
+            .subtrees
+            .iter()
+            .map(|h| hex::decode(h).ok().and_then(|b| b.try_into().ok()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| serde::de::Error::custom("a subtree root is not 32 hex bytes"))?;
+        Frontier::from_parts(tree.size, subtrees)
+            .ok_or_else(|| serde::de::Error::custom("subtree count does not match the tree size"))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
-struct LastCheckpoint {
+struct LastSnapshot {
     seq: u64,
+}
+
+/// Signs a checkpoint after every commit and copies it to a witness.
+struct Seal {
+    key: SigningKey,
+    witness: Option<Arc<dyn ObjectStore>>,
 }
 
 /// The catalog of one archive.
 #[derive(Clone)]
 pub struct Catalog {
     store: Arc<dyn ObjectStore>,
-    checkpoint_interval: u64,
+    snapshot_interval: u64,
+    seal: Option<Arc<Seal>>,
 }
 
-fn entry_path(seq: u64) -> Path {
-    Path::from(format!("{CATALOG_PREFIX}/log/{seq:020}.json"))
+/// Prefix of the log entries.
+pub const LOG_PREFIX: &str = "_strata/log";
+/// Prefix of the signed checkpoints.
+pub const CHECKPOINT_PREFIX: &str = "_strata/checkpoints";
+/// Name of the newest checkpoint in a witness location.
+pub const WITNESS_LATEST: &str = "latest.note";
+
+/// Where log entry `seq` is stored.
+pub fn entry_path(seq: u64) -> Path {
+    Path::from(format!("{LOG_PREFIX}/{seq:020}.json"))
 }
 
-fn checkpoint_path(seq: u64) -> Path {
-    Path::from(format!("{CATALOG_PREFIX}/checkpoints/{seq:020}.json"))
+/// Where the signed checkpoint of tree size `size` is stored.
+pub fn checkpoint_path(size: u64) -> Path {
+    Path::from(format!("{CHECKPOINT_PREFIX}/{}", checkpoint_name(size)))
 }
 
-fn last_checkpoint_path() -> Path {
-    Path::from(format!("{CATALOG_PREFIX}/_last_checkpoint"))
+/// The file name of the checkpoint of tree size `size`, in the archive and at witnesses.
+pub fn checkpoint_name(size: u64) -> String {
+    format!("{size:020}.note")
+}
+
+/// The sequence number in an entry, snapshot or checkpoint object name.
+pub fn seq_of(path: &Path) -> Option<u64> {
+    let name = path.filename()?;
+    let stem = name
+        .strip_suffix(".json")
+        .or_else(|| name.strip_suffix(".note"))?;
+    stem.parse().ok().filter(|_| stem.len() == 20)
+}
+
+/// Prefix of the state snapshots.
+pub const SNAPSHOT_PREFIX: &str = "_strata/snapshots";
+
+/// Where the snapshot of the state after entry `seq` is stored.
+pub fn snapshot_path(seq: u64) -> Path {
+    Path::from(format!("{SNAPSHOT_PREFIX}/{seq:020}.json"))
+}
+
+fn last_snapshot_path() -> Path {
+    Path::from(format!("{CATALOG_PREFIX}/_last_snapshot"))
 }
 
 impl Catalog {
@@ -258,13 +369,21 @@ impl Catalog {
     pub fn new(store: Arc<dyn ObjectStore>) -> Catalog {
         Catalog {
             store,
-            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
+            seal: None,
         }
     }
 
-    /// Writes a checkpoint every `interval` commits instead of every 100.
-    pub fn with_checkpoint_interval(mut self, interval: u64) -> Catalog {
-        self.checkpoint_interval = interval.max(1);
+    /// Writes a snapshot every `interval` commits instead of every 100.
+    pub fn with_snapshot_interval(mut self, interval: u64) -> Catalog {
+        self.snapshot_interval = interval.max(1);
+        self
+    }
+
+    /// Signs a checkpoint with `key` after every commit, and copies it to
+    /// `witness` (as `<size>.note` and [`WITNESS_LATEST`]) when given.
+    pub fn with_seal(mut self, key: SigningKey, witness: Option<Arc<dyn ObjectStore>>) -> Catalog {
+        self.seal = Some(Arc::new(Seal { key, witness }));
         self
     }
 
@@ -286,47 +405,36 @@ impl Catalog {
         })
     }
 
-    /// The newest checkpoint: the one `_last_checkpoint` names, or else the
+    /// The newest snapshot: the one `_last_snapshot` names, or else the
     /// highest-numbered one found by listing.
-    async fn latest_checkpoint(&self) -> Result<Option<Snapshot>, CatalogError> {
-        let hinted = match self.get(&last_checkpoint_path()).await? {
-            Some(bytes) => {
-                Some(Self::decode::<LastCheckpoint>(&last_checkpoint_path(), &bytes)?.seq)
-            }
+    async fn latest_snapshot(&self) -> Result<Option<Snapshot>, CatalogError> {
+        let hinted = match self.get(&last_snapshot_path()).await? {
+            Some(bytes) => Some(Self::decode::<LastSnapshot>(&last_snapshot_path(), &bytes)?.seq),
             None => None,
         };
         let seq = match hinted {
             Some(seq) => Some(seq),
             None => {
-                let prefix = Path::from(format!("{CATALOG_PREFIX}/checkpoints"));
+                let prefix = Path::from(SNAPSHOT_PREFIX);
                 let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
-                listed
-                    .iter()
-                    .filter_map(|m| {
-                        m.location
-                            .filename()?
-                            .strip_suffix(".json")?
-                            .parse::<u64>()
-                            .ok()
-                    })
-                    .max()
+                listed.iter().filter_map(|m| seq_of(&m.location)).max()
             }
         };
         let Some(seq) = seq else { return Ok(None) };
-        let path = checkpoint_path(seq);
+        let path = snapshot_path(seq);
         match self.get(&path).await? {
             Some(bytes) => Ok(Some(Self::decode(&path, &bytes)?)),
             None => Err(CatalogError::Inconsistent {
                 seq,
-                reason: format!("checkpoint {path} is missing"),
+                reason: format!("snapshot {path} is missing"),
             }),
         }
     }
 
-    /// Loads the current state: the newest checkpoint plus the entries after it.
+    /// Loads the current state: the newest snapshot plus the entries after it.
     pub async fn load(&self) -> Result<Snapshot, CatalogError> {
         let mut snapshot = self
-            .latest_checkpoint()
+            .latest_snapshot()
             .await?
             .unwrap_or_else(Snapshot::empty);
         self.refresh(&mut snapshot).await?;
@@ -347,7 +455,7 @@ impl Catalog {
                     "catalog entry does not chain to its predecessor; run `strata verify`"
                 );
             }
-            snapshot.apply(&entry, sha256_hex(&bytes))?;
+            snapshot.apply(&entry, &bytes)?;
         }
     }
 
@@ -394,10 +502,16 @@ impl Catalog {
                 .await
             {
                 Ok(_) => {
-                    snapshot.apply(&entry, sha256_hex(&bytes))?;
-                    if entry.seq.is_multiple_of(self.checkpoint_interval) {
-                        self.write_checkpoint(snapshot).await;
+                    snapshot.apply(&entry, &bytes)?;
+                    if entry.seq.is_multiple_of(self.snapshot_interval) {
+                        self.write_snapshot(snapshot).await;
                     }
+                    self.seal(snapshot)
+                        .await
+                        .map_err(|source| CatalogError::Seal {
+                            seq: entry.seq,
+                            source,
+                        })?;
                     return Ok(entry.seq);
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => self.refresh(snapshot).await?,
@@ -409,35 +523,62 @@ impl Catalog {
         )))
     }
 
-    /// Writes a checkpoint of `snapshot`. Best effort: a missing checkpoint
-    /// only makes loading read more entries, so failures are logged, not raised.
-    pub async fn write_checkpoint(&self, snapshot: &Snapshot) {
-        let bytes = serde_json::to_vec(snapshot).expect("snapshots serialize");
-        let options = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
+    /// Signs the tree head of `snapshot` and stores it (create-only: a
+    /// checkpoint is never replaced) and at the witness, if there is a key.
+    async fn seal(&self, snapshot: &Snapshot) -> Result<(), object_store::Error> {
+        let Some(seal) = &self.seal else {
+            return Ok(());
         };
-        let written = match self
-            .store
-            .put_opts(&checkpoint_path(snapshot.seq), bytes.into(), options)
-            .await
-        {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {
-                let hint =
-                    serde_json::to_vec(&LastCheckpoint { seq: snapshot.seq }).expect("serializes");
-                self.store
-                    .put(&last_checkpoint_path(), hint.into())
-                    .await
-                    .map(|_| ())
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            tracing::warn!(
-                seq = snapshot.seq,
-                "could not write catalog checkpoint: {e}"
-            );
+        let note = PutPayload::from(snapshot.checkpoint().sign(&seal.key).into_bytes());
+        put_create(&*self.store, &checkpoint_path(snapshot.seq), note.clone()).await?;
+        if let Some(witness) = &seal.witness {
+            put_create(
+                &**witness,
+                &Path::from(checkpoint_name(snapshot.seq)),
+                note.clone(),
+            )
+            .await?;
+            witness.put(&Path::from(WITNESS_LATEST), note).await?;
         }
+        Ok(())
+    }
+
+    /// Writes a snapshot of `snapshot`. Best effort: a missing snapshot
+    /// only makes loading read more entries, so failures are logged, not raised.
+    pub async fn write_snapshot(&self, snapshot: &Snapshot) {
+        let bytes = serde_json::to_vec(snapshot).expect("snapshots serialize");
+        let written =
+            match put_create(&*self.store, &snapshot_path(snapshot.seq), bytes.into()).await {
+                Ok(()) => {
+                    let hint = serde_json::to_vec(&LastSnapshot { seq: snapshot.seq })
+                        .expect("serializes");
+                    self.store
+                        .put(&last_snapshot_path(), hint.into())
+                        .await
+                        .map(|_| ())
+                }
+                Err(e) => Err(e),
+            };
+        if let Err(e) = written {
+            tracing::warn!(seq = snapshot.seq, "could not write catalog snapshot: {e}");
+        }
+    }
+}
+
+/// Stores `payload` at `path` unless an object is already there; since what
+/// is written under a name never differs, an existing object is success.
+async fn put_create(
+    store: &dyn ObjectStore,
+    path: &Path,
+    payload: PutPayload,
+) -> Result<(), object_store::Error> {
+    let options = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match store.put_opts(path, payload, options).await {
+        Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -471,7 +612,7 @@ mod tests {
 
     #[tokio::test]
     async fn commits_chain_and_reload_identically() {
-        let catalog = Catalog::new(Arc::new(InMemory::new())).with_checkpoint_interval(3);
+        let catalog = Catalog::new(Arc::new(InMemory::new())).with_snapshot_interval(3);
         let mut snap = catalog.load().await.unwrap();
         for i in 0..7 {
             catalog
@@ -500,6 +641,58 @@ mod tests {
             prev = hash;
         }
         assert_eq!(prev, loaded.head);
+    }
+
+    #[tokio::test]
+    async fn every_commit_is_sealed_by_a_checkpoint_of_the_merkle_tree() {
+        let store = Arc::new(InMemory::new());
+        let witness = Arc::new(InMemory::new());
+        let key = SigningKey::generate("strata/test").unwrap();
+        let verifier = key.verifier();
+        let catalog = Catalog::new(store.clone())
+            .with_snapshot_interval(2)
+            .with_seal(key, Some(witness.clone()));
+        let mut snap = catalog.load().await.unwrap();
+        let mut tree = strata_integrity::MerkleLog::new();
+        for i in 1..=5u64 {
+            catalog
+                .commit(&mut snap, add(&[&format!("f{i}")]))
+                .await
+                .unwrap();
+            let entry = store
+                .get(&entry_path(i))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            tree.push_entry(&entry);
+            let note = store
+                .get(&checkpoint_path(i))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let checkpoint =
+                Checkpoint::open(std::str::from_utf8(&note).unwrap(), &verifier).unwrap();
+            assert_eq!(checkpoint.size, i);
+            assert_eq!(checkpoint.root, tree.root(), "root after commit {i}");
+            assert_eq!(checkpoint.origin, snap.origin);
+        }
+        assert!(snap.origin.starts_with("strata-archive/"));
+        let latest = witness
+            .get(&Path::from(WITNESS_LATEST))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let latest = Checkpoint::open(std::str::from_utf8(&latest).unwrap(), &verifier).unwrap();
+        assert_eq!(latest.size, 5);
+        // A reload from the snapshot at 4 plus entry 5 has the same tree.
+        let loaded = catalog.load().await.unwrap();
+        assert_eq!(loaded.checkpoint(), snap.checkpoint());
     }
 
     #[tokio::test]

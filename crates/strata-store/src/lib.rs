@@ -6,9 +6,10 @@ mod archive;
 mod catalog;
 mod layout;
 
-pub use archive::{Archive, ArchiveError, Missing, open_archive};
+pub use archive::{Archive, ArchiveError, Missing, open_archive, open_location};
 pub use catalog::{
-    Catalog, CatalogError, Draft, Entry, FileMeta, GENESIS_HASH, Snapshot, SourceProgress,
-    sha256_hex,
+    CHECKPOINT_PREFIX, Catalog, CatalogError, Draft, Entry, FileMeta, GENESIS_HASH, LOG_PREFIX,
+    SNAPSHOT_PREFIX, Snapshot, SourceProgress, WITNESS_LATEST, checkpoint_name, checkpoint_path,
+    entry_path, seq_of, sha256_hex, snapshot_path,
 };
 pub use layout::{CATALOG_PREFIX, PartitionKey, data_file_path};

@@ -1,0 +1,351 @@
+//! The keyring: a JSON file outside the archive, readable by its owner only
+//! (mode 0600), holding the keys strata signs with.
+//!
+//! Keys are versioned: a new version is appended and becomes the one used for
+//! new signatures, older ones stay so that what they signed can still be
+//! checked. The file is replaced atomically (write a temporary file, then
+//! rename), so a crash never leaves a half-written keyring.
+
+#![warn(missing_docs)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use strata_integrity::{NoteError, SigningKey};
+
+const FORMAT: u32 = 1;
+
+/// Errors reading or writing the keyring.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    /// The file could not be read or written.
+    #[error("keyring {path}: {source}")]
+    Io {
+        /// The keyring file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a keyring this version understands.
+    #[error("keyring {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The keyring file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Other users can read the file, so its keys cannot be trusted to be secret.
+    #[error("keyring {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
+    TooOpen {
+        /// The keyring file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// No key of the kind asked for.
+    #[error(
+        "keyring {path} has no signing key yet (one is made by the first command that writes to an archive)"
+    )]
+    NoSigningKey {
+        /// The keyring file.
+        path: PathBuf,
+    },
+    /// A key could not be made or parsed.
+    #[error("keyring {path}: {source}")]
+    Key {
+        /// The keyring file.
+        path: PathBuf,
+        /// The cause.
+        source: NoteError,
+    },
+}
+
+/// One version of a key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyVersion {
+    /// The key as text (see [`SigningKey::to_private_text`]).
+    key: String,
+    /// When it was made (RFC 3339).
+    created_at: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct KeyringFile {
+    format: u32,
+    /// Archive signing keys, oldest first; the last one signs.
+    #[serde(default)]
+    signing: Vec<KeyVersion>,
+}
+
+/// The keyring file and its content.
+#[derive(Debug)]
+pub struct Keyring {
+    path: PathBuf,
+    file: KeyringFile,
+}
+
+/// Where the keyring lives unless told otherwise:
+/// `$XDG_CONFIG_HOME/strata/keyring.json`, else `~/.config/strata/keyring.json`.
+pub fn default_path() -> PathBuf {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    config.join("strata").join("keyring.json")
+}
+
+impl Keyring {
+    /// Opens the keyring at `path`; a missing file is an empty keyring
+    /// (nothing is written until a key is added).
+    pub fn open(path: &Path) -> Result<Keyring, KeyringError> {
+        let io = |source| KeyringError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Keyring {
+                    path: path.to_path_buf(),
+                    file: KeyringFile {
+                        format: FORMAT,
+                        ..Default::default()
+                    },
+                });
+            }
+            Err(e) => return Err(io(e)),
+        };
+        check_private(path)?;
+        let file: KeyringFile =
+            serde_json::from_slice(&bytes).map_err(|e| KeyringError::Corrupt {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        if file.format != FORMAT {
+            return Err(KeyringError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("format {} is not {FORMAT}", file.format),
+            });
+        }
+        Ok(Keyring {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// The keyring's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn parse(&self, version: &KeyVersion) -> Result<SigningKey, KeyringError> {
+        SigningKey::parse(&version.key).map_err(|source| KeyringError::Key {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The current signing key.
+    pub fn signing_key(&self) -> Result<SigningKey, KeyringError> {
+        match self.file.signing.last() {
+            Some(version) => self.parse(version),
+            None => Err(KeyringError::NoSigningKey {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    /// Every signing key version, oldest first.
+    pub fn signing_keys(&self) -> Result<Vec<SigningKey>, KeyringError> {
+        self.file.signing.iter().map(|v| self.parse(v)).collect()
+    }
+
+    /// The current signing key, making and saving one named `name` if there is
+    /// none. When two processes make the first key at once, one key wins and
+    /// both return it.
+    pub fn signing_key_or_create(&mut self, name: &str) -> Result<SigningKey, KeyringError> {
+        if self.file.signing.is_empty() {
+            self.push_new_signing_key(name)?;
+            if !self.save(Replace::No)? {
+                *self = Keyring::open(&self.path)?;
+            }
+        }
+        self.signing_key()
+    }
+
+    /// Makes a new signing key version named `name`, saves it and returns it.
+    pub fn add_signing_key(&mut self, name: &str) -> Result<SigningKey, KeyringError> {
+        let key = self.push_new_signing_key(name)?;
+        self.save(Replace::Yes)?;
+        Ok(key)
+    }
+
+    fn push_new_signing_key(&mut self, name: &str) -> Result<SigningKey, KeyringError> {
+        let key = SigningKey::generate(name).map_err(|source| KeyringError::Key {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.file.signing.push(KeyVersion {
+            key: key.to_private_text(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        Ok(key)
+    }
+
+    /// Writes the keyring atomically, readable by its owner only. Returns
+    /// false if `replace` is [`Replace::No`] and a keyring file already exists.
+    fn save(&self, replace: Replace) -> Result<bool, KeyringError> {
+        let io = |source| KeyringError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        create_private_dir(&dir).map_err(io)?;
+        let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+        // NamedTempFile is created with mode 0600 on Unix.
+        let bytes = serde_json::to_vec_pretty(&self.file).expect("keyrings serialize");
+        temp.write_all(&bytes).map_err(io)?;
+        temp.as_file().sync_all().map_err(io)?;
+        match replace {
+            Replace::Yes => temp.persist(&self.path).map(|_| true),
+            Replace::No => match temp.persist_noclobber(&self.path) {
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                persisted => persisted.map(|_| true),
+            },
+        }
+        .map_err(|e| io(e.error))
+    }
+}
+
+/// Whether saving may replace an existing keyring file.
+enum Replace {
+    Yes,
+    No,
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), KeyringError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|source| KeyringError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyringError::TooOpen {
+            path: path.to_path_buf(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<(), KeyringError> {
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_made_once_and_kept_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/keyring.json");
+        let mut keyring = Keyring::open(&path).unwrap();
+        assert!(matches!(
+            keyring.signing_key(),
+            Err(KeyringError::NoSigningKey { .. })
+        ));
+        assert!(!path.exists(), "opening does not write");
+        let key = keyring.signing_key_or_create("strata/test").unwrap();
+
+        let again = Keyring::open(&path)
+            .unwrap()
+            .signing_key_or_create("other")
+            .unwrap();
+        assert_eq!(again.verifier(), key.verifier());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn racing_first_keys_agree_on_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        let mut first = Keyring::open(&path).unwrap();
+        let mut second = Keyring::open(&path).unwrap();
+        let a = first.signing_key_or_create("a").unwrap();
+        let b = second.signing_key_or_create("b").unwrap();
+        assert_eq!(a.verifier(), b.verifier());
+    }
+
+    #[test]
+    fn new_versions_sign_and_old_ones_remain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        let mut keyring = Keyring::open(&path).unwrap();
+        let first = keyring.signing_key_or_create("a").unwrap();
+        let second = keyring.add_signing_key("a").unwrap();
+        let reopened = Keyring::open(&path).unwrap();
+        assert_eq!(
+            reopened.signing_key().unwrap().verifier(),
+            second.verifier()
+        );
+        let all: Vec<_> = reopened
+            .signing_keys()
+            .unwrap()
+            .iter()
+            .map(|k| k.verifier())
+            .collect();
+        assert_eq!(all, [first.verifier(), second.verifier()]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_world_readable_keyring_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        Keyring::open(&path)
+            .unwrap()
+            .signing_key_or_create("a")
+            .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Keyring::open(&path).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_keyring_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        std::fs::write(&path, "{not json").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let err = Keyring::open(&path).unwrap_err();
+        assert!(err.to_string().contains("keyring.json is corrupt"), "{err}");
+    }
+}

@@ -1,0 +1,752 @@
+//! `strata verify`: replays the catalog and checks it against its signed
+//! checkpoints and against the objects in the store.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use strata_integrity::{Checkpoint, MerkleLog, VerifierKey, verify_consistency};
+use strata_store::{
+    CATALOG_PREFIX, CHECKPOINT_PREFIX, Entry, FileMeta, LOG_PREFIX, SNAPSHOT_PREFIX, Snapshot,
+    entry_path, seq_of, sha256_hex,
+};
+
+use crate::{Code, Finding, VerifyError};
+
+/// The catalog operation that removes partitions whose retention is over.
+pub const EXPIRE_OPERATION: &str = "expire";
+
+/// Entries and files fetched at once.
+const FETCH_CONCURRENCY: usize = 16;
+/// Data files hashed at once.
+const HASH_CONCURRENCY: usize = 4;
+
+/// What to check an archive against.
+pub struct Options {
+    /// The key that must have signed every checkpoint.
+    pub key: VerifierKey,
+    /// A checkpoint kept outside the archive (`--trusted`): the log must
+    /// still contain it and extend it.
+    pub trusted: Option<Trusted>,
+    /// Rehash every data file; otherwise rehash `sample` random ones.
+    pub deep: bool,
+    /// Data files rehashed when not `deep`.
+    pub sample: usize,
+}
+
+/// A checkpoint note from outside the archive.
+pub struct Trusted {
+    /// Where it came from, for findings.
+    pub source: String,
+    /// The signed note.
+    pub note: String,
+}
+
+/// Hears about the hashing of data files, for progress bars.
+pub trait Observer: Sync {
+    /// Hashing starts: this many files and bytes.
+    fn hashing(&self, _files: u64, _bytes: u64) {}
+    /// This many more bytes were hashed.
+    fn hashed(&self, _bytes: u64) {}
+}
+
+impl Observer for () {}
+
+/// How data files were checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashMode {
+    /// Every file's size, and its bytes' SHA-256.
+    Deep,
+    /// Every file's size, and the SHA-256 of a random sample.
+    Sample,
+}
+
+/// Totals of one verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The archive's checkpoint origin.
+    pub origin: String,
+    /// Catalog entries read.
+    pub entries: u64,
+    /// Merkle root over all entries, hex.
+    pub root: String,
+    /// Largest tree size covered by a valid signed checkpoint.
+    pub signed_size: u64,
+    /// Signed checkpoints checked.
+    pub checkpoints: u64,
+    /// Snapshots compared with the replayed log.
+    pub snapshots: u64,
+    /// Live data files.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Whether all or a sample of the files were rehashed.
+    pub hash_mode: HashMode,
+    /// Files rehashed.
+    pub files_hashed: u64,
+    /// Bytes rehashed.
+    pub bytes_hashed: u64,
+    /// Hashing throughput, MB/s.
+    pub hash_mb_per_s: f64,
+    /// Files removed by a commit (compaction, tiering, expiry) whose objects
+    /// are still there, waiting to be swept.
+    pub removed_not_yet_deleted: u64,
+    /// Partitions whose files were removed by retention expiry.
+    pub partitions_expired: u64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// Every finding and the totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Problems found; empty when the archive is intact.
+    pub findings: Vec<Finding>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+/// The log replayed entry by entry.
+struct Replay {
+    state: Snapshot,
+    tree: MerkleLog,
+    /// False once an entry is missing: the tree no longer matches the log.
+    tree_complete: bool,
+    /// Every data path any entry ever added.
+    ever_added: HashSet<String>,
+    expired_partitions: BTreeSet<(String, String, String)>,
+    /// Entries whose `prev` is not the hash of the entry before.
+    link_breaks: Vec<u64>,
+}
+
+async fn get(store: &dyn ObjectStore, path: &Path) -> Result<Option<bytes::Bytes>, VerifyError> {
+    match store.get(path).await {
+        Ok(result) => Ok(Some(result.bytes().await?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn list(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<Path>, VerifyError> {
+    let prefix = Path::from(prefix);
+    Ok(store
+        .list(Some(&prefix))
+        .map_ok(|meta| meta.location)
+        .try_collect()
+        .await?)
+}
+
+/// Splits the objects under `prefix` into those named by sequence number and
+/// strays, reported as unsealed.
+async fn numbered(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<BTreeMap<u64, Path>, VerifyError> {
+    let mut numbered = BTreeMap::new();
+    for path in list(store, prefix).await? {
+        match seq_of(&path) {
+            Some(seq) => {
+                numbered.insert(seq, path);
+            }
+            None => findings.push(Finding::new(
+                Code::Unsealed,
+                path.as_ref(),
+                None,
+                "is not a catalog object strata writes",
+            )),
+        }
+    }
+    Ok(numbered)
+}
+
+/// Verifies the archive in `store`.
+pub async fn verify(
+    store: Arc<dyn ObjectStore>,
+    options: &Options,
+    observer: &dyn Observer,
+) -> Result<Report, VerifyError> {
+    let started = Instant::now();
+    let mut findings = Vec::new();
+    let store = &*store;
+
+    let entries = numbered(store, LOG_PREFIX, &mut findings).await?;
+    let snapshots = numbered(store, SNAPSHOT_PREFIX, &mut findings).await?;
+    let replay = replay_log(store, &entries, &snapshots, &mut findings).await?;
+    let entry_count = entries.keys().next_back().copied().unwrap_or(0);
+
+    let checkpoints =
+        check_checkpoints(store, options, &replay, entry_count, &mut findings).await?;
+    // Entries after the newest checkpoint object have none at all; a bad or
+    // mismatching checkpoint is reported by itself. After a missing entry the
+    // tree is unknown, so coverage cannot be judged.
+    if replay.tree_complete && checkpoints.newest_within_log < entry_count {
+        let first = checkpoints.newest_within_log + 1;
+        let which = if first == entry_count {
+            format!("entry {first} is")
+        } else {
+            format!("entries {first} to {entry_count} are")
+        };
+        findings.push(Finding::new(
+            Code::Unsealed,
+            entry_path(first).as_ref(),
+            Some(first),
+            &format!(
+                "{which} not covered by any checkpoint signed by {} (a writer stopped before \
+                 signing, or entries were added by someone without the key)",
+                options.key.name()
+            ),
+        ));
+    }
+    if let Some(trusted) = &options.trusted {
+        check_trusted(trusted, options, &replay, entry_count, &mut findings);
+    }
+
+    let data = check_data(store, options, &replay, observer, &mut findings).await?;
+    // Catalog findings first, in log order, then data objects by path.
+    findings.sort_by_key(|f| (f.seq.is_none(), f.seq, f.path.clone()));
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Report {
+        findings,
+        summary: Summary {
+            origin: replay.state.origin.clone(),
+            entries: entry_count,
+            root: hex::encode(replay.tree.root()),
+            signed_size: checkpoints.signed_size,
+            checkpoints: checkpoints.count,
+            snapshots: snapshots.len() as u64,
+            files: replay.state.files.len() as u64,
+            bytes: replay.state.total_bytes(),
+            hash_mode: if options.deep {
+                HashMode::Deep
+            } else {
+                HashMode::Sample
+            },
+            files_hashed: data.files_hashed,
+            bytes_hashed: data.bytes_hashed,
+            hash_mb_per_s: data.bytes_hashed as f64 / 1e6 / data.hash_seconds.max(1e-9),
+            removed_not_yet_deleted: data.removed_not_yet_deleted,
+            partitions_expired: replay.expired_partitions.len() as u64,
+            seconds,
+        },
+    })
+}
+
+/// Reads entries 1 to the highest present in order, checking each one's
+/// number and link, building the Merkle tree and comparing snapshots.
+async fn replay_log(
+    store: &dyn ObjectStore,
+    entries: &BTreeMap<u64, Path>,
+    snapshots: &BTreeMap<u64, Path>,
+    findings: &mut Vec<Finding>,
+) -> Result<Replay, VerifyError> {
+    let mut replay = Replay {
+        state: Snapshot::empty(),
+        tree: MerkleLog::new(),
+        tree_complete: true,
+        ever_added: HashSet::new(),
+        expired_partitions: BTreeSet::new(),
+        link_breaks: Vec::new(),
+    };
+    let last = entries.keys().next_back().copied().unwrap_or(0);
+    let mut fetched = futures::stream::iter(1..=last)
+        .map(|seq| async move { (seq, get(store, &entry_path(seq)).await) })
+        .buffered(FETCH_CONCURRENCY);
+    let mut previous_hash = Some(replay.state.head.clone());
+    while let Some((seq, bytes)) = fetched.next().await {
+        let path = entry_path(seq);
+        let broken =
+            |detail: &str| Finding::new(Code::ChainBroken, path.as_ref(), Some(seq), detail);
+        let Some(bytes) = bytes? else {
+            findings.push(broken("the entry is missing"));
+            replay.tree_complete = false;
+            previous_hash = None;
+            replay.state.seq = seq;
+            continue;
+        };
+        if replay.tree_complete {
+            replay.tree.push_entry(&bytes);
+        }
+        let hash = sha256_hex(&bytes);
+        let entry: Entry = match serde_json::from_slice(&bytes) {
+            Ok(entry) => entry,
+            Err(e) => {
+                findings.push(broken(&format!("the entry is not valid JSON: {e}")));
+                previous_hash = Some(hash);
+                replay.state.seq = seq;
+                continue;
+            }
+        };
+        if entry.seq != seq {
+            findings.push(broken(&format!(
+                "the object holds entry {} (entries were swapped or renamed)",
+                entry.seq
+            )));
+        }
+        if previous_hash.as_ref().is_some_and(|p| *p != entry.prev) {
+            replay.link_breaks.push(seq);
+        }
+        previous_hash = Some(hash);
+        for file in &entry.add {
+            replay.ever_added.insert(file.path.clone());
+        }
+        if entry.operation == EXPIRE_OPERATION {
+            for file in &entry.remove {
+                replay.expired_partitions.insert((
+                    file.tenant.clone(),
+                    file.family.clone(),
+                    file.month.clone(),
+                ));
+            }
+        }
+        // Replay even a renumbered entry so that later entries still apply.
+        let renumbered = Entry {
+            seq: replay.state.seq + 1,
+            ..entry
+        };
+        if let Err(e) = replay.state.apply(&renumbered, &bytes) {
+            // After a missing entry, removals of what it added fail too:
+            // consequences of the gap already reported.
+            if replay.tree_complete {
+                findings.push(broken(&e.to_string()));
+            }
+            replay.state.seq = seq;
+        }
+        if let Some(snapshot_path) = snapshots.get(&seq) {
+            compare_snapshot(store, snapshot_path, &replay, findings).await?;
+        }
+    }
+    Ok(replay)
+}
+
+/// A snapshot must be exactly the state the log replays to, or loading would
+/// show queries an archive the log does not describe.
+async fn compare_snapshot(
+    store: &dyn ObjectStore,
+    path: &Path,
+    replay: &Replay,
+    findings: &mut Vec<Finding>,
+) -> Result<(), VerifyError> {
+    let Some(bytes) = get(store, path).await? else {
+        return Ok(());
+    };
+    let matches = serde_json::from_slice::<Snapshot>(&bytes).is_ok_and(|snapshot| {
+        let expected = &replay.state;
+        snapshot.seq == expected.seq
+            && snapshot.head == expected.head
+            && snapshot.origin == expected.origin
+            && snapshot.tree == expected.tree
+            && snapshot.files == expected.files
+            && snapshot.sources == expected.sources
+    });
+    if !matches {
+        findings.push(Finding::new(
+            Code::Modified,
+            path.as_ref(),
+            Some(replay.state.seq),
+            "the snapshot differs from the state the log replays to",
+        ));
+    }
+    Ok(())
+}
+
+/// What the archive's checkpoints cover.
+struct Coverage {
+    /// Checkpoints checked.
+    count: u64,
+    /// Largest tree size a valid checkpoint that matches the log covers.
+    signed_size: u64,
+    /// Largest size of any checkpoint object not beyond the log.
+    newest_within_log: u64,
+}
+
+/// Checks every signed checkpoint in the archive against the replayed tree.
+async fn check_checkpoints(
+    store: &dyn ObjectStore,
+    options: &Options,
+    replay: &Replay,
+    entry_count: u64,
+    findings: &mut Vec<Finding>,
+) -> Result<Coverage, VerifyError> {
+    let checkpoints = numbered(store, CHECKPOINT_PREFIX, findings).await?;
+    let newest_within_log = checkpoints
+        .keys()
+        .rev()
+        .find(|&&size| size <= entry_count)
+        .copied()
+        .unwrap_or(0);
+    let mut signed_size = 0;
+    let mut first_mismatch = None;
+    let mut beyond_log = None;
+    for (&named_size, path) in &checkpoints {
+        let Some(note) = get(store, path).await? else {
+            continue;
+        };
+        let checkpoint = match std::str::from_utf8(&note)
+            .map_err(|_| "the note is not UTF-8".to_string())
+            .and_then(|note| Checkpoint::open(note, &options.key).map_err(|e| e.to_string()))
+        {
+            Ok(checkpoint) => checkpoint,
+            Err(why) => {
+                findings.push(Finding::new(
+                    Code::BadSignature,
+                    path.as_ref(),
+                    Some(named_size),
+                    &why,
+                ));
+                continue;
+            }
+        };
+        if checkpoint.size != named_size {
+            findings.push(Finding::new(
+                Code::Modified,
+                path.as_ref(),
+                Some(named_size),
+                &format!(
+                    "the checkpoint signs tree size {}, not the size its name says",
+                    checkpoint.size
+                ),
+            ));
+            continue;
+        }
+        if checkpoint.size > entry_count {
+            beyond_log = Some((path.clone(), checkpoint.size));
+            continue;
+        }
+        if !replay.tree_complete || checkpoint.size > replay.tree.len() {
+            continue;
+        }
+        let root = replay
+            .tree
+            .root_at(checkpoint.size)
+            .expect("size within the tree");
+        if checkpoint.origin == replay.state.origin && checkpoint.root == root {
+            signed_size = signed_size.max(checkpoint.size);
+        } else if first_mismatch.is_none() {
+            first_mismatch = Some(checkpoint.size);
+        }
+    }
+    if let Some((path, size)) = beyond_log {
+        findings.push(Finding::new(
+            Code::Truncated,
+            path.as_ref(),
+            Some(size),
+            &format!(
+                "a checkpoint signs {size} entries but the log has {entry_count}: the newest entries were removed"
+            ),
+        ));
+    }
+    if let Some(seq) = first_mismatch {
+        findings.push(Finding::new(
+            Code::ChainBroken,
+            entry_path(seq).as_ref(),
+            Some(seq),
+            &format!("the log up to entry {seq} is not what checkpoint {seq} signed: the entry was edited, replaced or reordered"),
+        ));
+    }
+    for &seq in &replay.link_breaks {
+        if first_mismatch.is_some_and(|edited| seq == edited || seq == edited + 1) {
+            continue; // the edited entry and its successor's link: already reported
+        }
+        findings.push(Finding::new(
+            Code::ChainBroken,
+            entry_path(seq).as_ref(),
+            Some(seq),
+            &format!("the entry's prev is not the hash of entry {}", seq - 1),
+        ));
+    }
+    Ok(Coverage {
+        count: checkpoints.len() as u64,
+        signed_size,
+        newest_within_log,
+    })
+}
+
+/// The log must contain the trusted checkpoint's tree and extend it.
+fn check_trusted(
+    trusted: &Trusted,
+    options: &Options,
+    replay: &Replay,
+    entry_count: u64,
+    findings: &mut Vec<Finding>,
+) {
+    let finding = |code, detail: &str| Finding::new(code, &trusted.source, None, detail);
+    let checkpoint = match Checkpoint::open(&trusted.note, &options.key) {
+        Ok(checkpoint) => checkpoint,
+        Err(e) => {
+            findings.push(finding(
+                Code::BadSignature,
+                &format!("the trusted checkpoint: {e}"),
+            ));
+            return;
+        }
+    };
+    if checkpoint.origin != replay.state.origin {
+        findings.push(finding(
+            Code::RolledBack,
+            &format!(
+                "the trusted checkpoint is of log {}, the archive's log is {}",
+                checkpoint.origin, replay.state.origin
+            ),
+        ));
+    } else if checkpoint.size > entry_count {
+        findings.push(finding(
+            Code::Truncated,
+            &format!(
+                "the trusted checkpoint has {} entries, the log only {entry_count}",
+                checkpoint.size
+            ),
+        ));
+    } else if replay.tree_complete {
+        let proof = replay
+            .tree
+            .consistency_proof(checkpoint.size, replay.tree.len())
+            .expect("sizes within the tree");
+        if let Err(e) = verify_consistency(
+            checkpoint.size,
+            replay.tree.len(),
+            &checkpoint.root,
+            &replay.tree.root(),
+            &proof,
+        ) {
+            findings.push(finding(
+                Code::RolledBack,
+                &format!(
+                    "the log is not an extension of the trusted checkpoint of size {}: {e}",
+                    checkpoint.size
+                ),
+            ));
+        }
+    }
+}
+
+struct DataTotals {
+    files_hashed: u64,
+    bytes_hashed: u64,
+    hash_seconds: f64,
+    removed_not_yet_deleted: u64,
+}
+
+/// Lists every object outside the catalog: each must be a live file of the
+/// right size, or one a commit removed; each live file must be there. Then
+/// rehashes all or a sample of them.
+async fn check_data(
+    store: &dyn ObjectStore,
+    options: &Options,
+    replay: &Replay,
+    observer: &dyn Observer,
+    findings: &mut Vec<Finding>,
+) -> Result<DataTotals, VerifyError> {
+    let live = &replay.state.files;
+    let mut present: Vec<&FileMeta> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut removed_not_yet_deleted = 0;
+    let mut objects = store.list(None);
+    while let Some(meta) = objects.try_next().await? {
+        let path = meta.location.as_ref();
+        if path.starts_with(&format!("{CATALOG_PREFIX}/")) {
+            continue;
+        }
+        seen.insert(path.to_string());
+        match live.get(path) {
+            Some(file) if file.size != meta.size => findings.push(Finding::new(
+                Code::Modified,
+                path,
+                None,
+                &format!("{} bytes, the catalog recorded {}", meta.size, file.size),
+            )),
+            Some(file) => present.push(file),
+            None if replay.ever_added.contains(path) => removed_not_yet_deleted += 1,
+            None => findings.push(Finding::new(
+                Code::Unsealed,
+                path,
+                None,
+                "no catalog entry lists this object",
+            )),
+        }
+    }
+    for path in live.keys().filter(|p| !seen.contains(*p)) {
+        findings.push(Finding::new(
+            Code::Missing,
+            path,
+            None,
+            "a committed file is gone and no entry removed it",
+        ));
+    }
+
+    let to_hash: Vec<&FileMeta> = if options.deep || present.len() <= options.sample {
+        present
+    } else {
+        let mut rng = rand::rng();
+        rand::seq::index::sample(&mut rng, present.len(), options.sample)
+            .into_iter()
+            .map(|i| present[i])
+            .collect()
+    };
+    observer.hashing(to_hash.len() as u64, to_hash.iter().map(|f| f.size).sum());
+    let started = Instant::now();
+    let hashed: Vec<(&FileMeta, String)> = futures::stream::iter(to_hash)
+        .map(|file| async move {
+            let hash = hash_object(store, &Path::from(file.path.as_str()), observer).await?;
+            Ok::<_, VerifyError>((file, hash))
+        })
+        .buffer_unordered(HASH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let hash_seconds = started.elapsed().as_secs_f64();
+    for (file, hash) in &hashed {
+        if *hash != file.sha256 {
+            findings.push(Finding::new(
+                Code::Modified,
+                &file.path,
+                None,
+                &format!("SHA-256 is {hash}, the catalog recorded {}", file.sha256),
+            ));
+        }
+    }
+    Ok(DataTotals {
+        files_hashed: hashed.len() as u64,
+        bytes_hashed: hashed.iter().map(|(f, _)| f.size).sum(),
+        hash_seconds,
+        removed_not_yet_deleted,
+    })
+}
+
+/// SHA-256 of an object, streamed.
+async fn hash_object(
+    store: &dyn ObjectStore,
+    path: &Path,
+    observer: &dyn Observer,
+) -> Result<String, VerifyError> {
+    let mut stream = store.get(path).await?.into_stream();
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = stream.try_next().await? {
+        hasher.update(&chunk);
+        observer.hashed(chunk.len() as u64);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::PutPayload;
+    use object_store::memory::InMemory;
+    use strata_integrity::SigningKey;
+    use strata_store::{Catalog, Draft};
+
+    /// An archive of `commits` sealed commits, each adding one real object.
+    async fn archive(commits: u64) -> (Arc<InMemory>, Catalog, SigningKey) {
+        let store = Arc::new(InMemory::new());
+        let key = SigningKey::generate("strata/test").unwrap();
+        let catalog = Catalog::new(store.clone())
+            .with_snapshot_interval(2)
+            .with_seal(key.clone(), None);
+        let mut snapshot = catalog.load().await.unwrap();
+        for i in 0..commits {
+            add_file(&store, &catalog, &mut snapshot, &format!("t/f{i}.parquet")).await;
+        }
+        (store, catalog, key)
+    }
+
+    async fn add_file(store: &InMemory, catalog: &Catalog, snapshot: &mut Snapshot, path: &str) {
+        let bytes = format!("contents of {path}");
+        store
+            .put(
+                &Path::from(path),
+                PutPayload::from(bytes.clone().into_bytes()),
+            )
+            .await
+            .unwrap();
+        let file = FileMeta {
+            path: path.to_string(),
+            tenant: "t".into(),
+            family: "access".into(),
+            month: "2025-01".into(),
+            size: bytes.len() as u64,
+            sha256: sha256_hex(bytes.as_bytes()),
+            rows: 1,
+            min_ts: 0,
+            max_ts: 0,
+        };
+        let draft = Draft {
+            operation: "ingest".into(),
+            actor: "test".into(),
+            add: vec![file],
+            ..Default::default()
+        };
+        catalog.commit(snapshot, draft).await.unwrap();
+    }
+
+    async fn run(store: Arc<InMemory>, key: &SigningKey) -> Report {
+        let options = Options {
+            key: key.verifier(),
+            trusted: None,
+            deep: true,
+            sample: 0,
+        };
+        verify(store, &options, &()).await.unwrap()
+    }
+
+    fn codes(report: &Report) -> Vec<(Code, String)> {
+        report
+            .findings
+            .iter()
+            .map(|f| (f.code, f.path.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_sealed_archive_is_intact() {
+        let (store, _, key) = archive(5).await;
+        let report = run(store, &key).await;
+        assert_eq!(codes(&report), []);
+        assert_eq!(report.summary.entries, 5);
+        assert_eq!(report.summary.signed_size, 5);
+        assert_eq!(report.summary.snapshots, 2);
+        assert_eq!(report.summary.files_hashed, 5);
+    }
+
+    #[tokio::test]
+    async fn a_doctored_snapshot_is_modified() {
+        let (store, _, key) = archive(5).await;
+        let path = strata_store::snapshot_path(4);
+        let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+        let mut snapshot: Snapshot = serde_json::from_slice(&bytes).unwrap();
+        snapshot.files.remove("t/f0.parquet");
+        store
+            .put(&path, serde_json::to_vec(&snapshot).unwrap().into())
+            .await
+            .unwrap();
+        let report = run(store, &key).await;
+        assert_eq!(codes(&report), [(Code::Modified, path.to_string())]);
+    }
+
+    #[tokio::test]
+    async fn commits_without_the_key_are_unsealed() {
+        let (store, _, key) = archive(3).await;
+        let unsigned = Catalog::new(store.clone());
+        let mut snapshot = unsigned.load().await.unwrap();
+        add_file(&store, &unsigned, &mut snapshot, "t/sneaky.parquet").await;
+        let report = run(store.clone(), &key).await;
+        assert_eq!(
+            codes(&report),
+            [(Code::Unsealed, entry_path(4).to_string())]
+        );
+        assert_eq!(report.summary.signed_size, 3);
+
+        // A stray object among the entries is reported too.
+        store
+            .put(&Path::from("_strata/log/notes.txt"), "hi".into())
+            .await
+            .unwrap();
+        let report = run(store, &key).await;
+        assert!(codes(&report).contains(&(Code::Unsealed, "_strata/log/notes.txt".to_string())));
+    }
+}

@@ -1,0 +1,469 @@
+//! `strata verify` against hand-made tampering: each change to the stored
+//! objects is reported with the right code and path, and an untouched archive
+//! verifies clean.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+use strata_integrity::{Checkpoint, SigningKey};
+
+/// A sealed archive with a witness: one ingest in small chunks (several
+/// commits, then compaction), then a second ingest without compaction.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    archive: PathBuf,
+    witness: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let witness = dir.path().join("witness");
+    for (seed, extra) in [("1", None), ("2", Some("--no-compact"))] {
+        let input = dir.path().join(format!("events-{seed}.ndjson"));
+        generate(
+            &input,
+            &[
+                "--events",
+                "3000",
+                "--tenants",
+                "3",
+                "--days",
+                "90",
+                "--seed",
+                seed,
+            ],
+        );
+        run_ok(
+            strata(&archive)
+                .env("STRATA_WITNESS", &witness)
+                .args(["ingest", "--chunk-mib", "1"])
+                .args(extra)
+                .arg(&input),
+        );
+    }
+    Fixture {
+        _dir: dir,
+        archive,
+        witness,
+    }
+}
+
+/// A fresh copy of `src` in a new temporary folder.
+fn copy_of(src: &Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("archive");
+    copy_dir(src, &dst);
+    (dir, dst)
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let target = dst.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Runs `strata verify --deep --json` plus `args`; returns the exit status and report.
+fn verify(archive: &Path, args: &[&str]) -> (i32, Value) {
+    let out = strata(archive)
+        .args(["verify", "--deep", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap(), report)
+}
+
+/// The (code, path, seq) of every finding.
+fn findings(report: &Value) -> Vec<(String, String, Option<u64>)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["path"].as_str().unwrap().to_string(),
+                f["seq"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts verification fails with exactly one finding, of `code` at `path`.
+fn assert_single(archive: &Path, args: &[&str], code: &str, path: &str) -> Value {
+    let (status, report) = verify(archive, args);
+    assert_eq!(status, 2, "{report:#}");
+    let found = findings(&report);
+    assert_eq!(found.len(), 1, "{report:#}");
+    assert_eq!(
+        (found[0].0.as_str(), found[0].1.as_str()),
+        (code, path),
+        "{report:#}"
+    );
+    report
+}
+
+fn entry_name(seq: u64) -> String {
+    format!("_strata/log/{seq:020}.json")
+}
+
+fn checkpoint_name(seq: u64) -> String {
+    format!("_strata/checkpoints/{seq:020}.note")
+}
+
+fn entries(archive: &Path) -> u64 {
+    std::fs::read_dir(archive.join("_strata/log"))
+        .unwrap()
+        .count() as u64
+}
+
+/// Paths of data files, relative to the archive.
+fn data_files(archive: &Path) -> Vec<String> {
+    files_under(archive)
+        .iter()
+        .map(|p| {
+            p.strip_prefix(archive)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|p| p.ends_with(".parquet"))
+        .collect()
+}
+
+/// The data paths entry `seq` adds.
+fn added_by(archive: &Path, seq: u64) -> Vec<String> {
+    let entry: Value =
+        serde_json::from_slice(&std::fs::read(archive.join(entry_name(seq))).unwrap()).unwrap();
+    entry["add"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_untouched_archive_verifies_clean_against_its_witness() {
+    let fixture = fixture();
+    let n = entries(&fixture.archive);
+    assert!(n >= 4, "the fixture makes several commits, got {n}");
+    let trusted = fixture.witness.join("latest.note");
+    let (status, report) = verify(&fixture.archive, &["--trusted", trusted.to_str().unwrap()]);
+    assert_eq!(status, 0, "{report:#}");
+    assert_eq!(report["intact"], true);
+    let summary = &report["summary"];
+    assert_eq!(summary["entries"], n);
+    assert_eq!(summary["signed_size"], n);
+    assert_eq!(summary["checkpoints"], n);
+    assert_eq!(summary["files"], data_files(&fixture.archive).len() as u64);
+    assert_eq!(summary["files_hashed"], summary["files"]);
+    assert_eq!(summary["hash_mode"], "deep");
+
+    // The default run checks every size but rehashes a sample, and says so.
+    let text = run_ok(strata(&fixture.archive).args(["verify", "--sample", "3"]));
+    assert!(text.contains("a random sample of 3"), "{text}");
+    assert!(text.contains("intact"), "{text}");
+
+    // Auditors pin the key printed by `keys show`; another key fails every checkpoint.
+    let pinned = run_ok(strata(&fixture.archive).args(["keys", "show"]));
+    let (status, _) = verify(&fixture.archive, &["--key", pinned.trim()]);
+    assert_eq!(status, 0);
+    let stranger = SigningKey::generate("strata-elsewhere")
+        .unwrap()
+        .verifier()
+        .to_string();
+    let (status, report) = verify(&fixture.archive, &["--key", &stranger]);
+    assert_eq!(status, 2);
+    let found = findings(&report);
+    assert!(found.iter().all(|f| f.0 == "BAD_SIGNATURE"), "{report:#}");
+    assert_eq!(found.len() as u64, n);
+}
+
+#[test]
+fn tampered_data_files_are_named() {
+    let fixture = fixture();
+    let files = data_files(&fixture.archive);
+
+    let (_dir, archive) = copy_of(&fixture.archive);
+    let flipped = archive.join(&files[0]);
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&flipped, bytes).unwrap();
+    let report = assert_single(&archive, &[], "MODIFIED", &files[0]);
+    assert!(
+        report["findings"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("SHA-256"),
+        "{report:#}"
+    );
+
+    let (_dir, archive) = copy_of(&fixture.archive);
+    std::fs::remove_file(archive.join(&files[1])).unwrap();
+    assert_single(&archive, &[], "MISSING", &files[1]);
+
+    let (_dir, archive) = copy_of(&fixture.archive);
+    let source = Path::new(&files[2]);
+    let slipped = source
+        .with_file_name("part-20250101T000000-0000000000000000.parquet")
+        .to_string_lossy()
+        .into_owned();
+    std::fs::copy(archive.join(source), archive.join(&slipped)).unwrap();
+    assert_single(&archive, &[], "UNSEALED", &slipped);
+    // The slipped-in file is never read by queries either.
+    assert_eq!(
+        count(&archive, "SELECT count(*) AS n FROM events"),
+        count(&fixture.archive, "SELECT count(*) AS n FROM events")
+    );
+}
+
+#[test]
+fn tampered_catalog_entries_break_the_chain_where_they_were_touched() {
+    let fixture = fixture();
+    let n = entries(&fixture.archive);
+    let middle = n / 2;
+
+    // Edit: one number in an entry.
+    let (_dir, archive) = copy_of(&fixture.archive);
+    let path = archive.join(entry_name(middle));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replacen("\"rows\": ", "\"rows\": 1", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).unwrap();
+    let report = assert_single(&archive, &[], "CHAIN_BROKEN", &entry_name(middle));
+    assert_eq!(report["findings"][0]["seq"], middle);
+
+    // Edit the newest entry: no successor links to it, the checkpoint catches it.
+    let (_dir, archive) = copy_of(&fixture.archive);
+    let path = archive.join(entry_name(n));
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("\"actor\": \"test\"", "\"actor\": \"mallory\"", 1),
+    )
+    .unwrap();
+    assert_single(&archive, &[], "CHAIN_BROKEN", &entry_name(n));
+
+    // Delete an entry: its files are still committed by nobody's account, so
+    // look only at the chain finding.
+    let (_dir, archive) = copy_of(&fixture.archive);
+    std::fs::remove_file(archive.join(entry_name(middle))).unwrap();
+    let (status, report) = verify(&archive, &[]);
+    assert_eq!(status, 2);
+    let chain: Vec<_> = findings(&report)
+        .into_iter()
+        .filter(|f| f.0 == "CHAIN_BROKEN")
+        .collect();
+    assert_eq!(
+        chain,
+        [("CHAIN_BROKEN".to_string(), entry_name(middle), Some(middle))]
+    );
+
+    // Swap two entries.
+    let (_dir, archive) = copy_of(&fixture.archive);
+    let (a, b) = (
+        archive.join(entry_name(middle)),
+        archive.join(entry_name(middle + 1)),
+    );
+    let swap = archive.join("swap");
+    std::fs::rename(&a, &swap).unwrap();
+    std::fs::rename(&b, &a).unwrap();
+    std::fs::rename(&swap, &b).unwrap();
+    // Replaying the entries out of order may also misplace files; the
+    // chain findings come first and start at the first swapped entry.
+    let (status, report) = verify(&archive, &[]);
+    assert_eq!(status, 2);
+    let first = &findings(&report)[0];
+    assert_eq!(
+        (first.0.as_str(), first.2),
+        ("CHAIN_BROKEN", Some(middle)),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_a_bad_signature() {
+    let fixture = fixture();
+    let (_dir, archive) = copy_of(&fixture.archive);
+    let size = entries(&archive);
+    let path = archive.join(checkpoint_name(size));
+    let note = std::fs::read_to_string(&path).unwrap();
+    let text = &note[..note.find("\n\n").unwrap() + 1];
+    let checkpoint = Checkpoint::parse(text).unwrap();
+    let name = note
+        .rsplit("\u{2014} ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let impostor = SigningKey::generate(name).unwrap();
+    std::fs::write(&path, checkpoint.sign(&impostor)).unwrap();
+    // The newest commit is now covered by no valid checkpoint, which is also reported.
+    let (status, report) = verify(&archive, &[]);
+    assert_eq!(status, 2);
+    let found = findings(&report);
+    assert!(
+        found.contains(&(
+            "BAD_SIGNATURE".to_string(),
+            checkpoint_name(size),
+            Some(size)
+        )),
+        "{report:#}"
+    );
+    assert!(
+        found
+            .iter()
+            .all(|f| f.0 == "BAD_SIGNATURE" || f.0 == "UNSEALED"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn cutting_off_or_rolling_back_the_log_is_caught_with_a_trusted_checkpoint() {
+    let fixture = fixture();
+    let trusted = fixture.witness.join("latest.note");
+    let trusted = trusted.to_str().unwrap();
+    let n = entries(&fixture.archive);
+
+    // Remove the newest entry, its checkpoint and the files it added: the
+    // archive is consistent with itself, only the witness knows better.
+    let (_dir, archive) = copy_of(&fixture.archive);
+    for path in added_by(&archive, n) {
+        std::fs::remove_file(archive.join(path)).unwrap();
+    }
+    std::fs::remove_file(archive.join(entry_name(n))).unwrap();
+    std::fs::remove_file(archive.join(checkpoint_name(n))).unwrap();
+    let (status, report) = verify(&archive, &[]);
+    assert_eq!(
+        status, 0,
+        "without a trusted checkpoint the cut is invisible: {report:#}"
+    );
+    let report = assert_single(&archive, &["--trusted", trusted], "TRUNCATED", trusted);
+    assert!(
+        report["findings"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{n} entries")),
+        "{report:#}"
+    );
+
+    // Restore an older copy of the catalog: the newer files become unsealed,
+    // and the witness sees the log went backwards.
+    let (_dir, archive) = copy_of(&fixture.archive);
+    let (_old_dir, old) = copy_of(&fixture.archive);
+    std::fs::remove_file(old.join(entry_name(n))).unwrap();
+    std::fs::remove_file(old.join(checkpoint_name(n))).unwrap();
+    std::fs::remove_dir_all(archive.join("_strata")).unwrap();
+    copy_dir(&old.join("_strata"), &archive.join("_strata"));
+    let (status, report) = verify(&archive, &[]);
+    assert_eq!(status, 2);
+    let unsealed: Vec<_> = findings(&report).into_iter().map(|f| f.1).collect();
+    let mut newest = added_by(&fixture.archive, n);
+    newest.sort();
+    assert_eq!(unsealed, newest, "{report:#}");
+
+    // Then commit something else on top: the log is as long as the witness's
+    // checkpoint again but no longer extends it.
+    let input = archive.join("../other.ndjson");
+    generate(
+        &input,
+        &[
+            "--events",
+            "500",
+            "--tenants",
+            "2",
+            "--days",
+            "30",
+            "--seed",
+            "9",
+        ],
+    );
+    run_ok(
+        strata(&archive)
+            .args(["ingest", "--no-compact"])
+            .arg(&input),
+    );
+    for path in newest {
+        std::fs::remove_file(archive.join(path)).unwrap();
+    }
+    assert_eq!(entries(&archive), n);
+    assert_single(&archive, &["--trusted", trusted], "ROLLED_BACK", trusted);
+}
+
+#[test]
+fn a_signed_export_verifies_and_any_change_to_it_fails() {
+    let fixture = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("failed-logins");
+    let sql = "SELECT tenant, user, count(*) AS failures FROM access \
+               WHERE action = 'login_failed' GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2";
+    run_ok(
+        strata(&fixture.archive)
+            .args(["sql", "--export"])
+            .arg(&export)
+            .arg(sql),
+    );
+    let mut names: Vec<_> = std::fs::read_dir(&export)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["manifest.note", "result.csv", "result.parquet"]);
+
+    // The CSV holds the query's rows; the manifest names the query and the
+    // checkpoint of the commit it ran on.
+    let csv = std::fs::read_to_string(export.join("result.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count() as u64,
+        1 + query(&fixture.archive, sql).len() as u64
+    );
+    let manifest = std::fs::read_to_string(export.join("manifest.note")).unwrap();
+    assert!(manifest.contains("login_failed"), "{manifest}");
+    let latest = std::fs::read_to_string(fixture.witness.join("latest.note")).unwrap();
+    let origin_and_size: String = latest.lines().take(2).collect::<Vec<_>>().join("\\n");
+    assert!(manifest.contains(&origin_and_size), "{manifest}\n{latest}");
+
+    let out = run_ok(strata(&fixture.archive).arg("verify-export").arg(&export));
+    assert!(out.contains("intact"), "{out}");
+
+    // Refuses to overwrite an existing export.
+    let out = run_expect(
+        strata(&fixture.archive)
+            .args(["sql", "--export"])
+            .arg(&export)
+            .arg(sql),
+        1,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    let csv_path = export.join("result.csv");
+    std::fs::write(&csv_path, csv.replacen(',', ";", 1)).unwrap();
+    let out = run_expect(
+        strata(&fixture.archive).arg("verify-export").arg(&export),
+        2,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("MODIFIED") && text.contains("result.csv"),
+        "{text}"
+    );
+}
