@@ -83,7 +83,7 @@ fn sealed_archive(
 
 /// The name of a new signing key: `strata-<host>`.
 fn signing_key_name() -> String {
-    let host: String = hostname()
+    let host: String = strata_store::host_name()
         .chars()
         .map(|c| {
             if c.is_whitespace() || c == '+' {
@@ -100,19 +100,13 @@ fn signing_key_name() -> String {
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// Who is recorded as the actor of commits: `STRATA_ACTOR`, else `user@host`.
 fn actor() -> String {
     if let Ok(actor) = std::env::var("STRATA_ACTOR") {
         return actor;
     }
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = hostname();
+    let host = strata_store::host_name();
     if host.is_empty() {
         user
     } else {

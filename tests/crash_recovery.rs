@@ -83,15 +83,28 @@ fn kill_9_during_ingest_then_rerun_keeps_every_line_exactly_once() {
         events
     );
 
-    // Objects left by the killed runs are never read: the catalog decides.
-    let on_disk = files_under(&archive)
+    // The rerun removed what the killed runs had uploaded but not committed,
+    // so the archive verifies clean, every object accounted for.
+    assert_no_strays(&archive);
+}
+
+/// Every Parquet object is catalogued and `strata verify --deep` finds nothing.
+fn assert_no_strays(archive: &Path) {
+    let on_disk = files_under(archive)
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .count() as u64;
-    let catalogued = count(&archive, "SELECT count(*) AS n FROM strata_files");
+    let catalogued = count(archive, "SELECT count(*) AS n FROM strata_files");
+    assert_eq!(on_disk, catalogued, "parquet objects vs catalogued files");
+    let report = run_ok(strata(archive).args(["verify", "--deep"]));
+    assert!(report.contains("result:     intact"), "{report}");
     assert!(
-        on_disk >= catalogued,
-        "{on_disk} parquet objects, {catalogued} in the catalog"
+        !archive.join("_strata/writers").exists()
+            || std::fs::read_dir(archive.join("_strata/writers"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "no writer record is left"
     );
 }
 
@@ -153,4 +166,5 @@ fn kill_9_during_compaction_never_loses_or_doubles_rows() {
         count(&archive, "SELECT count(DISTINCT event_id) AS n FROM events"),
         events
     );
+    assert_no_strays(&archive);
 }

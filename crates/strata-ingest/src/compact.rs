@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use strata_store::{Archive, Draft, FileMeta, PartitionKey};
+use strata_store::{Archive, Draft, FileMeta, PartitionKey, Writer, reconcile};
 use tokio::runtime::Handle;
 
 use crate::encode::{ZSTD_LEVEL_DEFAULT, encode_sorted, read_file};
@@ -86,9 +86,14 @@ pub async fn compact(
     archive: &Archive,
     options: CompactOptions,
 ) -> Result<CompactReport, IngestError> {
+    reconcile(&archive.store, &archive.catalog).await?;
     let mut snapshot = archive.catalog.load().await?;
     let groups = plan(snapshot.files.values().cloned(), options.target_bytes);
     let mut report = CompactReport::default();
+    if groups.is_empty() {
+        return Ok(report);
+    }
+    let mut writer = Writer::register(archive.store.clone(), "compact", &options.actor).await?;
     let handle = Handle::current();
     for batch in groups.chunks(options.merges_per_commit.max(1)) {
         let mut draft = Draft {
@@ -112,6 +117,9 @@ pub async fn compact(
                 })
                 .await
                 .map_err(|e| IngestError::Task(e.to_string()))??;
+            let mut uploaded: Vec<String> = draft.add.iter().map(|f| f.path.clone()).collect();
+            uploaded.push(meta.path.clone());
+            writer.set_pending(uploaded).await?;
             let meta = upload(archive.store.as_ref(), merged, meta).await?;
             report.partitions += 1;
             report.files_removed += group.len();
@@ -122,6 +130,10 @@ pub async fn compact(
             draft.add.push(meta);
         }
         let merged_away = draft.remove.clone();
+        // From the commit on, the sources are what a crash would leave behind.
+        writer
+            .set_pending(merged_away.iter().map(|f| f.path.clone()).collect())
+            .await?;
         archive.catalog.commit(&mut snapshot, draft).await?;
         // Deleting after the commit: a crash here leaves unreferenced objects, never missing ones.
         for file in &merged_away {
@@ -130,6 +142,7 @@ pub async fn compact(
             }
         }
     }
+    writer.finish().await?;
     Ok(report)
 }
 

@@ -14,7 +14,8 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use strata_schema::{EventBatchBuilder, parse_line};
 use strata_store::{
-    Archive, CatalogError, Draft, FileMeta, PartitionKey, Snapshot, SourceProgress,
+    Archive, CatalogError, Draft, FileMeta, PartitionKey, Snapshot, SourceProgress, Writer,
+    reconcile,
 };
 use tokio::runtime::Handle;
 
@@ -165,14 +166,17 @@ pub async fn ingest<O: Observer + 'static>(
     options: IngestOptions,
     observer: O,
 ) -> Result<(IngestReport, O), IngestError> {
+    reconcile(&archive.store, &archive.catalog).await?;
+    let writer = Writer::register(archive.store.clone(), "ingest", &options.actor).await?;
     let archive = archive.clone();
     let handle = Handle::current();
-    tokio::task::spawn_blocking(move || {
+    let (report, observer, writer) = tokio::task::spawn_blocking(move || {
         let mut run = Run {
             archive,
             options,
             observer,
             handle,
+            writer,
             report: IngestReport::default(),
             raw_bytes: Arc::default(),
             raw_done: 0,
@@ -181,10 +185,12 @@ pub async fn ingest<O: Observer + 'static>(
         for input in &inputs {
             run.ingest_one(input)?;
         }
-        Ok((run.report, run.observer))
+        Ok::<_, IngestError>((run.report, run.observer, run.writer))
     })
     .await
-    .map_err(|e| IngestError::Task(e.to_string()))?
+    .map_err(|e| IngestError::Task(e.to_string()))??;
+    writer.finish().await?;
+    Ok((report, observer))
 }
 
 struct Run<O> {
@@ -192,6 +198,8 @@ struct Run<O> {
     options: IngestOptions,
     observer: O,
     handle: Handle,
+    /// Names the files uploaded but not yet committed, for cleanup after a crash.
+    writer: Writer,
     report: IngestReport,
     /// Raw bytes read of the current input.
     raw_bytes: Arc<AtomicU64>,
@@ -377,7 +385,7 @@ impl<O: Observer> Run<O> {
 
     /// Encodes each partition's events as one sorted Parquet file (in
     /// parallel) and uploads them (concurrently). Returns their catalog records.
-    fn write_files(&self, buffers: Buffers) -> Result<Vec<FileMeta>, IngestError> {
+    fn write_files(&mut self, buffers: Buffers) -> Result<Vec<FileMeta>, IngestError> {
         let ingested_at = Utc::now().timestamp_micros();
         let mut work: Vec<(PartitionKey, EventBatchBuilder)> = buffers.into_iter().collect();
         // Largest first, so the threads finish together.
@@ -411,6 +419,8 @@ impl<O: Observer> Run<O> {
                 .collect()
         });
         let encoded: Vec<(Bytes, FileMeta)> = encoded.into_iter().collect::<Result<_, _>>()?;
+        let paths = encoded.iter().map(|(_, meta)| meta.path.clone()).collect();
+        self.handle.block_on(self.writer.set_pending(paths))?;
         let store = self.archive.store.clone();
         self.handle.block_on(async {
             futures::stream::iter(encoded)

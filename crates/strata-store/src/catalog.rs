@@ -643,6 +643,11 @@ mod tests {
         assert_eq!(prev, loaded.head);
     }
 
+    async fn read(store: &dyn ObjectStore, path: &Path) -> String {
+        let bytes = store.get(path).await.unwrap().bytes().await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
     #[tokio::test]
     async fn every_commit_is_sealed_by_a_checkpoint_of_the_merkle_tree() {
         let store = Arc::new(InMemory::new());
@@ -659,36 +664,16 @@ mod tests {
                 .commit(&mut snap, add(&[&format!("f{i}")]))
                 .await
                 .unwrap();
-            let entry = store
-                .get(&entry_path(i))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            tree.push_entry(&entry);
-            let note = store
-                .get(&checkpoint_path(i))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            tree.push_entry(read(&*store, &entry_path(i)).await.as_bytes());
             let checkpoint =
-                Checkpoint::open(std::str::from_utf8(&note).unwrap(), &verifier).unwrap();
+                Checkpoint::open(&read(&*store, &checkpoint_path(i)).await, &verifier).unwrap();
             assert_eq!(checkpoint.size, i);
             assert_eq!(checkpoint.root, tree.root(), "root after commit {i}");
             assert_eq!(checkpoint.origin, snap.origin);
         }
         assert!(snap.origin.starts_with("strata-archive/"));
-        let latest = witness
-            .get(&Path::from(WITNESS_LATEST))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let latest = Checkpoint::open(std::str::from_utf8(&latest).unwrap(), &verifier).unwrap();
+        let latest = read(&*witness, &Path::from(WITNESS_LATEST)).await;
+        let latest = Checkpoint::open(&latest, &verifier).unwrap();
         assert_eq!(latest.size, 5);
         // A reload from the snapshot at 4 plus entry 5 has the same tree.
         let loaded = catalog.load().await.unwrap();

@@ -5,6 +5,7 @@
 mod archive;
 mod catalog;
 mod layout;
+mod writers;
 
 pub use archive::{Archive, ArchiveError, Missing, open_archive, open_location};
 pub use catalog::{
@@ -13,3 +14,6 @@ pub use catalog::{
     entry_path, seq_of, sha256_hex, snapshot_path,
 };
 pub use layout::{CATALOG_PREFIX, PartitionKey, data_file_path};
+pub use writers::{
+    Reconciled, WRITERS_PREFIX, Writer, WriterRecord, host_name, reconcile, writer_records,
+};

@@ -1,7 +1,7 @@
 //! `strata verify`: replays the catalog and checks it against its signed
 //! checkpoints and against the objects in the store.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use strata_integrity::{Checkpoint, MerkleLog, VerifierKey, verify_consistency};
 use strata_store::{
     CATALOG_PREFIX, CHECKPOINT_PREFIX, Entry, FileMeta, LOG_PREFIX, SNAPSHOT_PREFIX, Snapshot,
-    entry_path, seq_of, sha256_hex,
+    WriterRecord, entry_path, seq_of, sha256_hex, writer_records,
 };
 
 use crate::{Code, Finding, VerifyError};
@@ -544,6 +544,11 @@ async fn check_data(
     findings: &mut Vec<Finding>,
 ) -> Result<DataTotals, VerifyError> {
     let live = &replay.state.files;
+    let records = writer_records(store).await?;
+    let pending_by: HashMap<&str, &WriterRecord> = records
+        .iter()
+        .flat_map(|r| r.pending.iter().map(move |p| (p.as_str(), r)))
+        .collect();
     let mut present: Vec<&FileMeta> = Vec::new();
     let mut seen = HashSet::new();
     let mut removed_not_yet_deleted = 0;
@@ -563,12 +568,18 @@ async fn check_data(
             )),
             Some(file) => present.push(file),
             None if replay.ever_added.contains(path) => removed_not_yet_deleted += 1,
-            None => findings.push(Finding::new(
-                Code::Unsealed,
-                path,
-                None,
-                "no catalog entry lists this object",
-            )),
+            None => {
+                let detail = match pending_by.get(path) {
+                    Some(writer) => format!(
+                        "no catalog entry lists this object; {} by {} (pid {} on {}, last seen {}) \
+                         was writing it: if that run was interrupted, the next ingest or compact \
+                         removes it",
+                        writer.operation, writer.actor, writer.pid, writer.host, writer.alive_at
+                    ),
+                    None => "no catalog entry lists this object".to_string(),
+                };
+                findings.push(Finding::new(Code::Unsealed, path, None, &detail))
+            }
         }
     }
     for path in live.keys().filter(|p| !seen.contains(*p)) {

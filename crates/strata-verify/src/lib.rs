@@ -89,6 +89,9 @@ pub enum VerifyError {
     /// The store could not be read.
     #[error("reading the archive: {0}")]
     Store(#[from] object_store::Error),
+    /// A catalog object could not be read.
+    #[error(transparent)]
+    Catalog(#[from] strata_store::CatalogError),
     /// A local file could not be read or written.
     #[error("{path}: {source}")]
     Io {
