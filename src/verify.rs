@@ -36,7 +36,10 @@ fn verifier_key(keyring: &Path, given: Option<&str>) -> anyhow::Result<(Verifier
             "--key".to_string(),
         )),
         None => {
-            let key = Keyring::open(keyring)?.signing_key()?;
+            let key = Keyring::open(keyring)?.signing_key().context(
+                "no key to check signatures with: pass --key with the verifier key you pinned \
+                 (`strata keys show` prints it where the archive is written)",
+            )?;
             Ok((key.verifier(), format!("keyring {}", keyring.display())))
         }
     }

@@ -81,8 +81,15 @@ async fn ingest_and_query_through_a_real_s3_server() {
 
     let input2 = input.clone();
     let local2 = local.clone();
+    let witness = root.join(BUCKET).join("witness");
     tokio::task::spawn_blocking(move || {
-        run_ok(on_s3(addr).args(["ingest", "--chunk-mib", "1"]).arg(&input2));
+        // Checkpoints are also copied to a witness prefix of the bucket.
+        run_ok(
+            on_s3(addr)
+                .env("STRATA_WITNESS", format!("s3://{BUCKET}/witness"))
+                .args(["ingest", "--chunk-mib", "1"])
+                .arg(&input2),
+        );
         run_ok(strata(&local2).args(["ingest", "--chunk-mib", "1"]).arg(&input2));
 
         // Same answers from the bucket as from the local folder.
@@ -103,6 +110,14 @@ async fn ingest_and_query_through_a_real_s3_server() {
         // Exactly once on S3 too.
         let again = run_expect(on_s3(addr).arg("ingest").arg(&input2), 0);
         assert!(String::from_utf8_lossy(&again.stderr).contains("already ingested"));
+
+        // The bucket verifies clean against its witness's latest checkpoint.
+        let report = run_ok(
+            on_s3(addr)
+                .args(["verify", "--deep", "--trusted"])
+                .arg(witness.join("latest.note")),
+        );
+        assert!(report.contains("result:     intact"), "{report}");
     })
     .await
     .unwrap();
