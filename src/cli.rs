@@ -65,6 +65,12 @@ pub enum Command {
     /// Check an export folder written by `strata sql --export`.
     #[command(after_help = VERIFY_EXPORT_EXAMPLES)]
     VerifyExport(VerifyExportArgs),
+    /// Retention: set the policy, see what it would do, carry it out.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Legal holds: nothing they cover is expired or deleted, whatever the policy says.
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// Show the archive signing key, for auditors to pin.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -236,6 +242,189 @@ pub struct VerifyExportArgs {
     /// The verifier key the manifest must be signed with. Default: the keyring's key.
     #[arg(long, value_name = "VKEY_OR_FILE")]
     pub key: Option<String>,
+}
+
+/// `strata retention` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Set, show or list the policies and presets.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Print every action the policy would take now, changing nothing.
+    #[command(after_help = PLAN_EXAMPLES)]
+    Plan(PlanArgs),
+    /// Carry the plan out: one commit per action, resumable after a crash.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Run the plan on the policy's cron schedule (UTC), logging each run.
+    #[command(
+        after_help = "Example:\n  strata retention daemon        (stop with Ctrl-C or SIGTERM)"
+    )]
+    Daemon,
+    /// Withdraw expiry marks before their sweep; the partitions become visible again.
+    #[command(after_help = CANCEL_EXAMPLES)]
+    Cancel(CancelArgs),
+}
+
+const PLAN_EXAMPLES: &str = "\
+Partitions are tenant-family-months; their age counts from their newest event. Expiry is
+two-phase: `expire` marks a partition (queries stop seeing it), `sweep` deletes it once the
+policy's grace period (default 7 days) is over. Legal holds block both, and are listed.
+
+Examples:
+  strata retention plan
+  strata retention plan --now 2027-01-01 --format json";
+
+const RUN_EXAMPLES: &str = "\
+Each action is recorded in the catalog with the policy version, actor and reason, and
+shows in `SELECT * FROM strata_audit`. After a crash, run it again: it finishes the job.
+
+Examples:
+  strata retention run
+  strata retention run --now 2027-01-01      (rehearse on a copy of the archive)";
+
+const CANCEL_EXAMPLES: &str = "\
+A cancelled partition is not marked again under the same policy version; change the policy
+or place a hold to keep it for good.
+
+Example:
+  strata retention cancel --tenant acme-health --month 2019-03 --reason \"audit request 42\"";
+
+/// `strata retention policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a TOML policy file and make it the archive's policy (a new version).
+    #[command(after_help = POLICY_EXAMPLE)]
+    Set {
+        /// The policy file.
+        file: PathBuf,
+        /// Why the policy changes (recorded with it).
+        #[arg(long, default_value = "policy updated")]
+        reason: String,
+    },
+    /// Print the policy in force and its version.
+    Show,
+    /// List the built-in presets with their periods and sources.
+    Presets,
+}
+
+const POLICY_EXAMPLE: &str = "\
+Example policy:
+  schedule = \"0 3 * * *\"            # daemon runs, UTC cron
+  grace = \"7d\"                      # between expiry mark and deletion
+
+  [cold_stores]
+  cold = \"s3://audit-cold/strata\"
+
+  [[rule]]                            # the most specific rule wins: tenant, then family
+  tenant = \"*\"
+  family = \"*\"
+  presets = [\"pci-dss-4\"]            # 12 months, the latest 3 never tiered
+  tier_after = \"3mo\"
+  tier_to = \"cold\"
+
+  [[rule]]
+  tenant = \"acme-health\"
+  family = \"*\"
+  presets = [\"hipaa\", \"pci-dss-4\"]   # the longest retention wins: 6 years
+
+Example:
+  strata retention policy set policy.toml --reason \"CAB-1234\"";
+
+/// Options of `strata retention plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Plan as of this instant instead of now (2027-01-01 or RFC 3339).
+    #[arg(long, value_name = "TS")]
+    pub now: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    pub format: PlanFormat,
+}
+
+/// Output formats of `strata retention plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// One line per action, for people.
+    Table,
+    /// The whole plan as JSON.
+    Json,
+}
+
+/// Options of `strata retention run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run as of this instant instead of now (2027-01-01 or RFC 3339).
+    #[arg(long, value_name = "TS")]
+    pub now: Option<String>,
+    /// Print only the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Options of `strata retention cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Tenant whose marks to withdraw.
+    #[arg(long)]
+    pub tenant: String,
+    /// Only this family.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Only this month (YYYY-MM).
+    #[arg(long)]
+    pub month: Option<String>,
+    /// Why (recorded).
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// `strata hold` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Place a legal hold.
+    #[command(after_help = HOLD_EXAMPLES)]
+    Add(HoldAddArgs),
+    /// List the active holds.
+    List,
+    /// Lift a hold; what it covered follows the policy again at the next run.
+    Release {
+        /// The hold's number (see `strata hold list`).
+        id: u64,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+const HOLD_EXAMPLES: &str = "\
+A hold covers every partition of the tenant (and family) that overlaps the days given. It
+blocks expiry, deletion and key shredding, wins over every policy, and is recorded in
+strata_audit like every change.
+
+Examples:
+  strata hold add --tenant globex-bank --reason \"SEC inquiry 2026-117\"
+  strata hold add --tenant acme-health --family access --from 2025-01-01 --to 2025-06-30 \\
+                  --reason \"litigation hold, matter 88\"";
+
+/// Options of `strata hold add`.
+#[derive(Debug, Args)]
+pub struct HoldAddArgs {
+    /// The tenant to hold.
+    #[arg(long)]
+    pub tenant: String,
+    /// Only this family.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// First day covered (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day covered, inclusive (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// The case or matter the hold is for.
+    #[arg(long)]
+    pub reason: String,
 }
 
 /// `strata keys` subcommands.

@@ -4,6 +4,7 @@ mod cli;
 mod demo;
 mod ingest;
 mod output;
+mod retention;
 mod shell;
 mod sql;
 mod verify;
@@ -20,6 +21,13 @@ use strata_store::{Archive, Missing};
 const EXIT_REJECTED: u8 = 3;
 
 fn main() -> ExitCode {
+    // Like other Unix tools, stop quietly when the reader of our output goes
+    // away (`strata sql ... | head`) instead of failing to print.
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -56,6 +64,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(&archive(Missing::Fail)?, &keyring, args).await,
         Command::VerifyExport(args) => verify::run_export(&keyring, args),
         Command::Keys(KeysCommand::Show) => verify::show_key(&keyring),
+        Command::Retention(command) => retention::run(&sealed(Missing::Fail)?, command).await,
+        Command::Hold(command) => retention::hold(&sealed(Missing::Fail)?, command).await,
         Command::Status => sql::status(&archive(Missing::Fail)?).await,
         Command::Gen(args) => demo::generate(args),
         Command::Demo(args) => demo::run(&sealed(Missing::Create)?, args).await,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use strata_store::{Archive, Draft, FileMeta, PartitionKey, Writer, reconcile};
+use strata_store::{Archive, Draft, FileMeta, PartitionKey, Pending, Writer, reconcile};
 use tokio::runtime::Handle;
 
 use crate::encode::{ZSTD_LEVEL_DEFAULT, encode_sorted, read_file};
@@ -94,7 +94,6 @@ pub async fn compact(
         return Ok(report);
     }
     let mut writer = Writer::register(archive.store.clone(), "compact", &options.actor).await?;
-    let handle = Handle::current();
     for batch in groups.chunks(options.merges_per_commit.max(1)) {
         let mut draft = Draft {
             operation: "compact".into(),
@@ -103,22 +102,9 @@ pub async fn compact(
             ..Default::default()
         };
         for group in batch {
-            let bytes = fetch_all(archive, group).await?;
-            let key =
-                PartitionKey::of_file(&group[0]).expect("catalogued files have valid partitions");
-            let level = options.zstd_level;
-            let (merged, meta) = handle
-                .spawn_blocking(move || -> Result<_, IngestError> {
-                    let mut batches = Vec::new();
-                    for file in bytes {
-                        batches.extend(read_file(file)?);
-                    }
-                    Ok(encode_sorted(&key, &batches, level)?)
-                })
-                .await
-                .map_err(|e| IngestError::Task(e.to_string()))??;
-            let mut uploaded: Vec<String> = draft.add.iter().map(|f| f.path.clone()).collect();
-            uploaded.push(meta.path.clone());
+            let (merged, meta) = merge_files(archive, group, options.zstd_level).await?;
+            let mut uploaded: Vec<Pending> = draft.add.iter().map(Pending::of).collect();
+            uploaded.push(Pending::of(&meta));
             writer.set_pending(uploaded).await?;
             let meta = upload(archive.store.as_ref(), merged, meta).await?;
             report.partitions += 1;
@@ -132,7 +118,7 @@ pub async fn compact(
         let merged_away = draft.remove.clone();
         // From the commit on, the sources are what a crash would leave behind.
         writer
-            .set_pending(merged_away.iter().map(|f| f.path.clone()).collect())
+            .set_pending(merged_away.iter().map(Pending::of).collect())
             .await?;
         archive.catalog.commit(&mut snapshot, draft).await?;
         // Deleting after the commit: a crash here leaves unreferenced objects, never missing ones.
@@ -144,6 +130,27 @@ pub async fn compact(
     }
     writer.finish().await?;
     Ok(report)
+}
+
+/// Reads `files` (all of one partition, in the archive) and merges their rows,
+/// sorted by `ts`, into one new file encoded at zstd `level`.
+pub async fn merge_files(
+    archive: &Archive,
+    files: &[FileMeta],
+    level: i32,
+) -> Result<(Bytes, FileMeta), IngestError> {
+    let bytes = fetch_all(archive, files).await?;
+    let key = PartitionKey::of_file(&files[0]).expect("catalogued files have valid partitions");
+    Handle::current()
+        .spawn_blocking(move || -> Result<_, IngestError> {
+            let mut batches = Vec::new();
+            for file in bytes {
+                batches.extend(read_file(file)?);
+            }
+            Ok(encode_sorted(&key, &batches, level)?)
+        })
+        .await
+        .map_err(|e| IngestError::Task(e.to_string()))?
 }
 
 async fn fetch_all(archive: &Archive, files: &[FileMeta]) -> Result<Vec<Bytes>, IngestError> {
@@ -182,6 +189,7 @@ mod tests {
             rows: 1,
             min_ts,
             max_ts: min_ts,
+            location: None,
         }
     }
 

@@ -85,6 +85,7 @@ pub fn encode_sorted(
         rows: sorted.num_rows() as u64,
         min_ts,
         max_ts,
+        location: None,
     };
     Ok((Bytes::from(buffer), meta))
 }

@@ -14,8 +14,8 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use strata_schema::{EventBatchBuilder, parse_line};
 use strata_store::{
-    Archive, CatalogError, Draft, FileMeta, PartitionKey, Snapshot, SourceProgress, Writer,
-    reconcile,
+    Archive, CatalogError, Draft, FileMeta, PartitionKey, Pending, Snapshot, SourceProgress,
+    Writer, reconcile,
 };
 use tokio::runtime::Handle;
 
@@ -419,8 +419,8 @@ impl<O: Observer> Run<O> {
                 .collect()
         });
         let encoded: Vec<(Bytes, FileMeta)> = encoded.into_iter().collect::<Result<_, _>>()?;
-        let paths = encoded.iter().map(|(_, meta)| meta.path.clone()).collect();
-        self.handle.block_on(self.writer.set_pending(paths))?;
+        let uploads = encoded.iter().map(|(_, meta)| Pending::of(meta)).collect();
+        self.handle.block_on(self.writer.set_pending(uploads))?;
         let store = self.archive.store.clone();
         self.handle.block_on(async {
             futures::stream::iter(encoded)

@@ -9,7 +9,7 @@ mod encode;
 mod ingest;
 mod input;
 
-pub use compact::{CompactOptions, CompactReport, compact};
+pub use compact::{CompactOptions, CompactReport, compact, merge_files};
 pub use encode::{ZSTD_LEVEL_DEFAULT, encode_sorted, read_file};
 pub use ingest::{
     IngestError, IngestOptions, IngestReport, Observer, Reject, SourceReport, SourceStatus, ingest,

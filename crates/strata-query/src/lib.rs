@@ -5,12 +5,16 @@
 //! match the query's filters (from the catalog's records), then hands only
 //! those to DataFusion's Parquet reader, which prunes row groups and pages by
 //! their statistics. Views `access`, `data_usage` and `technical` select one
-//! family; `strata_files` lists the catalog's files.
+//! family; `strata_files` lists the catalog's files; `strata_audit` lists
+//! every commit's receipts (files added and removed, policy, hold and expiry
+//! changes).
 
+mod audit;
 mod prune;
 mod session;
 mod table;
 
+pub use audit::AuditTable;
 pub use prune::Prune;
 pub use session::{QueryError, QuerySession, QueryStats};
 pub use table::{ArchiveTable, ScanRecord};

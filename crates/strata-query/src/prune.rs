@@ -220,6 +220,7 @@ mod tests {
             rows: 0,
             min_ts,
             max_ts,
+            location: None,
         }
     }
 

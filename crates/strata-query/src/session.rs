@@ -1,5 +1,6 @@
 //! A query session over one catalog snapshot of an archive.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
@@ -11,8 +12,11 @@ use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use strata_schema::Family;
-use strata_store::{Archive, CatalogError, Snapshot};
+use strata_store::{
+    Archive, ArchiveError, CatalogError, FileMeta, Missing, Snapshot, open_location,
+};
 
+use crate::audit::AuditTable;
 use crate::table::{ArchiveTable, ScanRecord};
 
 /// Errors opening a session or running a query.
@@ -21,6 +25,9 @@ pub enum QueryError {
     /// The catalog could not be read.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A cold store holding tiered files could not be opened.
+    #[error(transparent)]
+    ColdStore(#[from] ArchiveError),
     /// Planning or execution failed (bad SQL, unreadable file, ...).
     #[error("{0}")]
     DataFusion(#[from] DataFusionError),
@@ -62,11 +69,20 @@ impl QuerySession {
         let ctx = SessionContext::new_with_config(config);
         let store_url = ObjectStoreUrl::parse(STORE_URL)?;
         ctx.register_object_store(store_url.as_ref(), archive.store.clone());
+        let mut store_urls = HashMap::from([(None, store_url)]);
+        let files: Vec<FileMeta> = snapshot.visible_files().cloned().collect();
+        for location in files.iter().filter_map(|f| f.location.as_ref()) {
+            if !store_urls.contains_key(&Some(location.clone())) {
+                let url = ObjectStoreUrl::parse(format!("strata://tier{}/", store_urls.len()))?;
+                let store = open_location(location, Missing::Fail)?;
+                ctx.register_object_store(url.as_ref(), store);
+                store_urls.insert(Some(location.clone()), url);
+            }
+        }
         let scans = Arc::new(Mutex::new(Vec::new()));
-        let files = snapshot.files.values().cloned().collect();
         ctx.register_table(
             "events",
-            Arc::new(ArchiveTable::new(files, store_url, scans.clone())),
+            Arc::new(ArchiveTable::new(files, store_urls, scans.clone())),
         )?;
         for family in Family::ALL {
             ctx.sql(&format!(
@@ -75,6 +91,10 @@ impl QuerySession {
             .await?;
         }
         ctx.register_table("strata_files", Arc::new(files_table(&snapshot)?))?;
+        ctx.register_table(
+            "strata_audit",
+            Arc::new(AuditTable::new(archive.catalog.clone(), snapshot.seq)),
+        )?;
         Ok(QuerySession {
             ctx,
             snapshot,
@@ -139,9 +159,9 @@ fn add_scan_metrics(plan: &Arc<dyn ExecutionPlan>, stats: &mut QueryStats) {
     }
 }
 
-/// The catalog's files as a table, for auditors and operators.
+/// The catalog's files that queries see, as a table for auditors and operators.
 fn files_table(snapshot: &Snapshot) -> Result<MemTable, DataFusionError> {
-    let files: Vec<_> = snapshot.files.values().collect();
+    let files: Vec<_> = snapshot.visible_files().collect();
     let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let schema = Arc::new(Schema::new(vec![
         Field::new("path", DataType::Utf8, false),
@@ -153,6 +173,7 @@ fn files_table(snapshot: &Snapshot) -> Result<MemTable, DataFusionError> {
         Field::new("sha256", DataType::Utf8, false),
         Field::new("min_ts", ts(), false),
         Field::new("max_ts", ts(), false),
+        Field::new("location", DataType::Utf8, true),
     ]));
     let text = |f: fn(&strata_store::FileMeta) -> &str| {
         Arc::new(StringArray::from_iter_values(files.iter().map(|m| f(m))))
@@ -175,6 +196,9 @@ fn files_table(snapshot: &Snapshot) -> Result<MemTable, DataFusionError> {
             text(|m| &m.sha256),
             time(|m| m.min_ts),
             time(|m| m.max_ts),
+            Arc::new(StringArray::from_iter(
+                files.iter().map(|m| m.location.as_deref()),
+            )),
         ],
     )?;
     MemTable::try_new(schema, vec![vec![batch]])

@@ -1,5 +1,6 @@
 //! The `events` table: a DataFusion table provider over the catalog's files.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -10,11 +11,12 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
 use strata_schema::contract;
 use strata_store::FileMeta;
 
@@ -35,21 +37,23 @@ pub struct ScanRecord {
 #[derive(Debug)]
 pub struct ArchiveTable {
     files: Vec<FileMeta>,
-    store_url: ObjectStoreUrl,
+    /// Where each file's store is registered, by [`FileMeta::location`].
+    store_urls: HashMap<Option<String>, ObjectStoreUrl>,
     scans: Arc<Mutex<Vec<ScanRecord>>>,
 }
 
 impl ArchiveTable {
-    /// A table over `files`, read through the object store registered at `store_url`;
-    /// each scan appends what it kept to `scans`.
+    /// A table over `files`, each read through the object store registered at
+    /// the URL `store_urls` gives for its location (`None`: the archive); each
+    /// scan appends what it kept to `scans`.
     pub fn new(
         files: Vec<FileMeta>,
-        store_url: ObjectStoreUrl,
+        store_urls: HashMap<Option<String>, ObjectStoreUrl>,
         scans: Arc<Mutex<Vec<ScanRecord>>>,
     ) -> Self {
         ArchiveTable {
             files,
-            store_url,
+            store_urls,
             scans,
         }
     }
@@ -96,17 +100,34 @@ impl TableProvider for ArchiveTable {
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
-        let files: Vec<PartitionedFile> = kept
-            .iter()
-            .map(|f| PartitionedFile::new(f.path.clone(), f.size))
-            .collect();
-        let groups = FileGroup::new(files).split_files(state.config().target_partitions());
-        let source = Arc::new(ParquetSource::new(schema));
-        let config = FileScanConfigBuilder::new(self.store_url.clone(), source)
-            .with_file_groups(groups)
-            .with_projection_indices(projection.cloned())?
-            .with_limit(limit)
-            .build();
-        Ok(DataSourceExec::from_data_source(config))
+        // One scan per store: hot files in the archive, tiered ones in their cold stores.
+        let mut by_store: BTreeMap<Option<&str>, Vec<PartitionedFile>> = BTreeMap::new();
+        for file in kept {
+            by_store
+                .entry(file.location.as_deref())
+                .or_default()
+                .push(PartitionedFile::new(file.path.clone(), file.size));
+        }
+        let mut scans = Vec::new();
+        for (location, files) in by_store {
+            let url = self
+                .store_urls
+                .get(&location.map(String::from))
+                .ok_or_else(|| {
+                    DataFusionError::Internal(format!("no object store for {location:?}"))
+                })?;
+            let groups = FileGroup::new(files).split_files(state.config().target_partitions());
+            let source = Arc::new(ParquetSource::new(schema.clone()));
+            let config = FileScanConfigBuilder::new(url.clone(), source)
+                .with_file_groups(groups)
+                .with_projection_indices(projection.cloned())?
+                .with_limit(limit)
+                .build();
+            scans.push(DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>);
+        }
+        match scans.len() {
+            1 => Ok(scans.pop().expect("one scan")),
+            _ => UnionExec::try_new(scans),
+        }
     }
 }

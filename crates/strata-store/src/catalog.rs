@@ -25,7 +25,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use strata_integrity::{Checkpoint, Frontier, SigningKey, leaf_hash};
 
+use crate::governance::{Change, Governance, Partition};
 use crate::layout::CATALOG_PREFIX;
+
+/// The operation of commits that remove partitions whose retention is over.
+pub const EXPIRE_OPERATION: &str = "expire";
 
 /// `prev` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -95,6 +99,10 @@ pub struct FileMeta {
     pub min_ts: i64,
     /// Largest `ts`, UTC microseconds.
     pub max_ts: i64,
+    /// The store holding the file when it is not the archive itself: a
+    /// cold store's location (folder or `s3://` URL) after tiering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// How far one input has been committed.
@@ -139,6 +147,12 @@ pub struct Entry {
     /// Input progress recorded with this commit.
     #[serde(default)]
     pub sources: Vec<SourceProgress>,
+    /// Policy, hold and expiry changes made by this commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    /// The retention policy version a retention commit acted under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<u64>,
 }
 
 /// A change to commit.
@@ -157,6 +171,10 @@ pub struct Draft {
     /// Source progress to record, each with the `lines` the source must still
     /// be at (0 when new) for the commit to be valid.
     pub sources: Vec<(SourceProgress, u64)>,
+    /// Policy, hold and expiry changes; each must still apply when committing.
+    pub changes: Vec<Change>,
+    /// The retention policy version acted under.
+    pub policy_version: Option<u64>,
 }
 
 /// The archive's content as of one commit.
@@ -176,6 +194,9 @@ pub struct Snapshot {
     pub files: BTreeMap<String, FileMeta>,
     /// Input progress by source id.
     pub sources: HashMap<String, SourceProgress>,
+    /// Retention policy, legal holds and expiry marks.
+    #[serde(default)]
+    pub governance: Governance,
 }
 
 impl Snapshot {
@@ -216,6 +237,12 @@ impl Snapshot {
         for source in &entry.sources {
             self.sources.insert(source.id.clone(), source.clone());
         }
+        for change in &entry.changes {
+            if let Some(why) = self.governance.check(change, &|p| self.has_files(p)) {
+                return Err(bad(why));
+            }
+            self.governance.apply(change);
+        }
         self.seq = entry.seq;
         self.head = sha256_hex(bytes);
         if entry.seq == 1 {
@@ -241,6 +268,19 @@ impl Snapshot {
                 return Some(format!("{} was removed by another commit", file.path));
             }
         }
+        let removed = |f: &FileMeta| draft.remove.iter().any(|r| r.path == f.path);
+        let keeps_files = |p: &Partition| {
+            self.files
+                .values()
+                .any(|f| Partition::of(f) == *p && !removed(f))
+        };
+        let mut governance = self.governance.clone();
+        for change in &draft.changes {
+            if let Some(why) = governance.check(change, &keeps_files) {
+                return Some(why);
+            }
+            governance.apply(change);
+        }
         for (source, expected_lines) in &draft.sources {
             let current = self.sources.get(&source.id).map_or(0, |s| s.lines);
             if current != *expected_lines {
@@ -251,6 +291,11 @@ impl Snapshot {
             }
         }
         None
+    }
+
+    /// Whether any live file belongs to `partition`.
+    fn has_files(&self, partition: &Partition) -> bool {
+        self.files.values().any(|f| Partition::of(f) == *partition)
     }
 
     /// Total bytes of live data files.
@@ -308,13 +353,14 @@ struct LastSnapshot {
 }
 
 /// Signs a checkpoint after every commit and copies it to a witness.
+#[derive(Debug)]
 struct Seal {
     key: SigningKey,
     witness: Option<Arc<dyn ObjectStore>>,
 }
 
 /// The catalog of one archive.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Catalog {
     store: Arc<dyn ObjectStore>,
     snapshot_interval: u64,
@@ -486,6 +532,8 @@ impl Catalog {
                 add: draft.add.clone(),
                 remove: draft.remove.clone(),
                 sources: draft.sources.iter().map(|(s, _)| s.clone()).collect(),
+                changes: draft.changes.clone(),
+                policy_version: draft.policy_version,
             };
             let bytes = serde_json::to_vec_pretty(&entry).expect("entries serialize");
             let options = PutOptions {
@@ -598,6 +646,7 @@ mod tests {
             rows: 3,
             min_ts: 1,
             max_ts: 2,
+            location: None,
         }
     }
 

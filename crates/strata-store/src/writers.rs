@@ -20,7 +20,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::archive::{Missing, open_location};
+use crate::catalog::{Catalog, CatalogError, FileMeta};
 
 /// Prefix of the writer records.
 pub const WRITERS_PREFIX: &str = "_strata/writers";
@@ -46,7 +47,27 @@ pub struct WriterRecord {
     /// When it last updated the record (RFC 3339).
     pub alive_at: String,
     /// Objects it may have created or orphaned that the catalog may not list.
-    pub pending: Vec<String>,
+    pub pending: Vec<Pending>,
+}
+
+/// An object a writer may leave behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The cold store holding it, if not the archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Its path in that store.
+    pub path: String,
+}
+
+impl Pending {
+    /// The pending object a catalogued file is stored as.
+    pub fn of(file: &FileMeta) -> Pending {
+        Pending {
+            location: file.location.clone(),
+            path: file.path.clone(),
+        }
+    }
 }
 
 impl WriterRecord {
@@ -122,8 +143,8 @@ impl Writer {
     /// Records `paths` as everything this writer may leave behind from now
     /// on; call it before uploading them or before removing them from the
     /// catalog and deleting them.
-    pub async fn set_pending(&mut self, paths: Vec<String>) -> Result<(), CatalogError> {
-        self.record.pending = paths;
+    pub async fn set_pending(&mut self, objects: Vec<Pending>) -> Result<(), CatalogError> {
+        self.record.pending = objects;
         self.record.alive_at = now();
         self.save().await
     }
@@ -189,12 +210,20 @@ pub async fn reconcile(
     }
     let snapshot = catalog.load().await?;
     for record in stale {
-        for path in record
-            .pending
-            .iter()
-            .filter(|p| !snapshot.files.contains_key(*p))
-        {
-            match store.delete(&Path::from(path.as_str())).await {
+        let committed = |p: &&Pending| {
+            snapshot
+                .files
+                .get(&p.path)
+                .is_some_and(|f| f.location == p.location)
+        };
+        for pending in record.pending.iter().filter(|p| !committed(p)) {
+            let in_store = match &pending.location {
+                None => store.clone(),
+                Some(location) => open_location(location, Missing::Fail).map_err(|e| {
+                    CatalogError::Conflict(format!("cannot reconcile {}: {e}", pending.path))
+                })?,
+            };
+            match in_store.delete(&Path::from(pending.path.as_str())).await {
                 Ok(()) => done.objects += 1,
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -216,7 +245,7 @@ pub async fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Draft, FileMeta};
+    use crate::catalog::Draft;
     use object_store::memory::InMemory;
 
     fn meta(path: &str) -> FileMeta {
@@ -230,6 +259,7 @@ mod tests {
             rows: 1,
             min_ts: 0,
             max_ts: 0,
+            location: None,
         }
     }
 
@@ -245,7 +275,10 @@ mod tests {
             .await
             .unwrap();
         writer
-            .set_pending(vec!["a.parquet".into(), "b.parquet".into()])
+            .set_pending(vec![
+                Pending::of(&meta("a.parquet")),
+                Pending::of(&meta("b.parquet")),
+            ])
             .await
             .unwrap();
         for path in ["a.parquet", "b.parquet"] {

@@ -12,14 +12,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use strata_integrity::{Checkpoint, MerkleLog, VerifierKey, verify_consistency};
 use strata_store::{
-    CATALOG_PREFIX, CHECKPOINT_PREFIX, Entry, FileMeta, LOG_PREFIX, SNAPSHOT_PREFIX, Snapshot,
-    WriterRecord, entry_path, seq_of, sha256_hex, writer_records,
+    CATALOG_PREFIX, CHECKPOINT_PREFIX, EXPIRE_OPERATION, Entry, FileMeta, LOG_PREFIX, Missing,
+    SNAPSHOT_PREFIX, Snapshot, WriterRecord, entry_path, open_location, seq_of, sha256_hex,
+    writer_records,
 };
 
 use crate::{Code, Finding, VerifyError};
-
-/// The catalog operation that removes partitions whose retention is over.
-pub const EXPIRE_OPERATION: &str = "expire";
 
 /// Entries and files fetched at once.
 const FETCH_CONCURRENCY: usize = 16;
@@ -120,8 +118,8 @@ struct Replay {
     tree: MerkleLog,
     /// False once an entry is missing: the tree no longer matches the log.
     tree_complete: bool,
-    /// Every data path any entry ever added.
-    ever_added: HashSet<String>,
+    /// Every data file any entry ever added, by store location and path.
+    ever_added: HashSet<(Option<String>, String)>,
     expired_partitions: BTreeSet<(String, String, String)>,
     /// Entries whose `prev` is not the hash of the entry before.
     link_breaks: Vec<u64>,
@@ -176,6 +174,7 @@ pub async fn verify(
 ) -> Result<Report, VerifyError> {
     let started = Instant::now();
     let mut findings = Vec::new();
+    let archive = store.clone();
     let store = &*store;
 
     let entries = numbered(store, LOG_PREFIX, &mut findings).await?;
@@ -210,7 +209,7 @@ pub async fn verify(
         check_trusted(trusted, options, &replay, entry_count, &mut findings);
     }
 
-    let data = check_data(store, options, &replay, observer, &mut findings).await?;
+    let data = check_data(archive, options, &replay, observer, &mut findings).await?;
     // Catalog findings first, in log order, then data objects by path.
     findings.sort_by_key(|f| (f.seq.is_none(), f.seq, f.path.clone()));
     let seconds = started.elapsed().as_secs_f64();
@@ -296,7 +295,9 @@ async fn replay_log(
         }
         previous_hash = Some(hash);
         for file in &entry.add {
-            replay.ever_added.insert(file.path.clone());
+            replay
+                .ever_added
+                .insert((file.location.clone(), file.path.clone()));
         }
         if entry.operation == EXPIRE_OPERATION {
             for file in &entry.remove {
@@ -535,78 +536,125 @@ struct DataTotals {
     removed_not_yet_deleted: u64,
 }
 
-/// Lists every object outside the catalog: each must be a live file of the
-/// right size, or one a commit removed; each live file must be there. Then
-/// rehashes all or a sample of them.
+/// Lists every object outside the catalog, in the archive and in every cold
+/// store files were tiered to: each must be a live file of the right size,
+/// or one a commit removed; each live file must be there. Then rehashes all
+/// or a sample of them.
 async fn check_data(
-    store: &dyn ObjectStore,
+    archive: Arc<dyn ObjectStore>,
     options: &Options,
     replay: &Replay,
     observer: &dyn Observer,
     findings: &mut Vec<Finding>,
 ) -> Result<DataTotals, VerifyError> {
-    let live = &replay.state.files;
-    let records = writer_records(store).await?;
-    let pending_by: HashMap<&str, &WriterRecord> = records
+    let records = writer_records(archive.as_ref()).await?;
+    let pending_by: HashMap<(Option<&str>, &str), &WriterRecord> = records
         .iter()
-        .flat_map(|r| r.pending.iter().map(move |p| (p.as_str(), r)))
+        .flat_map(|r| {
+            r.pending
+                .iter()
+                .map(move |p| ((p.location.as_deref(), p.path.as_str()), r))
+        })
         .collect();
-    let mut present: Vec<&FileMeta> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut locations: BTreeSet<Option<&str>> = replay
+        .ever_added
+        .iter()
+        .map(|(location, _)| location.as_deref())
+        .collect();
+    locations.insert(None);
+    let mut present: Vec<(Arc<dyn ObjectStore>, &FileMeta)> = Vec::new();
     let mut removed_not_yet_deleted = 0;
-    let mut objects = store.list(None);
-    while let Some(meta) = objects.try_next().await? {
-        let path = meta.location.as_ref();
-        if path.starts_with(&format!("{CATALOG_PREFIX}/")) {
-            continue;
-        }
-        seen.insert(path.to_string());
-        match live.get(path) {
-            Some(file) if file.size != meta.size => findings.push(Finding::new(
-                Code::Modified,
-                path,
-                None,
-                &format!("{} bytes, the catalog recorded {}", meta.size, file.size),
-            )),
-            Some(file) => present.push(file),
-            None if replay.ever_added.contains(path) => removed_not_yet_deleted += 1,
-            None => {
-                let detail = match pending_by.get(path) {
-                    Some(writer) => format!(
-                        "no catalog entry lists this object; {} by {} (pid {} on {}, last seen {}) \
-                         was writing it: if that run was interrupted, the next ingest or compact \
-                         removes it",
-                        writer.operation, writer.actor, writer.pid, writer.host, writer.alive_at
-                    ),
-                    None => "no catalog entry lists this object".to_string(),
-                };
-                findings.push(Finding::new(Code::Unsealed, path, None, &detail))
+    for location in locations {
+        let live: HashMap<&str, &FileMeta> = replay
+            .state
+            .files
+            .values()
+            .filter(|f| f.location.as_deref() == location)
+            .map(|f| (f.path.as_str(), f))
+            .collect();
+        let store = match location {
+            None => archive.clone(),
+            Some(cold) => match open_location(cold, Missing::Fail) {
+                Ok(store) => store,
+                Err(e) => {
+                    for path in live.keys() {
+                        let detail = format!("its cold store cannot be opened: {e}");
+                        let name = display_path(location, path);
+                        findings.push(Finding::new(Code::Missing, &name, None, &detail));
+                    }
+                    continue;
+                }
+            },
+        };
+        let mut seen = HashSet::new();
+        let mut objects = store.list(None);
+        while let Some(meta) = objects.try_next().await? {
+            let path = meta.location.as_ref();
+            if location.is_none() && path.starts_with(&format!("{CATALOG_PREFIX}/")) {
+                continue;
+            }
+            seen.insert(path.to_string());
+            let name = display_path(location, path);
+            match live.get(path) {
+                Some(file) if file.size != meta.size => findings.push(Finding::new(
+                    Code::Modified,
+                    &name,
+                    None,
+                    &format!("{} bytes, the catalog recorded {}", meta.size, file.size),
+                )),
+                Some(file) => present.push((store.clone(), file)),
+                None if replay
+                    .ever_added
+                    .contains(&(location.map(String::from), path.to_string())) =>
+                {
+                    removed_not_yet_deleted += 1
+                }
+                None => {
+                    let detail = match pending_by.get(&(location, path)) {
+                        Some(writer) => format!(
+                            "no catalog entry lists this object; {} by {} (pid {} on {}, last seen {}) \
+                             was writing it: if that run was interrupted, the next write to the \
+                             archive removes it",
+                            writer.operation,
+                            writer.actor,
+                            writer.pid,
+                            writer.host,
+                            writer.alive_at
+                        ),
+                        None => "no catalog entry lists this object".to_string(),
+                    };
+                    findings.push(Finding::new(Code::Unsealed, &name, None, &detail))
+                }
             }
         }
-    }
-    for path in live.keys().filter(|p| !seen.contains(*p)) {
-        findings.push(Finding::new(
-            Code::Missing,
-            path,
-            None,
-            "a committed file is gone and no entry removed it",
-        ));
+        for path in live.keys().filter(|p| !seen.contains(**p)) {
+            findings.push(Finding::new(
+                Code::Missing,
+                &display_path(location, path),
+                None,
+                "a committed file is gone and no entry removed it",
+            ));
+        }
     }
 
-    let to_hash: Vec<&FileMeta> = if options.deep || present.len() <= options.sample {
-        present
-    } else {
-        let mut rng = rand::rng();
-        rand::seq::index::sample(&mut rng, present.len(), options.sample)
-            .into_iter()
-            .map(|i| present[i])
-            .collect()
-    };
-    observer.hashing(to_hash.len() as u64, to_hash.iter().map(|f| f.size).sum());
+    let to_hash: Vec<(Arc<dyn ObjectStore>, &FileMeta)> =
+        if options.deep || present.len() <= options.sample {
+            present
+        } else {
+            let mut rng = rand::rng();
+            rand::seq::index::sample(&mut rng, present.len(), options.sample)
+                .into_iter()
+                .map(|i| present[i].clone())
+                .collect()
+        };
+    observer.hashing(
+        to_hash.len() as u64,
+        to_hash.iter().map(|(_, f)| f.size).sum(),
+    );
     let started = Instant::now();
     let hashed: Vec<(&FileMeta, String)> = futures::stream::iter(to_hash)
-        .map(|file| async move {
-            let hash = hash_object(store, file, observer).await?;
+        .map(|(store, file)| async move {
+            let hash = hash_object(store.as_ref(), file, observer).await?;
             Ok::<_, VerifyError>((file, hash))
         })
         .buffer_unordered(HASH_CONCURRENCY)
@@ -617,7 +665,7 @@ async fn check_data(
         if *hash != file.sha256 {
             findings.push(Finding::new(
                 Code::Modified,
-                &file.path,
+                &display_path(file.location.as_deref(), &file.path),
                 None,
                 &format!("SHA-256 is {hash}, the catalog recorded {}", file.sha256),
             ));
@@ -629,6 +677,15 @@ async fn check_data(
         hash_seconds,
         removed_not_yet_deleted,
     })
+}
+
+/// A data file's path as findings show it: relative to the archive, or
+/// prefixed by its cold store's location.
+fn display_path(location: Option<&str>, path: &str) -> String {
+    match location {
+        None => path.to_string(),
+        Some(location) => format!("{}/{path}", location.trim_end_matches('/')),
+    }
 }
 
 /// SHA-256 of a data file whose size was checked, read in large ranges (a
@@ -693,6 +750,7 @@ mod tests {
             rows: 1,
             min_ts: 0,
             max_ts: 0,
+            location: None,
         };
         let draft = Draft {
             operation: "ingest".into(),

@@ -1,0 +1,219 @@
+//! `strata_audit`: every catalog entry as receipts, one row per file added or
+//! removed and per policy, hold or expiry change, read from the log when a
+//! query scans it (so opening a session stays as cheap as loading a snapshot).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::Session;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use futures::{StreamExt, TryStreamExt};
+use strata_store::{Catalog, Change, Entry, FileMeta, Partition};
+
+/// Entries read at once.
+const READ_CONCURRENCY: usize = 32;
+
+/// The receipts table, up to one commit.
+#[derive(Debug)]
+pub struct AuditTable {
+    catalog: Catalog,
+    upto: u64,
+}
+
+impl AuditTable {
+    /// Receipts of entries 1 to `upto` of `catalog`.
+    pub fn new(catalog: Catalog, upto: u64) -> AuditTable {
+        AuditTable { catalog, upto }
+    }
+}
+
+fn schema() -> SchemaRef {
+    let text = |name| Field::new(name, DataType::Utf8, true);
+    Arc::new(Schema::new(vec![
+        Field::new("seq", DataType::UInt64, false),
+        Field::new(
+            "committed_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("actor", DataType::Utf8, false),
+        Field::new("operation", DataType::Utf8, false),
+        text("reason"),
+        Field::new("policy_version", DataType::UInt64, true),
+        Field::new("action", DataType::Utf8, false),
+        text("tenant"),
+        text("family"),
+        text("month"),
+        text("path"),
+        text("location"),
+        text("sha256"),
+        Field::new("bytes", DataType::UInt64, true),
+        Field::new("rows", DataType::UInt64, true),
+        text("detail"),
+    ]))
+}
+
+/// Column builders, one row per receipt.
+#[derive(Default)]
+struct Receipts {
+    seq: UInt64Builder,
+    committed_at: TimestampMicrosecondBuilder,
+    actor: StringBuilder,
+    operation: StringBuilder,
+    reason: StringBuilder,
+    policy_version: UInt64Builder,
+    action: StringBuilder,
+    tenant: StringBuilder,
+    family: StringBuilder,
+    month: StringBuilder,
+    path: StringBuilder,
+    location: StringBuilder,
+    sha256: StringBuilder,
+    bytes: UInt64Builder,
+    rows: UInt64Builder,
+    detail: StringBuilder,
+}
+
+impl Receipts {
+    fn row(
+        &mut self,
+        entry: &Entry,
+        action: &str,
+        partition: Option<&Partition>,
+        file: Option<&FileMeta>,
+        detail: Option<String>,
+    ) {
+        let committed = chrono::DateTime::parse_from_rfc3339(&entry.committed_at)
+            .map_or(0, |t| t.timestamp_micros());
+        self.seq.append_value(entry.seq);
+        self.committed_at.append_value(committed);
+        self.actor.append_value(&entry.actor);
+        self.operation.append_value(&entry.operation);
+        self.reason.append_option(entry.reason.as_deref());
+        self.policy_version.append_option(entry.policy_version);
+        self.action.append_value(action);
+        self.tenant.append_option(partition.map(|p| &p.tenant));
+        self.family.append_option(partition.map(|p| &p.family));
+        self.month.append_option(partition.map(|p| &p.month));
+        self.path.append_option(file.map(|f| &f.path));
+        self.location
+            .append_option(file.and_then(|f| f.location.as_deref()));
+        self.sha256.append_option(file.map(|f| &f.sha256));
+        self.bytes.append_option(file.map(|f| f.size));
+        self.rows.append_option(file.map(|f| f.rows));
+        self.detail.append_option(detail);
+    }
+
+    fn add(&mut self, entry: &Entry) {
+        for file in &entry.add {
+            self.row(entry, "add", Some(&Partition::of(file)), Some(file), None);
+        }
+        for file in &entry.remove {
+            self.row(
+                entry,
+                "remove",
+                Some(&Partition::of(file)),
+                Some(file),
+                None,
+            );
+        }
+        for change in &entry.changes {
+            let detail = serde_json::to_value(change).expect("changes serialize");
+            let action = detail["change"].as_str().unwrap_or("change").to_string();
+            let partition = match change {
+                Change::ExpiryMarked { mark } => Some(mark.partition.clone()),
+                Change::ExpiryCancelled { partition, .. } | Change::ExpirySwept { partition } => {
+                    Some(partition.clone())
+                }
+                Change::HoldAdded { hold } => Some(Partition {
+                    tenant: hold.tenant.clone(),
+                    family: hold.family.clone().unwrap_or_default(),
+                    month: String::new(),
+                }),
+                Change::PolicySet { .. } | Change::HoldReleased { .. } => None,
+            };
+            self.row(
+                entry,
+                &action,
+                partition.as_ref(),
+                None,
+                Some(detail.to_string()),
+            );
+        }
+        if entry.add.is_empty() && entry.remove.is_empty() && entry.changes.is_empty() {
+            self.row(entry, &entry.operation, None, None, None);
+        }
+    }
+
+    fn finish(mut self) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.seq.finish()),
+            Arc::new(self.committed_at.finish().with_timezone("UTC")),
+            Arc::new(self.actor.finish()),
+            Arc::new(self.operation.finish()),
+            Arc::new(self.reason.finish()),
+            Arc::new(self.policy_version.finish()),
+            Arc::new(self.action.finish()),
+            Arc::new(self.tenant.finish()),
+            Arc::new(self.family.finish()),
+            Arc::new(self.month.finish()),
+            Arc::new(self.path.finish()),
+            Arc::new(self.location.finish()),
+            Arc::new(self.sha256.finish()),
+            Arc::new(self.bytes.finish()),
+            Arc::new(self.rows.finish()),
+            Arc::new(self.detail.finish()),
+        ];
+        Ok(RecordBatch::try_new(schema(), columns)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for AuditTable {
+    fn schema(&self) -> SchemaRef {
+        schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let catalog = &self.catalog;
+        let mut entries = futures::stream::iter(1..=self.upto)
+            .map(|seq| async move {
+                match catalog.read_entry(seq).await {
+                    Ok(Some((entry, _))) => Ok(entry),
+                    Ok(None) => Err(DataFusionError::Execution(format!(
+                        "catalog entry {seq} is missing; run `strata verify`"
+                    ))),
+                    Err(e) => Err(DataFusionError::External(Box::new(e))),
+                }
+            })
+            .buffered(READ_CONCURRENCY);
+        let mut receipts = Receipts::default();
+        while let Some(entry) = entries.try_next().await? {
+            receipts.add(&entry);
+        }
+        let batch = receipts.finish()?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            schema(),
+            projection.cloned(),
+        )?)
+    }
+}

@@ -1,0 +1,252 @@
+//! The retention engine.
+//!
+//! A retention policy (see `strata-policy`) is stored in the catalog, each
+//! version an entry naming who set it and when. [`plan`] computes what the
+//! policy asks for at an instant: mark partitions whose retention is over
+//! (queries stop seeing them), sweep marked partitions whose grace period is
+//! over (their files are removed in a commit, then deleted), and tier
+//! partitions old enough to a cold store, compacted. [`run`] carries a plan
+//! out, one commit per action, resumable after `kill -9`. Legal holds win
+//! over every policy: a held partition is never marked or swept, and a mark
+//! is withdrawn when a hold comes to cover it.
+
+#![warn(missing_docs)]
+
+mod plan;
+mod run;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use strata_policy::Policy;
+use strata_store::{Archive, Change, Draft, Hold, Partition, PolicyVersion, Snapshot};
+
+pub use plan::{Action, ActionKind, Blocked, Plan, plan};
+pub use run::{COLD_ZSTD_LEVEL, Observer, RunReport, run};
+
+/// Errors of retention commands.
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    /// The catalog failed or refused a commit.
+    #[error(transparent)]
+    Catalog(#[from] strata_store::CatalogError),
+    /// A store failed.
+    #[error("storage error: {0}")]
+    Store(#[from] object_store::Error),
+    /// A cold store could not be opened.
+    #[error(transparent)]
+    Location(#[from] strata_store::ArchiveError),
+    /// The policy text is invalid.
+    #[error("invalid retention policy: {0}")]
+    Policy(#[from] strata_policy::PolicyError),
+    /// Merging files for tiering failed.
+    #[error(transparent)]
+    Merge(#[from] strata_ingest::IngestError),
+    /// A cold copy did not read back as written.
+    #[error("tiering aborted, the cold copy is wrong: {0}")]
+    BadCopy(String),
+    /// No policy has been set.
+    #[error(
+        "the archive has no retention policy yet: set one with `strata retention policy set FILE`"
+    )]
+    NoPolicy,
+    /// The request is not valid against the archive's state.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The archive's policy in force, parsed.
+pub fn current_policy(snapshot: &Snapshot) -> Result<(u64, Policy), RetentionError> {
+    let stored = snapshot
+        .governance
+        .policy
+        .as_ref()
+        .ok_or(RetentionError::NoPolicy)?;
+    Ok((stored.version, strata_policy::parse(&stored.text)?))
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Validates `text` and commits it as the next policy version; returns the version.
+pub async fn set_policy(
+    archive: &Archive,
+    text: &str,
+    actor: &str,
+    reason: &str,
+) -> Result<u64, RetentionError> {
+    strata_policy::parse(text)?;
+    let mut snapshot = archive.catalog.load().await?;
+    let version = snapshot.governance.policy_version() + 1;
+    let draft = Draft {
+        operation: "policy".into(),
+        actor: actor.to_string(),
+        reason: Some(reason.to_string()),
+        policy_version: Some(version),
+        changes: vec![Change::PolicySet {
+            policy: PolicyVersion {
+                version,
+                text: text.to_string(),
+                set_at: now_text(),
+                set_by: actor.to_string(),
+            },
+        }],
+        ..Default::default()
+    };
+    archive.catalog.commit(&mut snapshot, draft).await?;
+    Ok(version)
+}
+
+/// What a new legal hold covers.
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    /// The tenant.
+    pub tenant: String,
+    /// Only this family, if given.
+    pub family: Option<String>,
+    /// First day covered.
+    pub from: Option<NaiveDate>,
+    /// Last day covered (inclusive).
+    pub to: Option<NaiveDate>,
+    /// Why (a case or matter reference).
+    pub reason: String,
+}
+
+/// Places a legal hold; returns it.
+pub async fn add_hold(
+    archive: &Archive,
+    request: HoldRequest,
+    actor: &str,
+) -> Result<Hold, RetentionError> {
+    if let (Some(from), Some(to)) = (request.from, request.to)
+        && from > to
+    {
+        return Err(RetentionError::Refused(format!(
+            "--from {from} is after --to {to}"
+        )));
+    }
+    if request.reason.trim().is_empty() {
+        return Err(RetentionError::Refused(
+            "a hold needs a --reason (the case or matter it is for)".into(),
+        ));
+    }
+    let mut snapshot = archive.catalog.load().await?;
+    let hold = Hold {
+        id: snapshot.governance.holds_placed + 1,
+        tenant: request.tenant,
+        family: request.family,
+        from: request.from,
+        to: request.to,
+        reason: request.reason,
+        added_at: now_text(),
+        added_by: actor.to_string(),
+    };
+    let draft = Draft {
+        operation: "hold".into(),
+        actor: actor.to_string(),
+        reason: Some(hold.reason.clone()),
+        changes: vec![Change::HoldAdded { hold: hold.clone() }],
+        ..Default::default()
+    };
+    archive.catalog.commit(&mut snapshot, draft).await?;
+    Ok(hold)
+}
+
+/// Lifts legal hold `id`.
+pub async fn release_hold(
+    archive: &Archive,
+    id: u64,
+    reason: &str,
+    actor: &str,
+) -> Result<Hold, RetentionError> {
+    let mut snapshot = archive.catalog.load().await?;
+    let hold = snapshot.governance.holds.get(&id).cloned().ok_or_else(|| {
+        let active: Vec<String> = snapshot
+            .governance
+            .holds
+            .keys()
+            .map(u64::to_string)
+            .collect();
+        RetentionError::Refused(format!(
+            "hold {id} is not active (active holds: {})",
+            if active.is_empty() {
+                "none".to_string()
+            } else {
+                active.join(", ")
+            }
+        ))
+    })?;
+    let draft = Draft {
+        operation: "hold-release".into(),
+        actor: actor.to_string(),
+        reason: Some(reason.to_string()),
+        changes: vec![Change::HoldReleased {
+            id,
+            reason: reason.to_string(),
+        }],
+        ..Default::default()
+    };
+    archive.catalog.commit(&mut snapshot, draft).await?;
+    Ok(hold)
+}
+
+/// Withdraws the expiry marks of `tenant` (and `family`, `month` if given)
+/// before their sweep; the partitions are visible again and are not marked
+/// again under the current policy version. Returns the partitions.
+pub async fn cancel_expiry(
+    archive: &Archive,
+    tenant: &str,
+    family: Option<&str>,
+    month: Option<&str>,
+    reason: &str,
+    actor: &str,
+) -> Result<Vec<Partition>, RetentionError> {
+    let mut snapshot = archive.catalog.load().await?;
+    let partitions: Vec<Partition> = snapshot
+        .governance
+        .marks
+        .values()
+        .map(|m| m.partition.clone())
+        .filter(|p| {
+            p.tenant == tenant
+                && family.is_none_or(|f| p.family == f)
+                && month.is_none_or(|m| p.month == m)
+        })
+        .collect();
+    if partitions.is_empty() {
+        return Err(RetentionError::Refused(format!(
+            "no partition of tenant {tenant} matching the filter is marked for expiry"
+        )));
+    }
+    let draft = Draft {
+        operation: "expire-cancel".into(),
+        actor: actor.to_string(),
+        reason: Some(reason.to_string()),
+        policy_version: Some(snapshot.governance.policy_version()),
+        changes: partitions
+            .iter()
+            .map(|p| Change::ExpiryCancelled {
+                partition: p.clone(),
+                reason: reason.to_string(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    archive.catalog.commit(&mut snapshot, draft).await?;
+    Ok(partitions)
+}
+
+/// Parses `--now`: RFC 3339 or a date (midnight UTC).
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, RetentionError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            RetentionError::Refused(format!(
+                "{text:?} is not an instant: use 2026-01-31 or 2026-01-31T12:00:00Z"
+            ))
+        })
+}

@@ -1,0 +1,265 @@
+//! What the policy asks for now: computed from one catalog snapshot, without
+//! touching anything.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use strata_policy::{Policy, Rule};
+use strata_store::{FileMeta, Partition, Snapshot};
+
+/// What retention does to a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Withdraw an expiry mark because a legal hold now covers the partition.
+    Unmark,
+    /// Delete a marked partition whose grace period is over.
+    Sweep,
+    /// Mark a partition expired: hidden from queries, deleted after the grace period.
+    Mark,
+    /// Move a partition's hot files to a cold store, compacted.
+    Tier,
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ActionKind::Unmark => "unmark",
+            ActionKind::Sweep => "sweep",
+            ActionKind::Mark => "expire",
+            ActionKind::Tier => "tier",
+        })
+    }
+}
+
+/// One planned action.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    /// What.
+    pub kind: ActionKind,
+    /// On which partition.
+    pub partition: Partition,
+    /// The files it concerns (all the partition's, or its hot ones for tiering).
+    pub files: Vec<FileMeta>,
+    /// Their total size.
+    pub bytes: u64,
+    /// Why, citing the rule and the dates.
+    pub reason: String,
+    /// For tiering, the cold store's location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// For marking, when the sweep may delete the files (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep_after: Option<String>,
+}
+
+/// An action a legal hold prevents.
+#[derive(Debug, Clone, Serialize)]
+pub struct Blocked {
+    /// What would have happened.
+    pub kind: ActionKind,
+    /// To which partition.
+    pub partition: Partition,
+    /// Its size.
+    pub bytes: u64,
+    /// The hold's number.
+    pub hold: u64,
+    /// The hold's reason.
+    pub hold_reason: String,
+}
+
+/// Everything the policy asks for at one instant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The instant planned for.
+    pub now: DateTime<Utc>,
+    /// The policy version planned with.
+    pub policy_version: u64,
+    /// Actions, in the order they run: unmarks, sweeps, marks, tiering.
+    pub actions: Vec<Action>,
+    /// Actions legal holds prevent.
+    pub blocked: Vec<Blocked>,
+}
+
+/// A partition and its files.
+type PartitionFiles<'a> = (&'a Partition, Vec<&'a FileMeta>);
+
+fn newest_event(files: &[&FileMeta]) -> DateTime<Utc> {
+    let newest = files.iter().map(|f| f.max_ts).max().unwrap_or(0);
+    DateTime::from_timestamp_micros(newest).unwrap_or_default()
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn rule_label(index: usize, rule: &Rule) -> String {
+    let presets = if rule.presets.is_empty() {
+        String::new()
+    } else {
+        format!(", presets {}", rule.presets.join(" + "))
+    };
+    format!("rule {} ({}{presets})", index + 1, rule.describe())
+}
+
+fn action(kind: ActionKind, partition: &Partition, files: &[&FileMeta], reason: String) -> Action {
+    Action {
+        kind,
+        partition: partition.clone(),
+        files: files.iter().map(|f| (*f).clone()).collect(),
+        bytes: files.iter().map(|f| f.size).sum(),
+        reason,
+        to: None,
+        sweep_after: None,
+    }
+}
+
+/// Plans what `policy` (version `policy_version`) asks of the archive in
+/// `snapshot` at `now`. Age counts from the newest event of each partition.
+pub fn plan(snapshot: &Snapshot, policy: &Policy, policy_version: u64, now: DateTime<Utc>) -> Plan {
+    let governance = &snapshot.governance;
+    let mut partitions: BTreeMap<Partition, Vec<&FileMeta>> = BTreeMap::new();
+    for file in snapshot.files.values() {
+        partitions
+            .entry(Partition::of(file))
+            .or_default()
+            .push(file);
+    }
+    let mut plan = Plan {
+        now,
+        policy_version,
+        actions: Vec::new(),
+        blocked: Vec::new(),
+    };
+    let mut block =
+        |kind, partition: &Partition, files: &[&FileMeta], hold: &strata_store::Hold| {
+            plan.blocked.push(Blocked {
+                kind,
+                partition: partition.clone(),
+                bytes: files.iter().map(|f| f.size).sum(),
+                hold: hold.id,
+                hold_reason: hold.reason.clone(),
+            })
+        };
+    let mut actions = Vec::new();
+    // Partitions of streams under a size cap, by (tenant, family), oldest first.
+    let mut capped: BTreeMap<(String, String), Vec<PartitionFiles>> = BTreeMap::new();
+    for (partition, files) in &partitions {
+        let key = partition.key();
+        let held = governance.held(partition);
+        if let Some(mark) = governance.marks.get(&key) {
+            if let Some(hold) = held {
+                let reason = format!("legal hold {} ({}) covers it", hold.id, hold.reason);
+                actions.push(action(ActionKind::Unmark, partition, files, reason));
+            } else if DateTime::parse_from_rfc3339(&mark.sweep_after).is_ok_and(|t| t <= now) {
+                let reason = format!(
+                    "expired under policy version {} on {}; grace period ended {}",
+                    mark.policy_version, mark.marked_at, mark.sweep_after
+                );
+                actions.push(action(ActionKind::Sweep, partition, files, reason));
+            }
+            continue;
+        }
+        let Some((index, rule)) = policy.rule_for(&partition.tenant, &partition.family) else {
+            continue;
+        };
+        let newest = newest_event(files);
+        if let Some(expiry) = rule.expiry() {
+            let due = expiry.reached_at(newest);
+            if due <= now {
+                if let Some(hold) = held {
+                    block(ActionKind::Mark, partition, files, hold);
+                } else if governance.cancelled.get(&key) != Some(&policy_version) {
+                    let sweep_after = policy.grace().reached_at(now);
+                    let mut mark = action(
+                        ActionKind::Mark,
+                        partition,
+                        files,
+                        format!(
+                            "{}: expire after {expiry}; newest event {}, due {}",
+                            rule_label(index, rule),
+                            rfc3339(newest),
+                            rfc3339(due)
+                        ),
+                    );
+                    mark.sweep_after = Some(rfc3339(sweep_after));
+                    actions.push(mark);
+                }
+                continue;
+            }
+        }
+        if rule.max_bytes.is_some() {
+            capped
+                .entry((partition.tenant.clone(), partition.family.clone()))
+                .or_default()
+                .push((partition, files.clone()));
+        }
+        if let Some(tier) = &rule.tier {
+            let location = policy
+                .cold_store(&tier.store)
+                .expect("validated: tier_to names a cold store");
+            let hot: Vec<&FileMeta> = files
+                .iter()
+                .filter(|f| f.location.as_deref() != Some(location))
+                .copied()
+                .collect();
+            let due = tier.after.reached_at(newest);
+            if due <= now && !hot.is_empty() {
+                let mut tier_action = action(
+                    ActionKind::Tier,
+                    partition,
+                    &hot,
+                    format!(
+                        "{}: tier after {} to {}; newest event {}, due {}",
+                        rule_label(index, rule),
+                        tier.after,
+                        tier.store,
+                        rfc3339(newest),
+                        rfc3339(due)
+                    ),
+                );
+                tier_action.to = Some(location.to_string());
+                actions.push(tier_action);
+            }
+        }
+    }
+    for ((tenant, family), streams) in capped {
+        let (index, rule) = policy
+            .rule_for(&tenant, &family)
+            .expect("capped streams have a rule");
+        let cap = rule.max_bytes.expect("capped streams have a cap");
+        let mut total: u64 = streams.iter().flat_map(|(_, f)| f).map(|f| f.size).sum();
+        // Oldest months first (partition order is by month within a stream).
+        for (partition, files) in &streams {
+            if total <= cap {
+                break;
+            }
+            let bytes: u64 = files.iter().map(|f| f.size).sum();
+            if let Some(hold) = governance.held(partition) {
+                block(ActionKind::Mark, partition, files, hold);
+                continue;
+            }
+            if governance.cancelled.get(&partition.key()) == Some(&policy_version) {
+                continue;
+            }
+            let mut mark = action(
+                ActionKind::Mark,
+                partition,
+                files,
+                format!(
+                    "{}: the stream holds {total} bytes, over its max_bytes {cap}; oldest first",
+                    rule_label(index, rule)
+                ),
+            );
+            mark.sweep_after = Some(rfc3339(policy.grace().reached_at(now)));
+            actions
+                .retain(|a: &Action| !(a.kind == ActionKind::Tier && a.partition == **partition));
+            actions.push(mark);
+            total -= bytes;
+        }
+    }
+    actions.sort_by(|a, b| (a.kind, &a.partition).cmp(&(b.kind, &b.partition)));
+    plan.actions = actions;
+    plan
+}

@@ -1,0 +1,205 @@
+//! Carrying a plan out. Every action is one catalog commit, made only once
+//! whatever it needs is in place, and every object it creates or orphans is
+//! named in the writer record first, so `kill -9` at any point followed by
+//! a rerun ends exactly as an uninterrupted run.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use strata_ingest::merge_files;
+use strata_store::{
+    Archive, Change, Draft, FileMeta, Mark, Missing, Pending, Writer, open_location, reconcile,
+};
+
+use crate::plan::{Action, ActionKind, Plan, plan};
+use crate::{RetentionError, current_policy};
+
+/// zstd level of tiered files: cold data is written once and read rarely.
+pub const COLD_ZSTD_LEVEL: i32 = 9;
+/// Partitions per expiry commit.
+const PARTITIONS_PER_COMMIT: usize = 100;
+
+/// Hears about a run's progress.
+pub trait Observer {
+    /// An action was committed.
+    fn done(&mut self, _action: &Action) {}
+}
+
+impl Observer for () {}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// The plan it carried out.
+    pub plan: Option<Plan>,
+    /// Catalog commits made.
+    pub commits: u64,
+    /// Objects deleted after their commits.
+    pub objects_deleted: u64,
+    /// Bytes written to cold stores.
+    pub bytes_tiered: u64,
+}
+
+/// Plans at `now` under the archive's current policy and carries the plan out
+/// as `actor`. Starts by removing what an interrupted run left behind.
+pub async fn run(
+    archive: &Archive,
+    now: DateTime<Utc>,
+    actor: &str,
+    observer: &mut dyn Observer,
+) -> Result<RunReport, RetentionError> {
+    reconcile(&archive.store, &archive.catalog).await?;
+    let mut snapshot = archive.catalog.load().await?;
+    let (version, policy) = current_policy(&snapshot)?;
+    let plan = plan(&snapshot, &policy, version, now);
+    let mut report = RunReport::default();
+    if plan.actions.is_empty() {
+        report.plan = Some(plan);
+        return Ok(report);
+    }
+    let mut writer = Writer::register(archive.store.clone(), "retention", actor).await?;
+    let draft = |operation: &str, reason: String| Draft {
+        operation: operation.to_string(),
+        actor: actor.to_string(),
+        reason: Some(reason),
+        policy_version: Some(version),
+        ..Default::default()
+    };
+    let of_kind = |kind| {
+        plan.actions
+            .iter()
+            .filter(move |a: &&Action| a.kind == kind)
+    };
+    let now_text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+
+    let unmarks: Vec<&Action> = of_kind(ActionKind::Unmark).collect();
+    for chunk in unmarks.chunks(PARTITIONS_PER_COMMIT) {
+        let mut commit = draft("expire-cancel", "a legal hold covers the partitions".into());
+        commit.changes = chunk
+            .iter()
+            .map(|a| Change::ExpiryCancelled {
+                partition: a.partition.clone(),
+                reason: a.reason.clone(),
+            })
+            .collect();
+        archive.catalog.commit(&mut snapshot, commit).await?;
+        report.commits += 1;
+        chunk.iter().for_each(|a| observer.done(a));
+    }
+
+    let sweeps: Vec<&Action> = of_kind(ActionKind::Sweep).collect();
+    for chunk in sweeps.chunks(PARTITIONS_PER_COMMIT) {
+        let files: Vec<FileMeta> = chunk.iter().flat_map(|a| a.files.clone()).collect();
+        writer
+            .set_pending(files.iter().map(Pending::of).collect())
+            .await?;
+        let mut commit = draft(
+            strata_store::EXPIRE_OPERATION,
+            "retention period and grace period over".into(),
+        );
+        commit.remove = files.clone();
+        commit.changes = chunk
+            .iter()
+            .map(|a| Change::ExpirySwept {
+                partition: a.partition.clone(),
+            })
+            .collect();
+        archive.catalog.commit(&mut snapshot, commit).await?;
+        report.commits += 1;
+        report.objects_deleted += delete_files(archive, &files).await?;
+        chunk.iter().for_each(|a| observer.done(a));
+    }
+
+    let marks: Vec<&Action> = of_kind(ActionKind::Mark).collect();
+    for chunk in marks.chunks(PARTITIONS_PER_COMMIT) {
+        let mut commit = draft(
+            "expire-mark",
+            "retention period over: hidden now, deleted after the grace period".into(),
+        );
+        commit.changes = chunk
+            .iter()
+            .map(|a| Change::ExpiryMarked {
+                mark: Mark {
+                    partition: a.partition.clone(),
+                    marked_at: now_text.clone(),
+                    sweep_after: a.sweep_after.clone().expect("marks have a sweep time"),
+                    policy_version: version,
+                },
+            })
+            .collect();
+        archive.catalog.commit(&mut snapshot, commit).await?;
+        report.commits += 1;
+        chunk.iter().for_each(|a| observer.done(a));
+    }
+
+    for action in of_kind(ActionKind::Tier) {
+        let location = action.to.as_deref().expect("tier actions name their store");
+        let cold = open_location(location, Missing::Create)?;
+        let (bytes, mut meta) = merge_files(archive, &action.files, COLD_ZSTD_LEVEL).await?;
+        meta.location = Some(location.to_string());
+        writer.set_pending(vec![Pending::of(&meta)]).await?;
+        let path = Path::from(meta.path.as_str());
+        cold.put(&path, bytes.into()).await?;
+        check_copy(cold.as_ref(), &meta, &action.files).await?;
+        writer
+            .set_pending(action.files.iter().map(Pending::of).collect())
+            .await?;
+        let mut commit = draft("tier", action.reason.clone());
+        commit.remove = action.files.clone();
+        report.bytes_tiered += meta.size;
+        commit.add = vec![meta];
+        archive.catalog.commit(&mut snapshot, commit).await?;
+        report.commits += 1;
+        report.objects_deleted += delete_files(archive, &action.files).await?;
+        observer.done(action);
+    }
+    writer.finish().await?;
+    report.plan = Some(plan);
+    Ok(report)
+}
+
+/// Reads the cold copy back: its bytes must hash to what was written and it
+/// must hold as many rows as the files it replaces.
+async fn check_copy(
+    cold: &dyn ObjectStore,
+    meta: &FileMeta,
+    sources: &[FileMeta],
+) -> Result<(), RetentionError> {
+    let path = Path::from(meta.path.as_str());
+    let stored = cold.get(&path).await?.bytes().await?;
+    let hash = strata_store::sha256_hex(&stored);
+    let rows = parquet::file::reader::SerializedFileReader::new(stored)
+        .map(|r| {
+            parquet::file::reader::FileReader::metadata(&r)
+                .file_metadata()
+                .num_rows()
+        })
+        .map_err(|e| RetentionError::BadCopy(format!("{}: {e}", meta.path)))?;
+    let expected_rows: u64 = sources.iter().map(|f| f.rows).sum();
+    if hash != meta.sha256 || rows as u64 != expected_rows || meta.rows != expected_rows {
+        return Err(RetentionError::BadCopy(format!(
+            "{} in the cold store has SHA-256 {hash} and {rows} rows; expected {} and {expected_rows}",
+            meta.path, meta.sha256
+        )));
+    }
+    Ok(())
+}
+
+/// Deletes committed-away files from wherever they are stored; returns how many.
+async fn delete_files(archive: &Archive, files: &[FileMeta]) -> Result<u64, RetentionError> {
+    let mut deleted = 0;
+    for file in files {
+        let store: Arc<dyn ObjectStore> = match &file.location {
+            None => archive.store.clone(),
+            Some(location) => open_location(location, Missing::Fail)?,
+        };
+        match store.delete(&Path::from(file.path.as_str())).await {
+            Ok(()) => deleted += 1,
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(deleted)
+}

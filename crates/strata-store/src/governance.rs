@@ -1,0 +1,333 @@
+//! What the catalog keeps besides files: the retention policy, legal holds
+//! and expiry marks. They change only through catalog entries, so every
+//! change is sealed, ordered and attributed like a file commit.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{FileMeta, Snapshot};
+
+/// A tenant-family-month partition: the unit retention acts on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Partition {
+    /// Tenant.
+    pub tenant: String,
+    /// Log family.
+    pub family: String,
+    /// `YYYY-MM`.
+    pub month: String,
+}
+
+impl Partition {
+    /// The partition of a file.
+    pub fn of(file: &FileMeta) -> Partition {
+        Partition {
+            tenant: file.tenant.clone(),
+            family: file.family.clone(),
+            month: file.month.clone(),
+        }
+    }
+
+    /// `tenant=…/family=…/month=…`, also its key in snapshots.
+    pub fn key(&self) -> String {
+        format!(
+            "tenant={}/family={}/month={}",
+            self.tenant, self.family, self.month
+        )
+    }
+
+    /// The first day of the month and the first day of the next.
+    fn days(&self) -> Option<(NaiveDate, NaiveDate)> {
+        let start = NaiveDate::parse_from_str(&format!("{}-01", self.month), "%Y-%m-%d").ok()?;
+        let next = if start.month() == 12 {
+            NaiveDate::from_ymd_opt(start.year() + 1, 1, 1)?
+        } else {
+            NaiveDate::from_ymd_opt(start.year(), start.month() + 1, 1)?
+        };
+        Some((start, next))
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// One version of the retention policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    /// 1 for the first policy, then +1 per change.
+    pub version: u64,
+    /// The policy file as given.
+    pub text: String,
+    /// When it was set (RFC 3339).
+    pub set_at: String,
+    /// Who set it.
+    pub set_by: String,
+}
+
+/// A legal hold: nothing it covers is expired, swept or shredded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// Number, from 1.
+    pub id: u64,
+    /// The tenant held.
+    pub tenant: String,
+    /// Only this family, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// First day covered (`YYYY-MM-DD`), if limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<NaiveDate>,
+    /// Last day covered (`YYYY-MM-DD`, inclusive), if limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<NaiveDate>,
+    /// Why (a case or matter reference).
+    pub reason: String,
+    /// When it was placed (RFC 3339).
+    pub added_at: String,
+    /// Who placed it.
+    pub added_by: String,
+}
+
+impl Hold {
+    /// Whether the hold covers any day of `partition`.
+    pub fn covers(&self, partition: &Partition) -> bool {
+        if partition.tenant != self.tenant
+            || self.family.as_ref().is_some_and(|f| *f != partition.family)
+        {
+            return false;
+        }
+        let Some((start, next)) = partition.days() else {
+            return true; // an unreadable month is held rather than risked
+        };
+        self.from.is_none_or(|from| next > from) && self.to.is_none_or(|to| start <= to)
+    }
+
+    /// What the hold covers, for people.
+    pub fn scope(&self) -> String {
+        let family = self.family.as_deref().unwrap_or("all families");
+        let days = match (self.from, self.to) {
+            (None, None) => "all time".to_string(),
+            (Some(from), None) => format!("from {from}"),
+            (None, Some(to)) => format!("until {to}"),
+            (Some(from), Some(to)) => format!("{from} to {to}"),
+        };
+        format!("tenant {}, {family}, {days}", self.tenant)
+    }
+}
+
+/// A partition marked for expiry: hidden from queries, deleted after its grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// The partition.
+    pub partition: Partition,
+    /// When it was marked (RFC 3339).
+    pub marked_at: String,
+    /// Its files may be deleted from this time on (RFC 3339).
+    pub sweep_after: String,
+    /// The policy version that expired it.
+    pub policy_version: u64,
+}
+
+/// A change to governance state, recorded in a catalog entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// A new retention policy version.
+    PolicySet {
+        /// The new version.
+        policy: PolicyVersion,
+    },
+    /// A legal hold placed.
+    HoldAdded {
+        /// The hold.
+        hold: Hold,
+    },
+    /// A legal hold lifted.
+    HoldReleased {
+        /// Its number.
+        id: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A partition marked for expiry.
+    ExpiryMarked {
+        /// The mark.
+        mark: Mark,
+    },
+    /// An expiry mark withdrawn before its sweep; the partition is not marked
+    /// again under the same policy version.
+    ExpiryCancelled {
+        /// The partition.
+        partition: Partition,
+        /// Why.
+        reason: String,
+    },
+    /// A marked partition's files removed (they are in the entry's `remove`).
+    ExpirySwept {
+        /// The partition.
+        partition: Partition,
+    },
+}
+
+/// Governance state as of one commit (part of [`Snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Governance {
+    /// The policy in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyVersion>,
+    /// Active holds by number.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub holds: BTreeMap<u64, Hold>,
+    /// Numbers given to holds so far.
+    #[serde(default)]
+    pub holds_placed: u64,
+    /// Partitions marked for expiry, by [`Partition::key`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub marks: BTreeMap<String, Mark>,
+    /// Partitions whose expiry was cancelled, with the policy version then in force.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cancelled: BTreeMap<String, u64>,
+}
+
+impl Governance {
+    /// Whether a hold covers `partition`.
+    pub fn held(&self, partition: &Partition) -> Option<&Hold> {
+        self.holds.values().find(|h| h.covers(partition))
+    }
+
+    /// The current policy version number (0 before any policy).
+    pub fn policy_version(&self) -> u64 {
+        self.policy.as_ref().map_or(0, |p| p.version)
+    }
+
+    /// Why `change` cannot apply to this state, if it cannot.
+    /// `keeps_files` says whether a partition still has files once the
+    /// entry's removals are applied.
+    pub(crate) fn check(
+        &self,
+        change: &Change,
+        keeps_files: &dyn Fn(&Partition) -> bool,
+    ) -> Option<String> {
+        match change {
+            Change::PolicySet { policy } if policy.version != self.policy_version() + 1 => {
+                Some(format!(
+                    "policy version {} follows version {}",
+                    policy.version,
+                    self.policy_version()
+                ))
+            }
+            Change::HoldAdded { hold } if hold.id != self.holds_placed + 1 => Some(format!(
+                "hold {} was numbered by another writer first",
+                hold.id
+            )),
+            Change::HoldReleased { id, .. } if !self.holds.contains_key(id) => {
+                Some(format!("hold {id} is not active"))
+            }
+            Change::ExpiryMarked { mark } if self.marks.contains_key(&mark.partition.key()) => {
+                Some(format!("{} is already marked", mark.partition))
+            }
+            Change::ExpiryMarked { mark } if self.held(&mark.partition).is_some() => {
+                Some(format!("{} is under a legal hold", mark.partition))
+            }
+            Change::ExpiryCancelled { partition, .. } | Change::ExpirySwept { partition }
+                if !self.marks.contains_key(&partition.key()) =>
+            {
+                Some(format!("{partition} is not marked for expiry"))
+            }
+            Change::ExpirySwept { partition } if self.held(partition).is_some() => {
+                Some(format!("{partition} is under a legal hold"))
+            }
+            Change::ExpirySwept { partition } if keeps_files(partition) => Some(format!(
+                "{partition} still has files the sweep does not remove"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Applies a change already checked.
+    pub(crate) fn apply(&mut self, change: &Change) {
+        match change {
+            Change::PolicySet { policy } => self.policy = Some(policy.clone()),
+            Change::HoldAdded { hold } => {
+                self.holds_placed = hold.id;
+                self.holds.insert(hold.id, hold.clone());
+            }
+            Change::HoldReleased { id, .. } => {
+                self.holds.remove(id);
+            }
+            Change::ExpiryMarked { mark } => {
+                let key = mark.partition.key();
+                self.cancelled.remove(&key);
+                self.marks.insert(key, mark.clone());
+            }
+            Change::ExpiryCancelled { partition, .. } => {
+                let key = partition.key();
+                self.marks.remove(&key);
+                self.cancelled.insert(key, self.policy_version());
+            }
+            Change::ExpirySwept { partition } => {
+                let key = partition.key();
+                self.marks.remove(&key);
+                self.cancelled.remove(&key);
+            }
+        }
+    }
+}
+
+impl Snapshot {
+    /// Live files that queries see: all but those of partitions marked for expiry.
+    pub fn visible_files(&self) -> impl Iterator<Item = &FileMeta> {
+        self.files
+            .values()
+            .filter(|f| !self.governance.marks.contains_key(&Partition::of(f).key()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(month: &str) -> Partition {
+        Partition {
+            tenant: "acme".into(),
+            family: "access".into(),
+            month: month.into(),
+        }
+    }
+
+    fn hold(family: Option<&str>, from: Option<&str>, to: Option<&str>) -> Hold {
+        let date = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        Hold {
+            id: 1,
+            tenant: "acme".into(),
+            family: family.map(String::from),
+            from: from.map(date),
+            to: to.map(date),
+            reason: "case 1".into(),
+            added_at: String::new(),
+            added_by: String::new(),
+        }
+    }
+
+    #[test]
+    fn holds_cover_by_tenant_family_and_overlapping_days() {
+        assert!(hold(None, None, None).covers(&partition("2020-01")));
+        assert!(!hold(Some("technical"), None, None).covers(&partition("2020-01")));
+        let march = hold(None, Some("2025-03-31"), Some("2025-03-31"));
+        assert!(march.covers(&partition("2025-03")));
+        assert!(!march.covers(&partition("2025-02")));
+        assert!(!march.covers(&partition("2025-04")));
+        let from_dec = hold(None, Some("2024-12-15"), None);
+        assert!(from_dec.covers(&partition("2024-12")));
+        assert!(from_dec.covers(&partition("2026-06")));
+        assert!(!from_dec.covers(&partition("2024-11")));
+        let mut other = hold(None, None, None);
+        other.tenant = "globex".into();
+        assert!(!other.covers(&partition("2025-01")));
+    }
+}
