@@ -433,7 +433,36 @@ pub enum KeysCommand {
     /// Print the verifier key and fingerprint of the signing key (made if missing).
     #[command(after_help = "Example:\n  strata keys show > pinned.txt")]
     Show,
+    /// Make a new master key version for a tenant: new files use it, older files still read.
+    #[command(after_help = "Example:\n  strata keys rotate --tenant acme-health")]
+    Rotate {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Crypto-shred a tenant (GDPR erasure): destroy its master keys after the grace period.
+    #[command(after_help = SHRED_EXAMPLES)]
+    Shred {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Why (the erasure request), recorded.
+        #[arg(long)]
+        reason: String,
+        /// Schedule as of this instant instead of now (2027-01-01 or RFC 3339).
+        #[arg(long, value_name = "TS")]
+        now: Option<String>,
+    },
 }
+
+const SHRED_EXAMPLES: &str = "\
+Shredding is scheduled now and carried out by the first `strata retention run` after the
+policy's grace period (7 days without a policy). Afterwards every query that reads the
+tenant's encrypted files fails with \"key destroyed\"; other tenants are untouched. It is
+refused while a legal hold covers the tenant, or while any of its files is not encrypted.
+
+Example:
+  strata keys shred --tenant initech-telecom --reason \"GDPR erasure request 2026-0042\"";
 
 /// Options of `strata compact`.
 #[derive(Debug, Args)]

@@ -152,7 +152,7 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
         );
     }
     if !args.no_compact && report.files > 0 {
-        let compacted = strata_ingest::compact(archive, compact_options(128)).await?;
+        let compacted = strata_ingest::compact(archive, compact_options(128)?).await?;
         if !args.quiet {
             print_compaction(&compacted);
         }
@@ -164,12 +164,13 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
     })
 }
 
-fn compact_options(target_mib: u64) -> CompactOptions {
-    CompactOptions {
+fn compact_options(target_mib: u64) -> anyhow::Result<CompactOptions> {
+    Ok(CompactOptions {
         target_bytes: target_mib.max(1) << 20,
         actor: crate::actor(),
+        keys: Some(crate::tenant_keys()?),
         ..Default::default()
-    }
+    })
 }
 
 fn print_compaction(report: &CompactReport) {
@@ -187,7 +188,7 @@ fn print_compaction(report: &CompactReport) {
 
 /// Runs `strata compact`.
 pub async fn compact(archive: &Archive, args: CompactArgs) -> anyhow::Result<ExitCode> {
-    let report = strata_ingest::compact(archive, compact_options(args.target_mib)).await?;
+    let report = strata_ingest::compact(archive, compact_options(args.target_mib)?).await?;
     if report.files_removed == 0 {
         eprintln!("nothing to compact");
     }

@@ -9,12 +9,15 @@ mod shell;
 mod sql;
 mod verify;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 
 use clap::Parser;
 
 use cli::{Cli, Command, KeysCommand};
 use strata_keys::Keyring;
+use strata_keys::envelope::{KeyProvider, LocalKeys};
 use strata_store::{Archive, Missing};
 
 /// Exit status when every input was read but some lines were rejected.
@@ -49,11 +52,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The keyring of this invocation (`--keyring`, `STRATA_KEYRING` or the default).
+static KEYRING: OnceLock<PathBuf> = OnceLock::new();
+
+/// The tenant master keys of this invocation's keyring.
+fn tenant_keys() -> anyhow::Result<Arc<dyn KeyProvider>> {
+    let path = KEYRING.get().expect("set before any command runs");
+    Ok(Arc::new(LocalKeys::open(path)?))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let keyring = cli
-        .keyring
-        .clone()
-        .unwrap_or_else(strata_keys::default_path);
+    let keyring = KEYRING
+        .get_or_init(|| {
+            cli.keyring
+                .clone()
+                .unwrap_or_else(strata_keys::default_path)
+        })
+        .clone();
     let archive = |missing| strata_store::open_archive(&cli.archive, missing);
     let (location, witness) = (cli.archive.clone(), cli.witness.clone());
     let sealed = |missing| sealed_archive(&location, witness.as_deref(), &keyring, missing);
@@ -64,6 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(&archive(Missing::Fail)?, &keyring, args).await,
         Command::VerifyExport(args) => verify::run_export(&keyring, args),
         Command::Keys(KeysCommand::Show) => verify::show_key(&keyring),
+        Command::Keys(command) => retention::keys(&sealed(Missing::Fail)?, command).await,
         Command::Retention(command) => retention::run(&sealed(Missing::Fail)?, command).await,
         Command::Hold(command) => retention::hold(&sealed(Missing::Fail)?, command).await,
         Command::Status => sql::status(&archive(Missing::Fail)?).await,

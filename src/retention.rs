@@ -8,8 +8,8 @@ use strata_retention::{Action, HoldRequest, Plan, RunReport};
 use strata_store::Archive;
 
 use crate::cli::{
-    CancelArgs, HoldAddArgs, HoldCommand, PlanArgs, PlanFormat, PolicyCommand, RetentionCommand,
-    RunArgs,
+    CancelArgs, HoldAddArgs, HoldCommand, KeysCommand, PlanArgs, PlanFormat, PolicyCommand,
+    RetentionCommand, RunArgs,
 };
 use crate::ingest::human_bytes;
 
@@ -124,6 +124,18 @@ fn print_plan(plan: &Plan) {
     for action in &plan.actions {
         println!("{}", action_line(action));
     }
+    for shred in &plan.shreds {
+        match shred.held_by {
+            Some(hold) => println!(
+                "HELD    shred tenant {}: blocked by hold {hold}",
+                shred.tenant
+            ),
+            None => println!(
+                "shred   tenant {}: destroy its master keys (scheduled until {})",
+                shred.tenant, shred.destroy_after
+            ),
+        }
+    }
     for blocked in &plan.blocked {
         println!(
             "HELD    {} ({}): would {}, blocked by hold {} ({})",
@@ -151,7 +163,9 @@ impl strata_retention::Observer for Printer {
 async fn run_once(archive: &Archive, args: RunArgs) -> anyhow::Result<()> {
     let now = instant(args.now.as_deref())?;
     let mut printer = Printer { quiet: args.quiet };
-    let report = strata_retention::run(archive, now, &crate::actor(), &mut printer).await?;
+    let keys = crate::tenant_keys()?;
+    let report =
+        strata_retention::run(archive, now, &crate::actor(), Some(&keys), &mut printer).await?;
     print_summary(&report);
     Ok(())
 }
@@ -159,12 +173,13 @@ async fn run_once(archive: &Archive, args: RunArgs) -> anyhow::Result<()> {
 fn print_summary(report: &RunReport) {
     let Some(plan) = &report.plan else { return };
     println!(
-        "{} actions in {} commits ({} objects deleted, {} written to cold stores); {} blocked by legal holds",
+        "{} actions in {} commits ({} objects deleted, {} written to cold stores, {} tenants shredded); {} blocked by legal holds",
         plan.actions.len(),
         report.commits,
         report.objects_deleted,
         human_bytes(report.bytes_tiered),
-        plan.blocked.len()
+        report.tenants_shredded,
+        plan.blocked.len() + plan.shreds.iter().filter(|s| s.held_by.is_some()).count()
     );
 }
 
@@ -188,7 +203,9 @@ async fn daemon(archive: &Archive) -> anyhow::Result<()> {
         }
         let started = std::time::Instant::now();
         let mut printer = Printer { quiet: false };
-        match strata_retention::run(archive, Utc::now(), &crate::actor(), &mut printer).await {
+        let (keys, actor) = (crate::tenant_keys()?, crate::actor());
+        let run = strata_retention::run(archive, Utc::now(), &actor, Some(&keys), &mut printer);
+        match run.await {
             Ok(report) => {
                 print_summary(&report);
                 eprintln!("run finished in {:.1} s", started.elapsed().as_secs_f64());
@@ -214,6 +231,34 @@ async fn cancel(archive: &Archive, args: CancelArgs) -> anyhow::Result<()> {
         println!("cancelled expiry of {partition}");
     }
     Ok(())
+}
+
+/// Runs `strata keys rotate` and `strata keys shred`.
+pub async fn keys(archive: &Archive, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Show => unreachable!("handled without an archive"),
+        KeysCommand::Rotate { tenant } => {
+            let keys = crate::tenant_keys()?;
+            let version =
+                strata_retention::rotate_key(archive, keys.as_ref(), &tenant, &crate::actor())
+                    .await?;
+            println!("tenant {tenant}: new files are encrypted under master key version {version}");
+        }
+        KeysCommand::Shred {
+            tenant,
+            reason,
+            now,
+        } => {
+            let now = instant(now.as_deref())?;
+            let after =
+                strata_retention::schedule_shred(archive, &tenant, &reason, &crate::actor(), now)
+                    .await?;
+            println!(
+                "tenant {tenant}: keys are destroyed by the first `strata retention run` after {after}"
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `strata hold …`.

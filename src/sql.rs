@@ -18,7 +18,7 @@ use crate::ingest::human_bytes;
 
 /// Opens a query session, refusing an archive with nothing in it.
 pub async fn open(archive: &Archive) -> anyhow::Result<QuerySession> {
-    let session = QuerySession::open(archive).await?;
+    let session = QuerySession::open(archive, Some(crate::tenant_keys()?)).await?;
     anyhow::ensure!(
         session.snapshot.seq > 0,
         "no archive at {}: nothing has been committed there yet (run `strata ingest` or `strata demo`)",

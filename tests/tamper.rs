@@ -52,11 +52,12 @@ fn fixture() -> Fixture {
     }
 }
 
-/// A fresh copy of `src` in a new temporary folder.
+/// A fresh copy of `src` in a new temporary folder, with its keyring.
 fn copy_of(src: &Path) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let dst = dir.path().join("archive");
     copy_dir(src, &dst);
+    std::fs::copy(keyring(src), keyring(&dst)).unwrap();
     (dir, dst)
 }
 

@@ -6,16 +6,22 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The keyring the tests of this test binary sign with, kept out of the home folder.
-pub fn keyring() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join(concat!(env!("CARGO_CRATE_NAME"), "-keyring.json"))
+/// The keyring of the archive at `archive`, kept out of the home folder:
+/// `keyring.json` beside it (each test's temporary folder has its own), or
+/// one per test binary for archives that are not local folders.
+pub fn keyring(archive: &Path) -> PathBuf {
+    match archive.parent() {
+        Some(dir) if dir.is_dir() => dir.join("keyring.json"),
+        _ => Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(concat!(env!("CARGO_CRATE_NAME"), "-keyring.json")),
+    }
 }
 
 /// A `strata` command on the archive at `archive`.
 pub fn strata(archive: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     cmd.env("STRATA_ARCHIVE", archive)
-        .env("STRATA_KEYRING", keyring())
+        .env("STRATA_KEYRING", keyring(archive))
         .env_remove("STRATA_WITNESS")
         .env("STRATA_ACTOR", "test")
         .env_remove("STRATA_LOG");

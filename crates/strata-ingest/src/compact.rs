@@ -4,10 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use strata_keys::envelope::{KeyProvider, decryption_properties, encryption_properties};
 use strata_store::{Archive, Draft, FileMeta, PartitionKey, Pending, Writer, reconcile};
 use tokio::runtime::Handle;
 
@@ -25,6 +28,8 @@ pub struct CompactOptions {
     pub actor: String,
     /// Merges committed together in one catalog entry.
     pub merges_per_commit: usize,
+    /// Tenant keys, to merge encrypted files.
+    pub keys: Option<Arc<dyn KeyProvider>>,
 }
 
 impl Default for CompactOptions {
@@ -34,6 +39,7 @@ impl Default for CompactOptions {
             zstd_level: ZSTD_LEVEL_DEFAULT,
             actor: "strata".to_string(),
             merges_per_commit: 64,
+            keys: None,
         }
     }
 }
@@ -102,7 +108,14 @@ pub async fn compact(
             ..Default::default()
         };
         for group in batch {
-            let (merged, meta) = merge_files(archive, group, options.zstd_level).await?;
+            let (merged, meta) = merge_files(
+                archive,
+                group,
+                options.zstd_level,
+                options.keys.as_ref(),
+                false,
+            )
+            .await?;
             let mut uploaded: Vec<Pending> = draft.add.iter().map(Pending::of).collect();
             uploaded.push(Pending::of(&meta));
             writer.set_pending(uploaded).await?;
@@ -133,21 +146,46 @@ pub async fn compact(
 }
 
 /// Reads `files` (all of one partition, in the archive) and merges their rows,
-/// sorted by `ts`, into one new file encoded at zstd `level`.
+/// sorted by `ts`, into one new file encoded at zstd `level`. Encrypted
+/// sources are read with `keys`; the new file is encrypted under the
+/// tenant's current key if `encrypt`, or if any source was.
 pub async fn merge_files(
     archive: &Archive,
     files: &[FileMeta],
     level: i32,
+    keys: Option<&Arc<dyn KeyProvider>>,
+    encrypt: bool,
 ) -> Result<(Bytes, FileMeta), IngestError> {
+    let encrypted = files.iter().any(|f| f.key_version.is_some());
+    let keys_needed = || {
+        IngestError::Keys(format!(
+            "{} is encrypted: this command needs the keyring (--keyring)",
+            files[0].path
+        ))
+    };
+    let decryption = match keys {
+        Some(keys) => Some(decryption_properties(keys.clone())?),
+        None if encrypted => return Err(keys_needed()),
+        None => None,
+    };
+    let encryption = if encrypt || encrypted {
+        let keys = keys.ok_or_else(keys_needed)?;
+        Some(
+            encryption_properties(keys.as_ref(), &files[0].tenant)
+                .map_err(|e| IngestError::Keys(e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let bytes = fetch_all(archive, files).await?;
     let key = PartitionKey::of_file(&files[0]).expect("catalogued files have valid partitions");
     Handle::current()
         .spawn_blocking(move || -> Result<_, IngestError> {
             let mut batches = Vec::new();
             for file in bytes {
-                batches.extend(read_file(file)?);
+                batches.extend(read_file(file, decryption.clone())?);
             }
-            Ok(encode_sorted(&key, &batches, level)?)
+            Ok(encode_sorted(&key, &batches, level, encryption)?)
         })
         .await
         .map_err(|e| IngestError::Task(e.to_string()))?
@@ -190,6 +228,7 @@ mod tests {
             min_ts,
             max_ts: min_ts,
             location: None,
+            key_version: None,
         }
     }
 

@@ -7,8 +7,10 @@ use arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
 use arrow::datatypes::TimestampMicrosecondType;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::encryption::decrypt::FileDecryptionProperties;
+use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -21,10 +23,21 @@ pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
 
 const ROW_GROUP_ROWS: usize = 1 << 20;
 
-fn writer_properties(zstd_level: i32) -> Result<WriterProperties, ParquetError> {
+/// How a new file is encrypted: its properties (data key and wrapped key
+/// metadata) and the tenant master key version that wraps the data key.
+pub type Encryption = (Arc<FileEncryptionProperties>, u32);
+
+fn writer_properties(
+    zstd_level: i32,
+    encryption: Option<Arc<FileEncryptionProperties>>,
+) -> Result<WriterProperties, ParquetError> {
     let ts_index = contract().index_of(TS_COLUMN).expect("contract has ts") as i32;
     let ts = ColumnPath::from(TS_COLUMN);
-    Ok(WriterProperties::builder()
+    let builder = match encryption {
+        Some(encryption) => WriterProperties::builder().with_file_encryption_properties(encryption),
+        None => WriterProperties::builder(),
+    };
+    Ok(builder
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -43,11 +56,12 @@ fn writer_properties(zstd_level: i32) -> Result<WriterProperties, ParquetError> 
 }
 
 /// Sorts `batches` (all of partition `key`) by `ts` and encodes them as one
-/// Parquet file; returns its bytes and its catalog record.
+/// Parquet file, encrypted if asked; returns its bytes and its catalog record.
 pub fn encode_sorted(
     key: &PartitionKey,
     batches: &[RecordBatch],
     zstd_level: i32,
+    encryption: Option<Encryption>,
 ) -> Result<(Bytes, FileMeta), ParquetError> {
     let batch = arrow::compute::concat_batches(&contract().arrow_schema(), batches)?;
     let ts = batch.column(contract().index_of(TS_COLUMN).expect("contract has ts"));
@@ -70,7 +84,12 @@ pub fn encode_sorted(
     let mut writer = ArrowWriter::try_new(
         &mut buffer,
         sorted.schema(),
-        Some(writer_properties(zstd_level)?),
+        Some(writer_properties(
+            zstd_level,
+            encryption
+                .as_ref()
+                .map(|(properties, _)| properties.clone()),
+        )?),
     )?;
     writer.write(&sorted)?;
     writer.close()?;
@@ -86,13 +105,21 @@ pub fn encode_sorted(
         min_ts,
         max_ts,
         location: None,
+        key_version: encryption.map(|(_, version)| version),
     };
     Ok((Bytes::from(buffer), meta))
 }
 
-/// Decodes a whole Parquet file held in memory.
-pub fn read_file(bytes: Bytes) -> Result<Vec<RecordBatch>, ParquetError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
+/// Decodes a whole Parquet file held in memory, decrypting it if needed.
+pub fn read_file(
+    bytes: Bytes,
+    decryption: Option<Arc<FileDecryptionProperties>>,
+) -> Result<Vec<RecordBatch>, ParquetError> {
+    let options = match decryption {
+        Some(decryption) => ArrowReaderOptions::new().with_file_decryption_properties(decryption),
+        None => ArrowReaderOptions::new(),
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?
         .with_batch_size(64 * 1024)
         .build()?;
     let schema = Arc::clone(&contract().arrow_schema());
@@ -124,12 +151,12 @@ mod tests {
         }
         let batch = builder.finish(9).unwrap();
         let key = PartitionKey::of("t", Family::Access, 1_000_000);
-        let (bytes, meta) = encode_sorted(&key, &[batch], 3).unwrap();
+        let (bytes, meta) = encode_sorted(&key, &[batch], 3, None).unwrap();
         assert_eq!(meta.rows, 3);
         assert_eq!((meta.min_ts, meta.max_ts), (1_000_000, 5_000_000));
         assert_eq!(meta.size, bytes.len() as u64);
         assert_eq!(meta.sha256, sha256_hex(&bytes));
-        let back = read_file(bytes).unwrap();
+        let back = read_file(bytes, None).unwrap();
         let ts = back[0].column(0).as_primitive::<TimestampMicrosecondType>();
         assert_eq!(ts.values().to_vec(), [1_000_000, 3_000_000, 5_000_000]);
         let message = back[0]

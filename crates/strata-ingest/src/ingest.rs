@@ -47,6 +47,9 @@ pub enum IngestError {
     /// The catalog refused or failed the commit.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// Encrypted files could not be read or written.
+    #[error("{0}")]
+    Keys(String),
     /// The ingest task panicked or was cancelled.
     #[error("ingest task failed: {0}")]
     Task(String),
@@ -406,7 +409,7 @@ impl<O: Observer> Run<O> {
                             let file = builder
                                 .finish(ingested_at)
                                 .map_err(parquet::errors::ParquetError::from)
-                                .and_then(|batch| encode_sorted(&key, &[batch], level))
+                                .and_then(|batch| encode_sorted(&key, &[batch], level, None))
                                 .map_err(IngestError::from);
                             out.push(file);
                         }

@@ -10,7 +10,7 @@ mod ingest;
 mod input;
 
 pub use compact::{CompactOptions, CompactReport, compact, merge_files};
-pub use encode::{ZSTD_LEVEL_DEFAULT, encode_sorted, read_file};
+pub use encode::{Encryption, ZSTD_LEVEL_DEFAULT, encode_sorted, read_file};
 pub use ingest::{
     IngestError, IngestOptions, IngestReport, Observer, Reject, SourceReport, SourceStatus, ingest,
 };

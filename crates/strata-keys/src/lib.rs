@@ -1,5 +1,6 @@
 //! The keyring: a JSON file outside the archive, readable by its owner only
-//! (mode 0600), holding the keys strata signs with.
+//! (mode 0600), holding the key strata signs with and each tenant's master
+//! keys, which wrap the data keys of encrypted files ([`envelope`]).
 //!
 //! Keys are versioned: a new version is appended and becomes the one used for
 //! new signatures, older ones stay so that what they signed can still be
@@ -8,9 +9,15 @@
 
 #![warn(missing_docs)]
 
+pub mod envelope;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use strata_integrity::{NoteError, SigningKey};
 
@@ -76,6 +83,20 @@ struct KeyringFile {
     /// Archive signing keys, oldest first; the last one signs.
     #[serde(default)]
     signing: Vec<KeyVersion>,
+    /// Tenant master keys, oldest first; the last live one encrypts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    tenants: BTreeMap<String, Vec<MasterKey>>,
+}
+
+/// One version of a tenant's master key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MasterKey {
+    version: u32,
+    /// Base64 of 32 random bytes; empty once destroyed.
+    key: String,
+    created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    destroyed_at: Option<String>,
 }
 
 /// The keyring file and its content.
@@ -188,9 +209,88 @@ impl Keyring {
         })?;
         self.file.signing.push(KeyVersion {
             key: key.to_private_text(),
-            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            created_at: now(),
         });
         Ok(key)
+    }
+
+    /// The newest master key of `tenant` and its version, made (version 1)
+    /// if the tenant has none. Refused once the tenant's keys were destroyed,
+    /// until a new version is made with [`Keyring::rotate`].
+    pub fn tenant_key_or_create(
+        &mut self,
+        tenant: &str,
+    ) -> Result<(u32, MasterKeyBytes), KeyError> {
+        match self.file.tenants.get(tenant).and_then(|v| v.last()) {
+            Some(newest) => {
+                let version = newest.version;
+                Ok((version, self.tenant_key(tenant, version)?))
+            }
+            None => {
+                let version = self.rotate(tenant)?;
+                Ok((version, self.tenant_key(tenant, version)?))
+            }
+        }
+    }
+
+    /// Version `version` of `tenant`'s master key.
+    pub fn tenant_key(&self, tenant: &str, version: u32) -> Result<MasterKeyBytes, KeyError> {
+        let missing = || KeyError::Missing {
+            tenant: tenant.to_string(),
+            version,
+            keyring: self.path.clone(),
+        };
+        let key = self
+            .file
+            .tenants
+            .get(tenant)
+            .and_then(|versions| versions.iter().find(|k| k.version == version))
+            .ok_or_else(missing)?;
+        if let Some(at) = &key.destroyed_at {
+            return Err(KeyError::Destroyed {
+                tenant: tenant.to_string(),
+                version,
+                at: at.clone(),
+            });
+        }
+        BASE64
+            .decode(&key.key)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(missing)
+    }
+
+    /// Makes a new master key version for `tenant`, used for new writes from
+    /// now on; older versions still decrypt what they encrypted.
+    pub fn rotate(&mut self, tenant: &str) -> Result<u32, KeyError> {
+        let mut key = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+            .map_err(|_| KeyError::Crypto("no system randomness".into()))?;
+        let versions = self.file.tenants.entry(tenant.to_string()).or_default();
+        let version = versions.last().map_or(1, |k| k.version + 1);
+        versions.push(MasterKey {
+            version,
+            key: BASE64.encode(key),
+            created_at: now(),
+            destroyed_at: None,
+        });
+        self.save(Replace::Yes)?;
+        Ok(version)
+    }
+
+    /// Destroys every version of `tenant`'s master key: what they encrypted
+    /// can never be read again. Returns the versions destroyed now.
+    pub fn destroy(&mut self, tenant: &str) -> Result<Vec<u32>, KeyError> {
+        let mut destroyed = Vec::new();
+        for key in self.file.tenants.get_mut(tenant).into_iter().flatten() {
+            if key.destroyed_at.is_none() {
+                key.key.clear();
+                key.destroyed_at = Some(now());
+                destroyed.push(key.version);
+            }
+        }
+        self.save(Replace::Yes)?;
+        Ok(destroyed)
     }
 
     /// Writes the keyring atomically, readable by its owner only. Returns
@@ -225,6 +325,46 @@ impl Keyring {
 enum Replace {
     Yes,
     No,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A 256-bit master key.
+pub type MasterKeyBytes = [u8; 32];
+
+/// Why a tenant key is not available.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The keyring has no such key version.
+    #[error("no master key version {version} for tenant {tenant} in keyring {}", keyring.display())]
+    Missing {
+        /// The tenant.
+        tenant: String,
+        /// The version asked for.
+        version: u32,
+        /// The keyring looked in.
+        keyring: PathBuf,
+    },
+    /// The key was destroyed (crypto-shredded).
+    #[error(
+        "key destroyed: tenant {tenant}'s master key version {version} was shredded at {at}; its encrypted data can no longer be read"
+    )]
+    Destroyed {
+        /// The tenant.
+        tenant: String,
+        /// The version.
+        version: u32,
+        /// When.
+        at: String,
+    },
+    /// The keyring file failed.
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    /// A key could not be made, wrapped or unwrapped.
+    #[error("{0}")]
+    Crypto(String),
 }
 
 #[cfg(unix)]

@@ -138,6 +138,13 @@ impl Receipts {
                     family: hold.family.clone().unwrap_or_default(),
                     month: String::new(),
                 }),
+                Change::KeyRotated { tenant, .. }
+                | Change::ShredScheduled { tenant, .. }
+                | Change::KeysShredded { tenant, .. } => Some(Partition {
+                    tenant: tenant.clone(),
+                    family: String::new(),
+                    month: String::new(),
+                }),
                 Change::PolicySet { .. } | Change::HoldReleased { .. } => None,
             };
             self.row(

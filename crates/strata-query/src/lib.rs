@@ -10,11 +10,13 @@
 //! changes).
 
 mod audit;
+mod crypto;
 mod prune;
 mod session;
 mod table;
 
 pub use audit::AuditTable;
+pub use crypto::TenantKeys;
 pub use prune::Prune;
 pub use session::{QueryError, QuerySession, QueryStats};
 pub use table::{ArchiveTable, ScanRecord};

@@ -13,6 +13,9 @@ use strata_store::FileMeta;
 pub struct Prune {
     /// Tenants the query can match.
     pub tenants: Option<BTreeSet<String>>,
+    /// Tenants the query excludes (`tenant <> 'x'`, `NOT IN`): their files are
+    /// never opened, so a shredded tenant does not break queries about others.
+    pub excluded_tenants: BTreeSet<String>,
     /// Families the query can match.
     pub families: Option<BTreeSet<String>>,
     /// Smallest `ts` (UTC microseconds) the query can match.
@@ -36,6 +39,7 @@ impl Prune {
         self.tenants
             .as_ref()
             .is_none_or(|t| t.contains(&file.tenant))
+            && !self.excluded_tenants.contains(&file.tenant)
             && self
                 .families
                 .as_ref()
@@ -72,14 +76,16 @@ impl Prune {
                     self.compare(column, op, value);
                 }
             }
-            Expr::InList(list) if !list.negated => {
+            Expr::InList(list) => {
                 let Some(column) = column_name(&list.expr) else {
                     return;
                 };
                 let values: Option<BTreeSet<String>> =
                     list.list.iter().map(|v| text(literal(v)?)).collect();
-                if let Some(values) = values {
-                    self.restrict(column, values);
+                match values {
+                    Some(values) if !list.negated => self.restrict(column, values),
+                    Some(values) if column == "tenant" => self.excluded_tenants.extend(values),
+                    _ => {}
                 }
             }
             Expr::Between(Between {
@@ -106,7 +112,21 @@ impl Prune {
         let either = |a: Option<BTreeSet<String>>, b: Option<BTreeSet<String>>| {
             Some(a?.union(&b?).cloned().collect())
         };
+        // A tenant stays excluded only if both sides exclude it and neither names it.
+        let named: BTreeSet<&String> = self
+            .tenants
+            .iter()
+            .chain(&other.tenants)
+            .flatten()
+            .collect();
+        let excluded_tenants = self
+            .excluded_tenants
+            .intersection(&other.excluded_tenants)
+            .filter(|t| !named.contains(t))
+            .cloned()
+            .collect();
         Prune {
+            excluded_tenants,
             tenants: either(self.tenants, other.tenants),
             families: either(self.families, other.families),
             ts_min: self.ts_min.zip(other.ts_min).map(|(a, b)| a.min(b)),
@@ -122,6 +142,7 @@ impl Prune {
         if let Some(families) = other.families {
             self.restrict("family", families);
         }
+        self.excluded_tenants.extend(other.excluded_tenants);
         if let Some(min) = other.ts_min {
             self.ts_min = Some(self.ts_min.map_or(min, |m| m.max(min)));
         }
@@ -135,6 +156,11 @@ impl Prune {
             ("tenant" | "family", Operator::Eq) => {
                 if let Some(v) = text(value) {
                     self.restrict(column, BTreeSet::from([v]));
+                }
+            }
+            ("tenant", Operator::NotEq) => {
+                if let Some(v) = text(value) {
+                    self.excluded_tenants.insert(v);
                 }
             }
             ("ts", Operator::Gt | Operator::GtEq) => {
@@ -221,6 +247,7 @@ mod tests {
             min_ts,
             max_ts,
             location: None,
+            key_version: None,
         }
     }
 
@@ -264,13 +291,28 @@ mod tests {
     }
 
     #[test]
-    fn negations_do_not_prune() {
+    fn only_tenant_exclusions_prune_among_negations() {
         let prune = Prune::from_filters(&[
             in_list(col("family"), vec![lit("access")], true),
-            col("tenant").not_eq(lit("z")),
             !col("ts").gt(ts(5)),
         ]);
         assert_eq!(prune, Prune::default());
+        let prune = Prune::from_filters(&[
+            col("tenant").not_eq(lit("z")),
+            in_list(col("tenant"), vec![lit("y")], true),
+        ]);
+        assert!(!prune.keeps(&file("z", "access", 0, 0)));
+        assert!(!prune.keeps(&file("y", "access", 0, 0)));
+        assert!(prune.keeps(&file("a", "access", 0, 0)));
+        // Either side may keep z: kept.
+        let either = Prune::from_filters(&[col("tenant")
+            .not_eq(lit("z"))
+            .or(col("tenant").eq(lit("z")))]);
+        assert!(either.keeps(&file("z", "access", 0, 0)));
+        let both = Prune::from_filters(&[col("tenant").not_eq(lit("z")).or(col("tenant")
+            .not_eq(lit("z"))
+            .and(col("family").eq(lit("access"))))]);
+        assert!(!both.keeps(&file("z", "access", 0, 0)));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
+use datafusion::arrow::array::{
+    RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
@@ -18,6 +20,7 @@ use strata_store::{
 
 use crate::audit::AuditTable;
 use crate::table::{ArchiveTable, ScanRecord};
+use strata_keys::envelope::KeyProvider;
 
 /// Errors opening a session or running a query.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +65,12 @@ pub struct QuerySession {
 const STORE_URL: &str = "strata://archive/";
 
 impl QuerySession {
-    /// Opens a session over the archive's latest committed state.
-    pub async fn open(archive: &Archive) -> Result<QuerySession, QueryError> {
+    /// Opens a session over the archive's latest committed state; encrypted
+    /// files are read with `keys`.
+    pub async fn open(
+        archive: &Archive,
+        keys: Option<Arc<dyn KeyProvider>>,
+    ) -> Result<QuerySession, QueryError> {
         let snapshot = archive.catalog.load().await?;
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
@@ -82,7 +89,7 @@ impl QuerySession {
         let scans = Arc::new(Mutex::new(Vec::new()));
         ctx.register_table(
             "events",
-            Arc::new(ArchiveTable::new(files, store_urls, scans.clone())),
+            Arc::new(ArchiveTable::new(files, store_urls, keys, scans.clone())),
         )?;
         for family in Family::ALL {
             ctx.sql(&format!(
@@ -174,6 +181,7 @@ fn files_table(snapshot: &Snapshot) -> Result<MemTable, DataFusionError> {
         Field::new("min_ts", ts(), false),
         Field::new("max_ts", ts(), false),
         Field::new("location", DataType::Utf8, true),
+        Field::new("key_version", DataType::UInt32, true),
     ]));
     let text = |f: fn(&strata_store::FileMeta) -> &str| {
         Arc::new(StringArray::from_iter_values(files.iter().map(|m| f(m))))
@@ -199,6 +207,7 @@ fn files_table(snapshot: &Snapshot) -> Result<MemTable, DataFusionError> {
             Arc::new(StringArray::from_iter(
                 files.iter().map(|m| m.location.as_deref()),
             )),
+            Arc::new(UInt32Array::from_iter(files.iter().map(|m| m.key_version))),
         ],
     )?;
     MemTable::try_new(schema, vec![vec![batch]])

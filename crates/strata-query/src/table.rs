@@ -20,7 +20,9 @@ use datafusion::physical_plan::union::UnionExec;
 use strata_schema::contract;
 use strata_store::FileMeta;
 
+use crate::crypto::TenantKeys;
 use crate::prune::Prune;
+use strata_keys::envelope::KeyProvider;
 
 /// What one scan of `events` kept from the catalog.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,21 +41,30 @@ pub struct ArchiveTable {
     files: Vec<FileMeta>,
     /// Where each file's store is registered, by [`FileMeta::location`].
     store_urls: HashMap<Option<String>, ObjectStoreUrl>,
+    decryption: Option<Arc<TenantKeys>>,
     scans: Arc<Mutex<Vec<ScanRecord>>>,
 }
 
 impl ArchiveTable {
     /// A table over `files`, each read through the object store registered at
-    /// the URL `store_urls` gives for its location (`None`: the archive); each
-    /// scan appends what it kept to `scans`.
+    /// the URL `store_urls` gives for its location (`None`: the archive), its
+    /// encrypted files decrypted with `keys`; each scan appends what it kept
+    /// to `scans`.
     pub fn new(
         files: Vec<FileMeta>,
         store_urls: HashMap<Option<String>, ObjectStoreUrl>,
+        keys: Option<Arc<dyn KeyProvider>>,
         scans: Arc<Mutex<Vec<ScanRecord>>>,
     ) -> Self {
+        let encrypted = files
+            .iter()
+            .filter(|f| f.key_version.is_some())
+            .map(|f| f.path.clone())
+            .collect();
         ArchiveTable {
             files,
             store_urls,
+            decryption: keys.map(|keys| Arc::new(TenantKeys::new(keys, encrypted))),
             scans,
         }
     }
@@ -117,7 +128,11 @@ impl TableProvider for ArchiveTable {
                     DataFusionError::Internal(format!("no object store for {location:?}"))
                 })?;
             let groups = FileGroup::new(files).split_files(state.config().target_partitions());
-            let source = Arc::new(ParquetSource::new(schema.clone()));
+            let mut source = ParquetSource::new(schema.clone());
+            if let Some(decryption) = &self.decryption {
+                source = source.with_encryption_factory(decryption.clone());
+            }
+            let source = Arc::new(source);
             let config = FileScanConfigBuilder::new(url.clone(), source)
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())?

@@ -16,10 +16,11 @@ mod plan;
 mod run;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use strata_keys::envelope::KeyProvider;
 use strata_policy::Policy;
 use strata_store::{Archive, Change, Draft, Hold, Partition, PolicyVersion, Snapshot};
 
-pub use plan::{Action, ActionKind, Blocked, Plan, plan};
+pub use plan::{Action, ActionKind, Blocked, Plan, Shred, plan};
 pub use run::{COLD_ZSTD_LEVEL, Observer, RunReport, run};
 
 /// Errors of retention commands.
@@ -233,6 +234,87 @@ pub async fn cancel_expiry(
     };
     archive.catalog.commit(&mut snapshot, draft).await?;
     Ok(partitions)
+}
+
+/// Makes a new master key version for `tenant` (new files use it, old ones
+/// still read) and records it; returns the version.
+pub async fn rotate_key(
+    archive: &Archive,
+    keys: &dyn KeyProvider,
+    tenant: &str,
+    actor: &str,
+) -> Result<u32, RetentionError> {
+    let version = keys
+        .rotate(tenant)
+        .map_err(|e| RetentionError::Refused(e.to_string()))?;
+    let mut snapshot = archive.catalog.load().await?;
+    let draft = Draft {
+        operation: "key-rotate".into(),
+        actor: actor.to_string(),
+        reason: Some(format!(
+            "new master key version {version} for tenant {tenant}"
+        )),
+        changes: vec![Change::KeyRotated {
+            tenant: tenant.to_string(),
+            version,
+        }],
+        ..Default::default()
+    };
+    archive.catalog.commit(&mut snapshot, draft).await?;
+    Ok(version)
+}
+
+/// Schedules crypto-shredding of `tenant`: the first retention run after the
+/// policy's grace period (7 days without a policy) destroys its master keys.
+/// Refused under a legal hold, and while any of the tenant's files is not
+/// encrypted (destroying keys would not erase it). Returns the instant after
+/// which the keys go.
+pub async fn schedule_shred(
+    archive: &Archive,
+    tenant: &str,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<String, RetentionError> {
+    let mut snapshot = archive.catalog.load().await?;
+    if let Some(hold) = snapshot.governance.tenant_held(tenant) {
+        return Err(RetentionError::Refused(format!(
+            "tenant {tenant} is under legal hold {} ({}): its keys cannot be shredded",
+            hold.id, hold.reason
+        )));
+    }
+    // Files of partitions marked for expiry are deleted by the sweep anyway.
+    let plaintext = snapshot
+        .visible_files()
+        .filter(|f| f.tenant == tenant && f.key_version.is_none())
+        .count();
+    if plaintext > 0 {
+        return Err(RetentionError::Refused(format!(
+            "{plaintext} files of tenant {tenant} are not encrypted, so destroying its keys would \
+             not erase them: encrypt them first (a policy rule with encrypt_after = \"0d\", then \
+             `strata retention run`)"
+        )));
+    }
+    let grace = match current_policy(&snapshot) {
+        Ok((_, policy)) => policy.grace(),
+        Err(_) => strata_policy::Age::parse("7d")?,
+    };
+    let destroy_after = grace
+        .reached_at(now)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let draft = Draft {
+        operation: "shred-schedule".into(),
+        actor: actor.to_string(),
+        reason: Some(reason.to_string()),
+        changes: vec![Change::ShredScheduled {
+            tenant: tenant.to_string(),
+            destroy_after: destroy_after.clone(),
+            reason: reason.to_string(),
+        }],
+        ..Default::default()
+    };
+    archive.catalog.commit(&mut snapshot, draft).await?;
+    Ok(destroy_after)
 }
 
 /// Parses `--now`: RFC 3339 or a date (midnight UTC).

@@ -18,6 +18,8 @@ pub enum ActionKind {
     Sweep,
     /// Mark a partition expired: hidden from queries, deleted after the grace period.
     Mark,
+    /// Rewrite a partition's plaintext files encrypted under the tenant's key.
+    Encrypt,
     /// Move a partition's hot files to a cold store, compacted.
     Tier,
 }
@@ -28,6 +30,7 @@ impl std::fmt::Display for ActionKind {
             ActionKind::Unmark => "unmark",
             ActionKind::Sweep => "sweep",
             ActionKind::Mark => "expire",
+            ActionKind::Encrypt => "encrypt",
             ActionKind::Tier => "tier",
         })
     }
@@ -52,6 +55,9 @@ pub struct Action {
     /// For marking, when the sweep may delete the files (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep_after: Option<String>,
+    /// For tiering, whether the cold copy is also encrypted (its encryption is due).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub encrypt: bool,
 }
 
 /// An action a legal hold prevents.
@@ -69,6 +75,18 @@ pub struct Blocked {
     pub hold_reason: String,
 }
 
+/// A scheduled crypto-shred whose grace period is over.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shred {
+    /// The tenant whose master keys are destroyed.
+    pub tenant: String,
+    /// When its grace period ended.
+    pub destroy_after: String,
+    /// The legal hold that blocks it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<u64>,
+}
+
 /// Everything the policy asks for at one instant.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -80,6 +98,8 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Actions legal holds prevent.
     pub blocked: Vec<Blocked>,
+    /// Key shreds that are due.
+    pub shreds: Vec<Shred>,
 }
 
 /// A partition and its files.
@@ -112,6 +132,7 @@ fn action(kind: ActionKind, partition: &Partition, files: &[&FileMeta], reason: 
         reason,
         to: None,
         sweep_after: None,
+        encrypt: false,
     }
 }
 
@@ -131,6 +152,16 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, policy_version: u64, now: Date
         policy_version,
         actions: Vec::new(),
         blocked: Vec::new(),
+        shreds: governance
+            .shreds
+            .iter()
+            .filter(|(_, after)| DateTime::parse_from_rfc3339(after).is_ok_and(|t| t <= now))
+            .map(|(tenant, after)| Shred {
+                tenant: tenant.clone(),
+                destroy_after: after.clone(),
+                held_by: governance.tenant_held(tenant).map(|h| h.id),
+            })
+            .collect(),
     };
     let mut block =
         |kind, partition: &Partition, files: &[&FileMeta], hold: &strata_store::Hold| {
@@ -195,6 +226,15 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, policy_version: u64, now: Date
                 .or_default()
                 .push((partition, files.clone()));
         }
+        let encryption_due = rule
+            .encrypt_after
+            .is_some_and(|age| age.reached_at(newest) <= now);
+        let plaintext: Vec<&FileMeta> = files
+            .iter()
+            .filter(|f| f.key_version.is_none())
+            .copied()
+            .collect();
+        let mut tiering = false;
         if let Some(tier) = &rule.tier {
             let location = policy
                 .cold_store(&tier.store)
@@ -220,8 +260,28 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, policy_version: u64, now: Date
                     ),
                 );
                 tier_action.to = Some(location.to_string());
+                tier_action.encrypt = encryption_due;
                 actions.push(tier_action);
+                tiering = true;
             }
+        }
+        let hot_plaintext: Vec<&FileMeta> = plaintext
+            .iter()
+            .filter(|f| f.location.is_none())
+            .copied()
+            .collect();
+        if encryption_due && !tiering && !hot_plaintext.is_empty() {
+            let age = rule.encrypt_after.expect("encryption is due");
+            actions.push(action(
+                ActionKind::Encrypt,
+                partition,
+                &hot_plaintext,
+                format!(
+                    "{}: encrypt after {age}; newest event {}",
+                    rule_label(index, rule),
+                    rfc3339(newest)
+                ),
+            ));
         }
     }
     for ((tenant, family), streams) in capped {

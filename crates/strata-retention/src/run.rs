@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use strata_ingest::merge_files;
+use strata_ingest::{ZSTD_LEVEL_DEFAULT, merge_files, read_file};
+use strata_keys::envelope::{KeyProvider, decryption_properties};
 use strata_store::{
     Archive, Change, Draft, FileMeta, Mark, Missing, Pending, Writer, open_location, reconcile,
 };
@@ -40,14 +41,18 @@ pub struct RunReport {
     pub objects_deleted: u64,
     /// Bytes written to cold stores.
     pub bytes_tiered: u64,
+    /// Tenants whose keys were destroyed.
+    pub tenants_shredded: u64,
 }
 
 /// Plans at `now` under the archive's current policy and carries the plan out
-/// as `actor`. Starts by removing what an interrupted run left behind.
+/// as `actor`, with `keys` to encrypt and to rewrite encrypted files. Starts
+/// by removing what an interrupted run left behind.
 pub async fn run(
     archive: &Archive,
     now: DateTime<Utc>,
     actor: &str,
+    keys: Option<&Arc<dyn KeyProvider>>,
     observer: &mut dyn Observer,
 ) -> Result<RunReport, RetentionError> {
     reconcile(&archive.store, &archive.catalog).await?;
@@ -55,7 +60,7 @@ pub async fn run(
     let (version, policy) = current_policy(&snapshot)?;
     let plan = plan(&snapshot, &policy, version, now);
     let mut report = RunReport::default();
-    if plan.actions.is_empty() {
+    if plan.actions.is_empty() && plan.shreds.iter().all(|s| s.held_by.is_some()) {
         report.plan = Some(plan);
         return Ok(report);
     }
@@ -134,15 +139,42 @@ pub async fn run(
         chunk.iter().for_each(|a| observer.done(a));
     }
 
+    for action in of_kind(ActionKind::Encrypt) {
+        let (bytes, meta) =
+            merge_files(archive, &action.files, ZSTD_LEVEL_DEFAULT, keys, true).await?;
+        writer.set_pending(vec![Pending::of(&meta)]).await?;
+        archive
+            .store
+            .put(&Path::from(meta.path.as_str()), bytes.into())
+            .await?;
+        writer
+            .set_pending(action.files.iter().map(Pending::of).collect())
+            .await?;
+        let mut commit = draft("encrypt", action.reason.clone());
+        commit.remove = action.files.clone();
+        commit.add = vec![meta];
+        archive.catalog.commit(&mut snapshot, commit).await?;
+        report.commits += 1;
+        report.objects_deleted += delete_files(archive, &action.files).await?;
+        observer.done(action);
+    }
+
     for action in of_kind(ActionKind::Tier) {
         let location = action.to.as_deref().expect("tier actions name their store");
         let cold = open_location(location, Missing::Create)?;
-        let (bytes, mut meta) = merge_files(archive, &action.files, COLD_ZSTD_LEVEL).await?;
+        let (bytes, mut meta) = merge_files(
+            archive,
+            &action.files,
+            COLD_ZSTD_LEVEL,
+            keys,
+            action.encrypt,
+        )
+        .await?;
         meta.location = Some(location.to_string());
         writer.set_pending(vec![Pending::of(&meta)]).await?;
         let path = Path::from(meta.path.as_str());
         cold.put(&path, bytes.into()).await?;
-        check_copy(cold.as_ref(), &meta, &action.files).await?;
+        check_copy(cold.as_ref(), &meta, &action.files, keys).await?;
         writer
             .set_pending(action.files.iter().map(Pending::of).collect())
             .await?;
@@ -155,6 +187,29 @@ pub async fn run(
         report.objects_deleted += delete_files(archive, &action.files).await?;
         observer.done(action);
     }
+    for shred in plan.shreds.iter().filter(|s| s.held_by.is_none()) {
+        let keys = keys.ok_or_else(|| {
+            RetentionError::Refused(format!(
+                "shredding tenant {} needs the keyring (--keyring)",
+                shred.tenant
+            ))
+        })?;
+        // Destroy first: a crash before the commit only repeats a no-op destroy.
+        let versions = keys
+            .destroy(&shred.tenant)
+            .map_err(|e| RetentionError::Refused(e.to_string()))?;
+        let mut commit = draft(
+            "shred",
+            format!("crypto-shredding scheduled until {}", shred.destroy_after),
+        );
+        commit.changes = vec![Change::KeysShredded {
+            tenant: shred.tenant.clone(),
+            versions,
+        }];
+        archive.catalog.commit(&mut snapshot, commit).await?;
+        report.commits += 1;
+        report.tenants_shredded += 1;
+    }
     writer.finish().await?;
     report.plan = Some(plan);
     Ok(report)
@@ -166,17 +221,21 @@ async fn check_copy(
     cold: &dyn ObjectStore,
     meta: &FileMeta,
     sources: &[FileMeta],
+    keys: Option<&Arc<dyn KeyProvider>>,
 ) -> Result<(), RetentionError> {
+    let bad = |e: &dyn std::fmt::Display| RetentionError::BadCopy(format!("{}: {e}", meta.path));
     let path = Path::from(meta.path.as_str());
     let stored = cold.get(&path).await?.bytes().await?;
     let hash = strata_store::sha256_hex(&stored);
-    let rows = parquet::file::reader::SerializedFileReader::new(stored)
-        .map(|r| {
-            parquet::file::reader::FileReader::metadata(&r)
-                .file_metadata()
-                .num_rows()
-        })
-        .map_err(|e| RetentionError::BadCopy(format!("{}: {e}", meta.path)))?;
+    let decryption = match (meta.key_version, keys) {
+        (Some(_), Some(keys)) => Some(decryption_properties(keys.clone()).map_err(|e| bad(&e))?),
+        _ => None,
+    };
+    let rows: usize = read_file(stored, decryption)
+        .map_err(|e| bad(&e))?
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
     let expected_rows: u64 = sources.iter().map(|f| f.rows).sum();
     if hash != meta.sha256 || rows as u64 != expected_rows || meta.rows != expected_rows {
         return Err(RetentionError::BadCopy(format!(

@@ -103,6 +103,10 @@ pub struct FileMeta {
     /// cold store's location (folder or `s3://` URL) after tiering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// For an encrypted file, the version of the tenant master key that
+    /// wraps its data key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
 }
 
 /// How far one input has been committed.
@@ -647,6 +651,7 @@ mod tests {
             min_ts: 1,
             max_ts: 2,
             location: None,
+            key_version: None,
         }
     }
 

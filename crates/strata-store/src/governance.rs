@@ -172,6 +172,30 @@ pub enum Change {
         /// The partition.
         partition: Partition,
     },
+    /// A new master key version for a tenant; its new files use it.
+    KeyRotated {
+        /// The tenant.
+        tenant: String,
+        /// The new version.
+        version: u32,
+    },
+    /// Crypto-shredding of a tenant scheduled: its master keys are destroyed
+    /// by the first retention run after `destroy_after`.
+    ShredScheduled {
+        /// The tenant.
+        tenant: String,
+        /// Not before (RFC 3339).
+        destroy_after: String,
+        /// Why (the erasure request).
+        reason: String,
+    },
+    /// A tenant's master keys destroyed: its encrypted data is unreadable for good.
+    KeysShredded {
+        /// The tenant.
+        tenant: String,
+        /// The key versions destroyed.
+        versions: Vec<u32>,
+    },
 }
 
 /// Governance state as of one commit (part of [`Snapshot`]).
@@ -192,12 +216,23 @@ pub struct Governance {
     /// Partitions whose expiry was cancelled, with the policy version then in force.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cancelled: BTreeMap<String, u64>,
+    /// Tenants whose keys are to be destroyed, with the time from which they may be.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shreds: BTreeMap<String, String>,
+    /// Tenants whose keys were destroyed, with the versions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shredded: BTreeMap<String, Vec<u32>>,
 }
 
 impl Governance {
     /// Whether a hold covers `partition`.
     pub fn held(&self, partition: &Partition) -> Option<&Hold> {
         self.holds.values().find(|h| h.covers(partition))
+    }
+
+    /// A hold on any part of `tenant`, which forbids shredding its keys.
+    pub fn tenant_held(&self, tenant: &str) -> Option<&Hold> {
+        self.holds.values().find(|h| h.tenant == tenant)
     }
 
     /// The current policy version number (0 before any policy).
@@ -242,6 +277,21 @@ impl Governance {
             Change::ExpirySwept { partition } if self.held(partition).is_some() => {
                 Some(format!("{partition} is under a legal hold"))
             }
+            Change::ShredScheduled { tenant, .. } | Change::KeysShredded { tenant, .. }
+                if self.tenant_held(tenant).is_some() =>
+            {
+                let hold = self.tenant_held(tenant).expect("checked");
+                Some(format!(
+                    "tenant {tenant} is under legal hold {} ({}): its keys cannot be shredded",
+                    hold.id, hold.reason
+                ))
+            }
+            Change::ShredScheduled { tenant, .. } if self.shreds.contains_key(tenant) => {
+                Some(format!("shredding of tenant {tenant} is already scheduled"))
+            }
+            Change::KeysShredded { tenant, .. } if !self.shreds.contains_key(tenant) => {
+                Some(format!("shredding of tenant {tenant} was not scheduled"))
+            }
             Change::ExpirySwept { partition } if keeps_files(partition) => Some(format!(
                 "{partition} still has files the sweep does not remove"
             )),
@@ -274,6 +324,18 @@ impl Governance {
                 let key = partition.key();
                 self.marks.remove(&key);
                 self.cancelled.remove(&key);
+            }
+            Change::KeyRotated { .. } => {}
+            Change::ShredScheduled {
+                tenant,
+                destroy_after,
+                ..
+            } => {
+                self.shreds.insert(tenant.clone(), destroy_after.clone());
+            }
+            Change::KeysShredded { tenant, versions } => {
+                self.shreds.remove(tenant);
+                self.shredded.insert(tenant.clone(), versions.clone());
             }
         }
     }

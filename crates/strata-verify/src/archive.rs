@@ -751,6 +751,7 @@ mod tests {
             min_ts: 0,
             max_ts: 0,
             location: None,
+            key_version: None,
         };
         let draft = Draft {
             operation: "ingest".into(),
