@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test: installs DuckDB for Python into .venv (the tests compare
-# query answers with it), then the whole workspace's tests.
+# Runs every test: installs DuckDB, pyarrow and cryptography for Python into
+# .venv (the tests compare query answers with DuckDB and read encrypted files
+# with pyarrow), then the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DUCKDB_VERSION=2.0.0
-if ! .venv/bin/python -c "import duckdb; assert duckdb.__version__ == '$DUCKDB_VERSION'" 2>/dev/null; then
+PACKAGES=(duckdb==2.0.0 pyarrow==26.0.1 cryptography==50.0.2)
+if ! .venv/bin/python -c '
+import importlib.metadata, sys
+for spec in sys.argv[1:]:
+    name, version = spec.split("==")
+    assert importlib.metadata.version(name) == version, spec
+' "${PACKAGES[@]}" 2>/dev/null; then
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
+  .venv/bin/pip install --quiet --disable-pip-version-check "${PACKAGES[@]}"
 fi
 export STRATA_TEST_PYTHON="$PWD/.venv/bin/python"
 # Doctests first: the run should close on the summary of the real test binaries.

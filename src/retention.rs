@@ -183,23 +183,39 @@ fn print_summary(report: &RunReport) {
     );
 }
 
+/// How often the daemon signs a heartbeat when nothing else is committed.
+const HEARTBEAT_EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 async fn daemon(archive: &Archive) -> anyhow::Result<()> {
+    let mut next_heartbeat = Utc::now();
     loop {
         let snapshot = archive.catalog.load().await?;
         let (version, policy) = strata_retention::current_policy(&snapshot)?;
-        let next = policy.schedule().next_after(Utc::now());
-        eprintln!(
-            "policy version {version}: next run at {} ({})",
-            next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            policy.schedule()
-        );
-        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        let next_run = policy.schedule().next_after(Utc::now());
+        if Utc::now() >= next_heartbeat {
+            let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            archive.catalog.heartbeat(&snapshot, &at).await?;
+            eprintln!("{at}: heartbeat signed at commit {}", snapshot.seq);
+            next_heartbeat = Utc::now() + HEARTBEAT_EVERY;
+        }
+        let wake = next_run.min(next_heartbeat);
+        if wake == next_run {
+            eprintln!(
+                "policy version {version}: next run at {} ({})",
+                next_run.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                policy.schedule()
+            );
+        }
+        let wait = (wake - Utc::now()).to_std().unwrap_or_default();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("stopped");
                 return Ok(());
             }
+        }
+        if Utc::now() < next_run {
+            continue; // woke for the heartbeat
         }
         let started = std::time::Instant::now();
         let mut printer = Printer { quiet: false };

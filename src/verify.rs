@@ -154,6 +154,13 @@ fn print_summary(archive: &Archive, key: &VerifierKey, key_source: &str, report:
         "retention:  {} partitions expired by policy",
         s.partitions_expired
     );
+    match &s.last_heartbeat {
+        Some(at) => println!("heartbeats: {} checked, newest {at}", s.heartbeats),
+        None => println!(
+            "heartbeats: {} (the retention daemon signs one hourly)",
+            s.heartbeats
+        ),
+    }
     match report.findings.len() {
         0 => println!("result:     intact, in {:.2} s", s.seconds),
         n => println!("result:     {n} findings, in {:.2} s", s.seconds),

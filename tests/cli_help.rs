@@ -28,6 +28,8 @@ fn top_level_help_lists_commands_and_examples() {
         "verify",
         "verify-export",
         "keys",
+        "retention",
+        "hold",
         "--archive",
         "--keyring",
         "--witness",
@@ -76,7 +78,37 @@ fn subcommand_help_explains_options_with_examples() {
             ],
         ),
         ("verify-export", &["--key", "Example:"]),
-        ("keys", &["show"]),
+        ("keys", &["show", "rotate", "shred"]),
+        (
+            "keys shred",
+            &["--tenant", "--reason", "legal hold", "grace", "Example:"],
+        ),
+        ("retention", &["policy", "plan", "run", "daemon", "cancel"]),
+        (
+            "retention policy set",
+            &["presets", "tier_after", "Example"],
+        ),
+        (
+            "retention plan",
+            &["--now", "--format", "grace period", "Examples:"],
+        ),
+        ("retention run", &["--now", "strata_audit", "Examples:"]),
+        (
+            "retention cancel",
+            &["--tenant", "--month", "--reason", "Example:"],
+        ),
+        ("hold", &["add", "list", "release"]),
+        (
+            "hold add",
+            &[
+                "--tenant",
+                "--family",
+                "--from",
+                "--to",
+                "--reason",
+                "Examples:",
+            ],
+        ),
         (
             "gen",
             &[
@@ -92,7 +124,7 @@ fn subcommand_help_explains_options_with_examples() {
         ("status", &["catalog", "Example:"]),
     ];
     for (command, words) in cases {
-        let text = help(&[command]);
+        let text = help(&command.split(' ').collect::<Vec<_>>());
         for word in *words {
             assert!(
                 text.contains(word),

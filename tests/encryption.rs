@@ -143,6 +143,27 @@ fn encrypted_partitions_hold_no_plaintext_and_answer_as_before() {
         "queries match the plaintext answers"
     );
 
+    // pyarrow reads the files too, given the keyring (docs/encryption.md).
+    let sample = &query(
+        archive,
+        "SELECT path, rows FROM strata_files WHERE location IS NULL ORDER BY path LIMIT 1",
+    )[0];
+    let out = std::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_encrypted.py"))
+        .arg(keyring(archive))
+        .arg(archive.join(sample["path"].as_str().unwrap()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let (rows, user) = printed.trim().split_once(' ').unwrap();
+    assert_eq!(rows, sample["rows"].to_string());
+    assert!(user.contains('@'), "a decrypted user name: {printed}");
+
     // Without the keyring, or with another one, queries fail and say why.
     let elsewhere = fixture.dir.path().join("other-keyring.json");
     let missing = stderr_of(

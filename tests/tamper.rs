@@ -468,3 +468,61 @@ fn a_signed_export_verifies_and_any_change_to_it_fails() {
         "{text}"
     );
 }
+
+#[test]
+fn the_daemon_signs_heartbeats_that_verify_checks() {
+    let fixture = fixture();
+    let archive = &fixture.archive;
+    let policy = archive.join("../policy.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\ntenant = \"*\"\nfamily = \"*\"\nexpire_after = \"100y\"\n",
+    )
+    .unwrap();
+    run_ok(
+        strata(archive)
+            .args(["retention", "policy", "set"])
+            .arg(&policy),
+    );
+    let mut daemon = strata(archive)
+        .env("STRATA_WITNESS", &fixture.witness)
+        .args(["retention", "daemon"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let heartbeats = archive.join("_strata/heartbeats");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while files_under(&heartbeats).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let beats = files_under(&heartbeats);
+    assert_eq!(beats.len(), 1, "a heartbeat as soon as the daemon starts");
+    assert!(fixture.witness.join("heartbeat.note").is_file());
+
+    let (status, report) = verify(archive, &[]);
+    assert_eq!(status, 0, "{report:#}");
+    assert_eq!(report["summary"]["heartbeats"], 1);
+    assert!(report["summary"]["last_heartbeat"].is_string());
+
+    // A heartbeat signed by someone else is a bad signature.
+    let note = std::fs::read_to_string(&beats[0]).unwrap();
+    let text = &note[..note.find("\n\n").unwrap() + 1];
+    let name = note
+        .rsplit("\u{2014} ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let forged = SigningKey::generate(name).unwrap().sign(text).unwrap();
+    std::fs::write(&beats[0], forged).unwrap();
+    let relative = beats[0]
+        .strip_prefix(archive)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_single(archive, &[], "BAD_SIGNATURE", &relative);
+}

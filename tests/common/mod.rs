@@ -87,20 +87,21 @@ pub fn files_and_partitions(archive: &Path) -> (u64, u64) {
     (files, partitions)
 }
 
-/// The Python interpreter with the `duckdb` package: `STRATA_TEST_PYTHON`
-/// (set by `scripts/test.sh`), else `.venv/bin/python` in the checkout.
+/// The Python interpreter with the `duckdb`, `pyarrow` and `cryptography`
+/// packages: `STRATA_TEST_PYTHON` (set by `scripts/test.sh`), else
+/// `.venv/bin/python` in the checkout.
 pub fn python() -> PathBuf {
     let python = std::env::var_os("STRATA_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
     let ok = Command::new(&python)
-        .args(["-c", "import duckdb"])
+        .args(["-c", "import duckdb, pyarrow, cryptography"])
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
         ok,
-        "DuckDB for Python is needed by this test and was not found at {}: run `scripts/test.sh`, \
-         which installs it into .venv, or set STRATA_TEST_PYTHON",
+        "Python with duckdb, pyarrow and cryptography is needed by this test and was not found \
+         at {}: run `scripts/test.sh`, which installs them into .venv, or set STRATA_TEST_PYTHON",
         python.display()
     );
     python

@@ -66,6 +66,17 @@ impl Checkpoint {
             .expect("checkpoint text is a single block of newline-terminated lines")
     }
 
+    /// A heartbeat: the checkpoint with an extension line `time <at>`, signed
+    /// by `key`, showing the log was this at `at` even if nothing was committed.
+    pub fn sign_heartbeat(&self, key: &SigningKey, at: &str) -> Result<String, NoteError> {
+        key.sign(&format!("{}time {at}\n", self.text()))
+    }
+
+    /// The `time` extension line of a heartbeat's text, if any.
+    pub fn heartbeat_time(text: &str) -> Option<&str> {
+        text.lines().skip(3).find_map(|l| l.strip_prefix("time "))
+    }
+
     /// Checks the signature of `note` with `key` and parses the checkpoint.
     pub fn open(note: &str, key: &VerifierKey) -> Result<Checkpoint, NoteError> {
         Checkpoint::parse(key.open(note)?)
@@ -109,6 +120,18 @@ mod tests {
         ] {
             assert!(Checkpoint::parse(text).is_err(), "{text:?}");
         }
+        let key = SigningKey::generate("k").unwrap();
+        let checkpoint =
+            Checkpoint::parse("o\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n").unwrap();
+        let beat = checkpoint
+            .sign_heartbeat(&key, "2026-01-01T00:00:00Z")
+            .unwrap();
+        let text = key.verifier().open(&beat).unwrap();
+        assert_eq!(Checkpoint::parse(text).unwrap(), checkpoint);
+        assert_eq!(
+            Checkpoint::heartbeat_time(text),
+            Some("2026-01-01T00:00:00Z")
+        );
         let with_extension = "o\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\nTimestamp: 1\n";
         assert_eq!(Checkpoint::parse(with_extension).unwrap().size, 0);
     }

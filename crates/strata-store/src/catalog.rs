@@ -377,6 +377,10 @@ pub const LOG_PREFIX: &str = "_strata/log";
 pub const CHECKPOINT_PREFIX: &str = "_strata/checkpoints";
 /// Name of the newest checkpoint in a witness location.
 pub const WITNESS_LATEST: &str = "latest.note";
+/// Name of the newest heartbeat in a witness location.
+pub const WITNESS_HEARTBEAT: &str = "heartbeat.note";
+/// Prefix of the signed heartbeats the retention daemon writes at least hourly.
+pub const HEARTBEAT_PREFIX: &str = "_strata/heartbeats";
 
 /// Where log entry `seq` is stored.
 pub fn entry_path(seq: u64) -> Path {
@@ -591,6 +595,31 @@ impl Catalog {
             )
             .await?;
             witness.put(&Path::from(WITNESS_LATEST), note).await?;
+        }
+        Ok(())
+    }
+
+    /// Signs a heartbeat of the tree head of `snapshot` at `at` (RFC 3339,
+    /// also its file name) under `_strata/heartbeats/`, and at the witness as
+    /// `heartbeat.note`. Does nothing without a signing key.
+    pub async fn heartbeat(&self, snapshot: &Snapshot, at: &str) -> Result<(), CatalogError> {
+        let Some(seal) = &self.seal else {
+            return Ok(());
+        };
+        let note = snapshot
+            .checkpoint()
+            .sign_heartbeat(&seal.key, at)
+            .map_err(|e| CatalogError::Conflict(format!("cannot sign a heartbeat: {e}")))?;
+        let payload = PutPayload::from(note.into_bytes());
+        let name = format!("{}.note", at.replace(':', ""));
+        put_create(
+            &*self.store,
+            &Path::from(format!("{HEARTBEAT_PREFIX}/{name}")),
+            payload.clone(),
+        )
+        .await?;
+        if let Some(witness) = &seal.witness {
+            witness.put(&Path::from(WITNESS_HEARTBEAT), payload).await?;
         }
         Ok(())
     }

@@ -11,8 +11,9 @@ mod writers;
 pub use archive::{Archive, ArchiveError, Missing, open_archive, open_location};
 pub use catalog::{
     CHECKPOINT_PREFIX, Catalog, CatalogError, Draft, EXPIRE_OPERATION, Entry, FileMeta,
-    GENESIS_HASH, LOG_PREFIX, SNAPSHOT_PREFIX, Snapshot, SourceProgress, WITNESS_LATEST,
-    checkpoint_name, checkpoint_path, entry_path, seq_of, sha256_hex, snapshot_path,
+    GENESIS_HASH, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_PREFIX, Snapshot, SourceProgress,
+    WITNESS_HEARTBEAT, WITNESS_LATEST, checkpoint_name, checkpoint_path, entry_path, seq_of,
+    sha256_hex, snapshot_path,
 };
 pub use governance::{Change, Governance, Hold, Mark, Partition, PolicyVersion};
 pub use layout::{CATALOG_PREFIX, PartitionKey, data_file_path};

@@ -12,9 +12,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use strata_integrity::{Checkpoint, MerkleLog, VerifierKey, verify_consistency};
 use strata_store::{
-    CATALOG_PREFIX, CHECKPOINT_PREFIX, EXPIRE_OPERATION, Entry, FileMeta, LOG_PREFIX, Missing,
-    SNAPSHOT_PREFIX, Snapshot, WriterRecord, entry_path, open_location, seq_of, sha256_hex,
-    writer_records,
+    CATALOG_PREFIX, CHECKPOINT_PREFIX, EXPIRE_OPERATION, Entry, FileMeta, HEARTBEAT_PREFIX,
+    LOG_PREFIX, Missing, SNAPSHOT_PREFIX, Snapshot, WriterRecord, entry_path, open_location,
+    seq_of, sha256_hex, writer_records,
 };
 
 use crate::{Code, Finding, VerifyError};
@@ -80,6 +80,10 @@ pub struct Summary {
     pub signed_size: u64,
     /// Signed checkpoints checked.
     pub checkpoints: u64,
+    /// Signed heartbeats checked (the retention daemon signs one at least hourly).
+    pub heartbeats: u64,
+    /// The time of the newest valid heartbeat.
+    pub last_heartbeat: Option<String>,
     /// Snapshots compared with the replayed log.
     pub snapshots: u64,
     /// Live data files.
@@ -208,6 +212,7 @@ pub async fn verify(
     if let Some(trusted) = &options.trusted {
         check_trusted(trusted, options, &replay, entry_count, &mut findings);
     }
+    let heartbeats = check_heartbeats(store, options, &replay, entry_count, &mut findings).await?;
 
     let data = check_data(archive, options, &replay, observer, &mut findings).await?;
     // Catalog findings first, in log order, then data objects by path.
@@ -220,6 +225,8 @@ pub async fn verify(
             entries: entry_count,
             root: hex::encode(replay.tree.root()),
             signed_size: checkpoints.signed_size,
+            heartbeats: heartbeats.count,
+            last_heartbeat: heartbeats.last,
             checkpoints: checkpoints.count,
             snapshots: snapshots.len() as u64,
             files: replay.state.files.len() as u64,
@@ -468,6 +475,69 @@ async fn check_checkpoints(
         count: checkpoints.len() as u64,
         signed_size,
         newest_within_log,
+    })
+}
+
+struct Heartbeats {
+    count: u64,
+    last: Option<String>,
+}
+
+/// Heartbeats must be signed by the key and vouch for a prefix of this log.
+async fn check_heartbeats(
+    store: &dyn ObjectStore,
+    options: &Options,
+    replay: &Replay,
+    entry_count: u64,
+    findings: &mut Vec<Finding>,
+) -> Result<Heartbeats, VerifyError> {
+    let paths = list(store, HEARTBEAT_PREFIX).await?;
+    let mut last: Option<String> = None;
+    for path in &paths {
+        let Some(note) = get(store, path).await? else {
+            continue;
+        };
+        let finding = |code, detail: &str| Finding::new(code, path.as_ref(), None, detail);
+        let opened = std::str::from_utf8(&note)
+            .map_err(|_| "the note is not UTF-8".to_string())
+            .and_then(|note| options.key.open(note).map_err(|e| e.to_string()))
+            .and_then(|text| {
+                let time = Checkpoint::heartbeat_time(text).map(String::from);
+                Ok((Checkpoint::parse(text).map_err(|e| e.to_string())?, time))
+            });
+        let (checkpoint, time) = match opened {
+            Ok(opened) => opened,
+            Err(why) => {
+                findings.push(finding(Code::BadSignature, &why));
+                continue;
+            }
+        };
+        if checkpoint.size > entry_count {
+            findings.push(finding(
+                Code::Truncated,
+                &format!(
+                    "a heartbeat vouched for {} entries, the log has {entry_count}",
+                    checkpoint.size
+                ),
+            ));
+        } else if replay.tree_complete
+            && (checkpoint.origin != replay.state.origin
+                || replay.tree.root_at(checkpoint.size).ok() != Some(checkpoint.root))
+        {
+            findings.push(finding(
+                Code::RolledBack,
+                &format!(
+                    "the log's first {} entries are not what a heartbeat vouched for",
+                    checkpoint.size
+                ),
+            ));
+        } else if time > last {
+            last = time;
+        }
+    }
+    Ok(Heartbeats {
+        count: paths.len() as u64,
+        last,
     })
 }
 
