@@ -323,3 +323,85 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, policy_version: u64, now: Date
     plan.actions = actions;
     plan
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_store::Hold;
+
+    fn file(tenant: &str, month: &str, size: u64) -> FileMeta {
+        let newest: DateTime<Utc> = format!("{month}-15T00:00:00Z").parse().unwrap();
+        FileMeta {
+            path: format!("{tenant}/{month}.parquet"),
+            tenant: tenant.into(),
+            family: "technical".into(),
+            month: month.into(),
+            size,
+            sha256: String::new(),
+            rows: 1,
+            min_ts: newest.timestamp_micros(),
+            max_ts: newest.timestamp_micros(),
+            location: None,
+            key_version: None,
+        }
+    }
+
+    fn snapshot(files: &[FileMeta]) -> Snapshot {
+        let mut snapshot = Snapshot::empty();
+        for f in files {
+            snapshot.files.insert(f.path.clone(), f.clone());
+        }
+        snapshot
+    }
+
+    fn months(plan: &Plan, kind: ActionKind) -> Vec<(String, String)> {
+        plan.actions
+            .iter()
+            .filter(|a| a.kind == kind)
+            .map(|a| (a.partition.tenant.clone(), a.partition.month.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_size_cap_expires_the_oldest_partitions_of_each_stream_until_it_fits() {
+        let policy = strata_policy::parse(
+            "[[rule]]\ntenant = \"*\"\nfamily = \"technical\"\nmax_bytes = \"250B\"\n",
+        )
+        .unwrap();
+        let files = [
+            file("a", "2025-01", 100),
+            file("a", "2025-02", 100),
+            file("a", "2025-03", 100),
+            file("a", "2025-04", 100),
+            file("b", "2025-01", 100),
+        ];
+        let now = "2025-06-01T00:00:00Z".parse().unwrap();
+        let mut snap = snapshot(&files);
+        let plan = plan(&snap, &policy, 1, now);
+        let a = |m: &str| ("a".to_string(), m.to_string());
+        assert_eq!(
+            months(&plan, ActionKind::Mark),
+            [a("2025-01"), a("2025-02")]
+        );
+
+        snap.governance.holds.insert(
+            1,
+            Hold {
+                id: 1,
+                tenant: "a".into(),
+                family: None,
+                from: None,
+                to: "2025-01-31".parse().ok(),
+                reason: "case".into(),
+                added_at: String::new(),
+                added_by: String::new(),
+            },
+        );
+        let held = super::plan(&snap, &policy, 1, now);
+        assert_eq!(held.blocked.len(), 1, "the held January is not evicted");
+        assert_eq!(
+            months(&held, ActionKind::Mark),
+            [a("2025-02"), a("2025-03")]
+        );
+    }
+}
