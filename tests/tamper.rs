@@ -300,24 +300,24 @@ fn tampered_catalog_entries_break_the_chain_where_they_were_touched() {
     );
 }
 
+/// Replaces the signed note at `path` with the same text signed by another
+/// key of the same name.
+fn forge_signature(path: &Path) {
+    let note = std::fs::read_to_string(path).unwrap();
+    let text = &note[..note.find("\n\n").unwrap() + 1];
+    assert!(Checkpoint::parse(text).is_ok(), "{note}");
+    let signer = note.rsplit("\u{2014} ").next().unwrap();
+    let name = signer.split(' ').next().unwrap();
+    let forged = SigningKey::generate(name).unwrap().sign(text).unwrap();
+    std::fs::write(path, forged).unwrap();
+}
+
 #[test]
 fn a_checkpoint_signed_by_another_key_is_a_bad_signature() {
     let fixture = fixture();
     let (_dir, archive) = copy_of(&fixture.archive);
     let size = entries(&archive);
-    let path = archive.join(checkpoint_name(size));
-    let note = std::fs::read_to_string(&path).unwrap();
-    let text = &note[..note.find("\n\n").unwrap() + 1];
-    let checkpoint = Checkpoint::parse(text).unwrap();
-    let name = note
-        .rsplit("\u{2014} ")
-        .next()
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap();
-    let impostor = SigningKey::generate(name).unwrap();
-    std::fs::write(&path, checkpoint.sign(&impostor)).unwrap();
+    forge_signature(&archive.join(checkpoint_name(size)));
     // The newest commit is now covered by no valid checkpoint, which is also reported.
     let (status, report) = verify(&archive, &[]);
     assert_eq!(status, 2);
@@ -508,17 +508,7 @@ fn the_daemon_signs_heartbeats_that_verify_checks() {
     assert!(report["summary"]["last_heartbeat"].is_string());
 
     // A heartbeat signed by someone else is a bad signature.
-    let note = std::fs::read_to_string(&beats[0]).unwrap();
-    let text = &note[..note.find("\n\n").unwrap() + 1];
-    let name = note
-        .rsplit("\u{2014} ")
-        .next()
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap();
-    let forged = SigningKey::generate(name).unwrap().sign(text).unwrap();
-    std::fs::write(&beats[0], forged).unwrap();
+    forge_signature(&beats[0]);
     let relative = beats[0]
         .strip_prefix(archive)
         .unwrap()
