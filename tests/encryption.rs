@@ -107,6 +107,7 @@ fn encrypted_partitions_hold_no_plaintext_and_answer_as_before() {
     let fixture = fixture();
     let archive = &fixture.archive;
     let before = answers(archive);
+    let plaintext_files_before = count(archive, "SELECT count(*) AS n FROM strata_files");
     run_ok(strata(archive).args(["retention", "run", "--quiet", "--now", NOW]));
 
     let plaintext_files = count(
@@ -190,6 +191,15 @@ fn encrypted_partitions_hold_no_plaintext_and_answer_as_before() {
             .args(["sql", QUERIES[0]]),
     );
     assert!(wrong.contains("wrong key"), "{wrong}");
+    let rewritten = count(
+        archive,
+        "SELECT count(*) AS n FROM strata_audit WHERE operation IN ('encrypt', 'tier') \
+         AND action = 'add' AND policy_version = 1",
+    );
+    assert_eq!(
+        rewritten, plaintext_files_before,
+        "one receipt per encrypted partition"
+    );
     assert_intact(archive);
 }
 
