@@ -92,7 +92,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(&archive(Missing::Fail)?, &keyring, args).await,
         Command::VerifyExport(args) => verify::run_export(&keyring, args),
         Command::Keys(KeysCommand::Show) => verify::show_key(&keyring),
-        Command::Keys(command) => retention::keys(&sealed(Missing::Fail)?, command).await,
+        Command::Keys(KeysCommand::Rotate { tenant }) => {
+            retention::rotate(&sealed(Missing::Fail)?, &tenant).await
+        }
+        Command::Keys(KeysCommand::Shred {
+            tenant,
+            reason,
+            now,
+        }) => retention::shred(&sealed(Missing::Fail)?, &tenant, &reason, now.as_deref()).await,
         Command::Retention(command) => retention::run(&sealed(Missing::Fail)?, command).await,
         Command::Hold(command) => retention::hold(&sealed(Missing::Fail)?, command).await,
         Command::Status => sql::status(&archive(Missing::Fail)?).await,

@@ -8,8 +8,8 @@ use strata_retention::{Action, HoldRequest, Plan, RunReport};
 use strata_store::Archive;
 
 use crate::cli::{
-    CancelArgs, HoldAddArgs, HoldCommand, KeysCommand, PlanArgs, PlanFormat, PolicyCommand,
-    RetentionCommand, RunArgs,
+    CancelArgs, HoldAddArgs, HoldCommand, PlanArgs, PlanFormat, PolicyCommand, RetentionCommand,
+    RunArgs,
 };
 use crate::ingest::human_bytes;
 
@@ -249,31 +249,28 @@ async fn cancel(archive: &Archive, args: CancelArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `strata keys rotate` and `strata keys shred`.
-pub async fn keys(archive: &Archive, command: KeysCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        KeysCommand::Show => unreachable!("handled without an archive"),
-        KeysCommand::Rotate { tenant } => {
-            let keys = crate::tenant_keys()?;
-            let version =
-                strata_retention::rotate_key(archive, keys.as_ref(), &tenant, &crate::actor())
-                    .await?;
-            println!("tenant {tenant}: new files are encrypted under master key version {version}");
-        }
-        KeysCommand::Shred {
-            tenant,
-            reason,
-            now,
-        } => {
-            let now = instant(now.as_deref())?;
-            let after =
-                strata_retention::schedule_shred(archive, &tenant, &reason, &crate::actor(), now)
-                    .await?;
-            println!(
-                "tenant {tenant}: keys are destroyed by the first `strata retention run` after {after}"
-            );
-        }
-    }
+/// Runs `strata keys rotate`.
+pub async fn rotate(archive: &Archive, tenant: &str) -> anyhow::Result<ExitCode> {
+    let keys = crate::tenant_keys()?;
+    let version =
+        strata_retention::rotate_key(archive, keys.as_ref(), tenant, &crate::actor()).await?;
+    println!("tenant {tenant}: new files are encrypted under master key version {version}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `strata keys shred`.
+pub async fn shred(
+    archive: &Archive,
+    tenant: &str,
+    reason: &str,
+    now: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let now = instant(now)?;
+    let after =
+        strata_retention::schedule_shred(archive, tenant, reason, &crate::actor(), now).await?;
+    println!(
+        "tenant {tenant}: keys are destroyed by the first `strata retention run` after {after}"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
