@@ -276,7 +276,7 @@ impl Snapshot {
         let keeps_files = |p: &Partition| {
             self.files
                 .values()
-                .any(|f| Partition::of(f) == *p && !removed(f))
+                .any(|f| p.contains(f) && !removed(f))
         };
         let mut governance = self.governance.clone();
         for change in &draft.changes {
@@ -299,7 +299,7 @@ impl Snapshot {
 
     /// Whether any live file belongs to `partition`.
     fn has_files(&self, partition: &Partition) -> bool {
-        self.files.values().any(|f| Partition::of(f) == *partition)
+        self.files.values().any(|f| partition.contains(f))
     }
 
     /// Total bytes of live data files.

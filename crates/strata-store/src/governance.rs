@@ -30,6 +30,11 @@ impl Partition {
         }
     }
 
+    /// Whether `file` belongs to this partition (without building its partition).
+    pub fn contains(&self, file: &FileMeta) -> bool {
+        file.tenant == self.tenant && file.family == self.family && file.month == self.month
+    }
+
     /// `tenant=…/family=…/month=…`, also its key in snapshots.
     pub fn key(&self) -> String {
         format!(
