@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Benchmarks strata against DuckDB: builds the release binary, prepares a Python
+# venv in benches/.venv with pinned DuckDB, psutil and pytz (DuckDB needs it to
+# return timestamps with a time zone), then runs benches/harness.py
+# with the given arguments (none: the full benchmark; --quick: a fast check;
+# --help: every option). STRATA_BENCH_SKIP_BUILD=1 skips the build.
+set -euo pipefail
+BENCHES="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(dirname "$BENCHES")"
+PACKAGES=(duckdb==2.0.0 psutil==7.2.2 pytz==2026.6)
+
+need() {
+  command -v "$1" >/dev/null || { echo "run.sh: $1 not found: $2" >&2; exit 1; }
+}
+
+if [[ "${STRATA_BENCH_SKIP_BUILD:-}" != 1 ]]; then
+  need cargo "install Rust (rust-toolchain.toml pins the version)"
+  (cd "$ROOT" && cargo build --release)
+fi
+
+need python3 "install Python 3 with venv"
+if ! "$BENCHES/.venv/bin/python" -c '
+import importlib.metadata, sys
+for spec in sys.argv[1:]:
+    name, version = spec.split("==")
+    assert importlib.metadata.version(name) == version, spec
+' "${PACKAGES[@]}" 2>/dev/null; then
+  python3 -m venv "$BENCHES/.venv"
+  "$BENCHES/.venv/bin/pip" install --quiet --disable-pip-version-check "${PACKAGES[@]}"
+fi
+
+exec "$BENCHES/.venv/bin/python" "$BENCHES/harness.py" "$@"
