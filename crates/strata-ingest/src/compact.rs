@@ -116,9 +116,12 @@ pub async fn compact(
                 false,
             )
             .await?;
-            let mut uploaded: Vec<Pending> = draft.add.iter().map(Pending::of).collect();
-            uploaded.push(Pending::of(&meta));
-            writer.set_pending(uploaded).await?;
+            // Named before the upload and kept across the commit: before it the
+            // merged files are the leftovers, after it their sources are.
+            let mut pending: Vec<Pending> = draft.add.iter().map(Pending::of).collect();
+            pending.push(Pending::of(&meta));
+            pending.extend(draft.remove.iter().chain(group).map(Pending::of));
+            writer.set_pending(pending).await?;
             let meta = upload(archive.store.as_ref(), merged, meta).await?;
             report.partitions += 1;
             report.files_removed += group.len();
@@ -129,10 +132,6 @@ pub async fn compact(
             draft.add.push(meta);
         }
         let merged_away = draft.remove.clone();
-        // From the commit on, the sources are what a crash would leave behind.
-        writer
-            .set_pending(merged_away.iter().map(Pending::of).collect())
-            .await?;
         archive.catalog.commit(&mut snapshot, draft).await?;
         // Deleting after the commit: a crash here leaves unreferenced objects, never missing ones.
         for file in &merged_away {

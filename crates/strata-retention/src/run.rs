@@ -142,13 +142,10 @@ pub async fn run(
     for action in of_kind(ActionKind::Encrypt) {
         let (bytes, meta) =
             merge_files(archive, &action.files, ZSTD_LEVEL_DEFAULT, keys, true).await?;
-        writer.set_pending(vec![Pending::of(&meta)]).await?;
+        writer.set_pending(replacing(&meta, &action.files)).await?;
         archive
             .store
             .put(&Path::from(meta.path.as_str()), bytes.into())
-            .await?;
-        writer
-            .set_pending(action.files.iter().map(Pending::of).collect())
             .await?;
         let mut commit = draft("encrypt", action.reason.clone());
         commit.remove = action.files.clone();
@@ -171,13 +168,10 @@ pub async fn run(
         )
         .await?;
         meta.location = Some(location.to_string());
-        writer.set_pending(vec![Pending::of(&meta)]).await?;
+        writer.set_pending(replacing(&meta, &action.files)).await?;
         let path = Path::from(meta.path.as_str());
         cold.put(&path, bytes.into()).await?;
         check_copy(cold.as_ref(), &meta, &action.files, keys).await?;
-        writer
-            .set_pending(action.files.iter().map(Pending::of).collect())
-            .await?;
         let mut commit = draft("tier", action.reason.clone());
         commit.remove = action.files.clone();
         report.bytes_tiered += meta.size;
@@ -213,6 +207,13 @@ pub async fn run(
     writer.finish().await?;
     report.plan = Some(plan);
     Ok(report)
+}
+
+/// What a writer replacing `old` files by `new` may leave behind, named before
+/// the upload and kept across the commit: whichever side the catalog does not
+/// list when it dies (the new file before the commit, the old ones after).
+fn replacing(new: &FileMeta, old: &[FileMeta]) -> Vec<Pending> {
+    std::iter::once(new).chain(old).map(Pending::of).collect()
 }
 
 /// Reads the cold copy back: its bytes must hash to what was written and it

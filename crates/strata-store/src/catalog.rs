@@ -273,11 +273,7 @@ impl Snapshot {
             }
         }
         let removed = |f: &FileMeta| draft.remove.iter().any(|r| r.path == f.path);
-        let keeps_files = |p: &Partition| {
-            self.files
-                .values()
-                .any(|f| p.contains(f) && !removed(f))
-        };
+        let keeps_files = |p: &Partition| self.files.values().any(|f| p.contains(f) && !removed(f));
         let mut governance = self.governance.clone();
         for change in &draft.changes {
             if let Some(why) = governance.check(change, &keeps_files) {
