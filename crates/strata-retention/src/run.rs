@@ -11,7 +11,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use strata_ingest::{ZSTD_LEVEL_DEFAULT, merge_files, read_file};
 use strata_keys::envelope::{KeyProvider, decryption_properties};
 use strata_store::{
-    Archive, Change, Draft, FileMeta, Mark, Missing, Pending, Writer, open_location, reconcile,
+    Archive, Change, Draft, FileMeta, Mark, Missing, Pending, Writer, delete_objects,
+    open_location, reconcile,
 };
 
 use crate::plan::{Action, ActionKind, Plan, plan};
@@ -249,17 +250,6 @@ async fn check_copy(
 
 /// Deletes committed-away files from wherever they are stored; returns how many.
 async fn delete_files(archive: &Archive, files: &[FileMeta]) -> Result<u64, RetentionError> {
-    let mut deleted = 0;
-    for file in files {
-        let store: Arc<dyn ObjectStore> = match &file.location {
-            None => archive.store.clone(),
-            Some(location) => open_location(location, Missing::Fail)?,
-        };
-        match store.delete(&Path::from(file.path.as_str())).await {
-            Ok(()) => deleted += 1,
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(deleted)
+    let objects: Vec<Pending> = files.iter().map(Pending::of).collect();
+    Ok(delete_objects(&archive.store, &objects).await?)
 }

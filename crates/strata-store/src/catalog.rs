@@ -64,6 +64,9 @@ pub enum CatalogError {
         /// What is wrong.
         reason: String,
     },
+    /// A cold store named by the catalog could not be opened.
+    #[error(transparent)]
+    Location(#[from] crate::archive::ArchiveError),
     /// A concurrent commit invalidated this one.
     #[error("commit conflict: {0}")]
     Conflict(String),
@@ -438,11 +441,7 @@ impl Catalog {
     }
 
     async fn get(&self, path: &Path) -> Result<Option<bytes::Bytes>, CatalogError> {
-        match self.store.get(path).await {
-            Ok(result) => Ok(Some(result.bytes().await?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(get_if_exists(&*self.store, path).await?)
     }
 
     fn decode<T: serde::de::DeserializeOwned>(
@@ -639,6 +638,18 @@ impl Catalog {
         if let Err(e) = written {
             tracing::warn!(seq = snapshot.seq, "could not write catalog snapshot: {e}");
         }
+    }
+}
+
+/// The bytes of the object at `path`, or `None` if there is none.
+pub async fn get_if_exists(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<Option<bytes::Bytes>, object_store::Error> {
+    match store.get(path).await {
+        Ok(result) => Ok(Some(result.bytes().await?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -12,11 +12,12 @@ pub use archive::{Archive, ArchiveError, Missing, open_archive, open_location};
 pub use catalog::{
     CHECKPOINT_PREFIX, Catalog, CatalogError, Draft, EXPIRE_OPERATION, Entry, FileMeta,
     GENESIS_HASH, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_PREFIX, Snapshot, SourceProgress,
-    WITNESS_HEARTBEAT, WITNESS_LATEST, checkpoint_name, checkpoint_path, entry_path, seq_of,
-    sha256_hex, snapshot_path,
+    WITNESS_HEARTBEAT, WITNESS_LATEST, checkpoint_name, checkpoint_path, entry_path, get_if_exists,
+    seq_of, sha256_hex, snapshot_path,
 };
 pub use governance::{Change, Governance, Hold, Mark, Partition, PolicyVersion};
 pub use layout::{CATALOG_PREFIX, PartitionKey, data_file_path};
 pub use writers::{
-    Pending, Reconciled, WRITERS_PREFIX, Writer, WriterRecord, host_name, reconcile, writer_records,
+    Pending, Reconciled, WRITERS_PREFIX, Writer, WriterRecord, delete_objects, host_name,
+    reconcile, writer_records,
 };

@@ -11,6 +11,7 @@
 //! catalog does not list, then the record. Every writing command reconciles
 //! first, so rerunning after a crash leaves no stray object.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::archive::{Missing, open_location};
-use crate::catalog::{Catalog, CatalogError, FileMeta};
+use crate::catalog::{Catalog, CatalogError, FileMeta, get_if_exists};
 
 /// Prefix of the writer records.
 pub const WRITERS_PREFIX: &str = "_strata/writers";
@@ -168,10 +169,8 @@ pub async fn writer_records(store: &dyn ObjectStore) -> Result<Vec<WriterRecord>
         .await?;
     let mut records = Vec::new();
     for meta in listed {
-        let bytes = match store.get(&meta.location).await {
-            Ok(result) => result.bytes().await?,
-            Err(object_store::Error::NotFound { .. }) => continue, // finished meanwhile
-            Err(e) => return Err(e.into()),
+        let Some(bytes) = get_if_exists(store, &meta.location).await? else {
+            continue; // finished meanwhile
         };
         records.push(
             serde_json::from_slice(&bytes).map_err(|source| CatalogError::Corrupt {
@@ -183,13 +182,43 @@ pub async fn writer_records(store: &dyn ObjectStore) -> Result<Vec<WriterRecord>
     Ok(records)
 }
 
+/// Deletes `objects`, each from the archive `store` or from its cold store
+/// (each opened once); objects already gone are skipped. Returns how many
+/// were deleted.
+pub async fn delete_objects<'a>(
+    store: &Arc<dyn ObjectStore>,
+    objects: impl IntoIterator<Item = &'a Pending>,
+) -> Result<u64, CatalogError> {
+    let mut cold_stores: HashMap<&str, Arc<dyn ObjectStore>> = HashMap::new();
+    let mut deleted = 0;
+    for object in objects {
+        let in_store = match object.location.as_deref() {
+            None => store.clone(),
+            Some(location) => match cold_stores.get(location) {
+                Some(cold) => cold.clone(),
+                None => {
+                    let cold = open_location(location, Missing::Fail)?;
+                    cold_stores.insert(location, cold.clone());
+                    cold
+                }
+            },
+        };
+        match in_store.delete(&Path::from(object.path.as_str())).await {
+            Ok(()) => deleted += 1,
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(deleted)
+}
+
 /// What [`reconcile`] cleaned up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reconciled {
     /// Stale writer records removed.
     pub writers: usize,
     /// Objects deleted because no commit lists them.
-    pub objects: usize,
+    pub objects: u64,
 }
 
 /// Removes what dead writers left behind: their pending objects the
@@ -216,19 +245,8 @@ pub async fn reconcile(
                 .get(&p.path)
                 .is_some_and(|f| f.location == p.location)
         };
-        for pending in record.pending.iter().filter(|p| !committed(p)) {
-            let in_store = match &pending.location {
-                None => store.clone(),
-                Some(location) => open_location(location, Missing::Fail).map_err(|e| {
-                    CatalogError::Conflict(format!("cannot reconcile {}: {e}", pending.path))
-                })?,
-            };
-            match in_store.delete(&Path::from(pending.path.as_str())).await {
-                Ok(()) => done.objects += 1,
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let leftovers = record.pending.iter().filter(|p| !committed(p));
+        done.objects += delete_objects(store, leftovers).await?;
         match store.delete(&record_path(&record.id)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => done.writers += 1,
             Err(e) => return Err(e.into()),

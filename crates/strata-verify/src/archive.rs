@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use strata_integrity::{Checkpoint, MerkleLog, VerifierKey, verify_consistency};
 use strata_store::{
     CATALOG_PREFIX, CHECKPOINT_PREFIX, EXPIRE_OPERATION, Entry, FileMeta, HEARTBEAT_PREFIX,
-    LOG_PREFIX, Missing, SNAPSHOT_PREFIX, Snapshot, WriterRecord, entry_path, open_location,
-    seq_of, sha256_hex, writer_records,
+    LOG_PREFIX, Missing, SNAPSHOT_PREFIX, Snapshot, WriterRecord, entry_path, get_if_exists,
+    open_location, seq_of, sha256_hex, writer_records,
 };
 
 use crate::{Code, Finding, VerifyError};
@@ -130,11 +130,7 @@ struct Replay {
 }
 
 async fn get(store: &dyn ObjectStore, path: &Path) -> Result<Option<bytes::Bytes>, VerifyError> {
-    match store.get(path).await {
-        Ok(result) => Ok(Some(result.bytes().await?)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(get_if_exists(store, path).await?)
 }
 
 async fn list(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<Path>, VerifyError> {
