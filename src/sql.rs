@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use object_store::ObjectStoreExt;
 use strata_integrity::Checkpoint;
 use strata_keys::Keyring;
 use strata_query::{QuerySession, QueryStats};
@@ -89,15 +88,14 @@ async fn export(
     let key = Keyring::open(keyring)?.signing_key()?;
     let seq = session.snapshot.seq;
     let checkpoint_path = strata_store::checkpoint_path(seq);
-    let checkpoint = match archive.store.get(&checkpoint_path).await {
-        Ok(note) => String::from_utf8(note.bytes().await?.to_vec())?,
-        Err(object_store::Error::NotFound { .. }) => anyhow::bail!(
+    let Some(note) = strata_store::get_if_exists(&*archive.store, &checkpoint_path).await? else {
+        anyhow::bail!(
             "commit {seq} of {} has no signed checkpoint ({checkpoint_path}), so an export \
              could not say which archive state it shows; run `strata verify`",
             archive.location
-        ),
-        Err(e) => return Err(e.into()),
+        );
     };
+    let checkpoint = String::from_utf8(note.to_vec())?;
     Checkpoint::open(&checkpoint, &key.verifier()).with_context(|| {
         format!("the archive's checkpoint {checkpoint_path} is not signed by the keyring's key")
     })?;

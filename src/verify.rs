@@ -24,12 +24,11 @@ fn verifier_key(keyring: &Path, given: Option<&str>) -> anyhow::Result<(Verifier
         Some(given) if Path::new(given).is_file() => {
             let text = std::fs::read_to_string(given)
                 .with_context(|| format!("cannot read key file {given}"))?;
-            let line = text
+            let key = text
                 .lines()
-                .map(str::trim)
-                .find(|l| VerifierKey::parse(l).is_ok())
+                .find_map(|l| VerifierKey::parse(l.trim()).ok())
                 .with_context(|| format!("{given} holds no verifier key"))?;
-            Ok((VerifierKey::parse(line)?, format!("key file {given}")))
+            Ok((key, format!("key file {given}")))
         }
         Some(given) => Ok((
             VerifierKey::parse(given).context("--key")?,
