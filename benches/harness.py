@@ -18,6 +18,7 @@ import io
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import statistics
@@ -37,12 +38,15 @@ DUCKDB_CONVERT = BENCHES / "duckdb_convert.py"
 SEED = 42
 
 FULL_EVENTS = 2_500_000
+FULL_BIG_EVENTS = 25_000_000
 FULL_REPS = 5
 QUICK_EVENTS = 200_000
 QUICK_REPS = 3
 
 # Results with at most this many rows are compared row by row, not just counted.
 SMALL_RESULT_ROWS = 100_000
+# Size of the buckets lines are dealt into when shuffling an input.
+SHUFFLE_BUCKET_BYTES = 512 * 2**20
 # Interval between two RSS samples when /usr/bin/time is not available.
 RSS_POLL_SECONDS = 0.02
 
@@ -50,6 +54,23 @@ TARGET_MBPS_ONE_CORE = 100.0
 TARGET_TWO_CORE_SPEEDUP = 1.7
 TARGET_COMPRESSION = 8.0
 TARGET_PEAK_RSS_MIB = 512.0
+TARGET_S3_SHARE = 0.70
+TARGET_PLAN_MS = 200.0
+
+# The criterion benchmark (benches/hot_paths.rs) that the planning target is judged by.
+CATALOG_PLAN = "catalog, 100k files/open a session and plan a tenant-month query"
+# A criterion result: the benchmark's name, then `time: [low median high]` and maybe `thrpt: [...]`.
+CRITERION_RESULT = re.compile(
+    r"^(?P<name>\S[^\n]*?)\s+time:\s+\[\S+ \S+ (?P<time>[0-9.]+) (?P<unit>\S+) \S+ \S+\]"
+    r"(?:\s+thrpt:\s+\[\S+ \S+ (?P<thrpt>[0-9.]+ \S+) \S+ \S+\])?",
+    re.MULTILINE,
+)
+# `catalog of 100000 files: the one-tenant one-month plan keeps 3`, printed by hot_paths.
+CATALOG_LINE = re.compile(r"catalog of (?P<files>\d+) files: the one-tenant one-month plan keeps (?P<kept>\d+)")
+MILLISECONDS = {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1e3}
+
+# `local 1.23 s 456.7 MB/s | s3 1.50 s 370.0 MB/s | s3/local 0.82`, from benches/s3_ingest.rs.
+S3_LINE = re.compile(r"local (?P<local>[0-9.]+) s .*\| s3 (?P<s3>[0-9.]+) s .*\| s3/local (?P<share>[0-9.]+)")
 
 # `N rows in 0.123 s; files: A scanned of B in the catalog (C pruned); row groups: ...;
 # X read from storage`, printed on stderr by `strata sql --stats`.
@@ -86,6 +107,9 @@ def parse_args():
     parser.add_argument("--reps", type=int, help=f"repetitions of each query (default {FULL_REPS}, quick {QUICK_REPS})")
     parser.add_argument("--ingest-reps", type=int, default=1, help="repetitions of each ingest and conversion (default 1)")
     parser.add_argument("--work", type=Path, default=BENCHES / "work", help="work folder (default benches/work)")
+    parser.add_argument("--big-events", type=int,
+                        help=f"events of the memory run's large input (default {FULL_BIG_EVENTS}, about 10.6 GB; "
+                             "quick and 0: no large input)")
     parser.add_argument("--quick", action="store_true", help=f"fast check: {QUICK_EVENTS} events, {QUICK_REPS} query reps")
     parser.add_argument("--out", type=Path, default=BENCHES / "results.md", help="markdown report (default benches/results.md)")
     args = parser.parse_args()
@@ -93,6 +117,10 @@ def parse_args():
         args.events = QUICK_EVENTS if args.quick else FULL_EVENTS
     if args.reps is None:
         args.reps = QUICK_REPS if args.quick else FULL_REPS
+    if args.big_events is None:
+        args.big_events = 0 if args.quick else FULL_BIG_EVENTS
+    if args.big_events < 0:
+        parser.error("--big-events must be at least 0")
     for name in ("events", "tenants", "days", "reps", "ingest_reps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -158,22 +186,53 @@ def run_measured(cmd, log_path, tools, env=None):
     return wall, peak
 
 
-def generate_input(args):
-    """Write work/events.ndjson with strata gen, reusing it when its parameters match."""
-    events = args.work / "events.ndjson"
-    params_file = args.work / "events.params.json"
-    params = {"events": args.events, "tenants": args.tenants, "days": args.days, "seed": SEED}
-    if events.exists() and params_file.exists():
+def generate_input(args, events=None, name="events"):
+    """Write work/<name>.ndjson with strata gen, reusing it when its parameters match."""
+    events = events or args.events
+    path = args.work / f"{name}.ndjson"
+    params_file = args.work / f"{name}.params.json"
+    params = {"events": events, "tenants": args.tenants, "days": args.days, "seed": SEED}
+    if path.exists() and params_file.exists():
         saved = json.loads(params_file.read_text())
-        if saved.get("params") == params and saved.get("bytes") == events.stat().st_size:
-            log(f"reusing {events} ({saved['bytes'] / 1e6:.1f} MB)")
-            return events
-    log(f"generating {args.events} events into {events}")
+        if saved.get("params") == params and saved.get("bytes") == path.stat().st_size:
+            log(f"reusing {path} ({saved['bytes'] / 1e6:.1f} MB)")
+            return path
+    log(f"generating {events} events into {path}")
     params_file.unlink(missing_ok=True)
-    run([STRATA, "gen", "--events", args.events, "--tenants", args.tenants, "--days", args.days,
-         "--seed", SEED, "-o", events])
-    params_file.write_text(json.dumps({"params": params, "bytes": events.stat().st_size}, indent=2) + "\n")
-    return events
+    run([STRATA, "gen", "--events", events, "--tenants", args.tenants, "--days", args.days,
+         "--seed", SEED, "-o", path])
+    params_file.write_text(json.dumps({"params": params, "bytes": path.stat().st_size}, indent=2) + "\n")
+    return path
+
+
+def shuffled_input(events, args):
+    """Write <events>-shuffled.ndjson: the same lines in a random (seeded) order.
+
+    Lines are dealt at random into buckets of about SHUFFLE_BUCKET_BYTES,
+    then each bucket is shuffled in memory and appended: a uniform random
+    order in bounded memory, whatever the input's size.
+    """
+    shuffled = events.with_name(events.stem + "-shuffled.ndjson")
+    if shuffled.exists() and shuffled.stat().st_size == events.stat().st_size \
+            and shuffled.stat().st_mtime >= events.stat().st_mtime:
+        log(f"reusing {shuffled}")
+        return shuffled
+    log(f"shuffling {events} into {shuffled}")
+    rng = random.Random(SEED)
+    count = max(1, -(-events.stat().st_size // SHUFFLE_BUCKET_BYTES))
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        buckets = [open(Path(tmp) / f"{i}", "wb") for i in range(count)]
+        with open(events, "rb") as lines:
+            for line in lines:
+                buckets[rng.randrange(count)].write(line)
+        for bucket in buckets:
+            bucket.close()
+        with open(shuffled, "wb") as out:
+            for i in range(count):
+                lines = (Path(tmp) / f"{i}").read_bytes().splitlines(keepends=True)
+                rng.shuffle(lines)
+                out.write(b"".join(lines))
+    return shuffled
 
 
 def parquet_size(folder):
@@ -207,24 +266,29 @@ def strata_archive(args, threads):
     return args.work / f"strata-t{threads}"
 
 
-def bench_strata_ingest(events, threads, args, tools):
+def bench_strata_ingest(events, threads, args, tools, label="", rows=None):
     """Ingest events into a fresh archive per rep; return an ingest row, or None without taskset."""
     if threads == 1 and not tools["taskset"]:
         log("taskset not found: strata's one-core ingest is n/a")
         return None
-    archive = strata_archive(args, threads)
+    archive = strata_archive(args, threads) if not label else args.work / f"strata-{label.replace(' ', '-')}"
     env = dict(os.environ, STRATA_KEYRING=str(args.work / "keyring.json"))
     pin = [tools["taskset"], "-c", "0"] if threads == 1 else []
     walls, peaks = [], []
     for rep in range(args.ingest_reps):
         shutil.rmtree(archive, ignore_errors=True)
-        log(f"strata ingest, {threads} thread(s), rep {rep + 1}/{args.ingest_reps}")
+        log(f"strata ingest {label}, {threads} thread(s), rep {rep + 1}/{args.ingest_reps}")
         wall, peak = run_measured([*pin, STRATA, "ingest", "--archive", archive, events],
-                                  args.work / "logs" / f"strata-ingest-t{threads}.log", tools, env)
+                                  args.work / "logs" / f"strata-ingest-t{threads}{label.replace(' ', '-')}.log",
+                                  tools, env)
         walls.append(wall)
         peaks.append(peak)
-        check_row_count(archive, args.events)
-    return summarize("strata", threads, walls, peaks, archive, events.stat().st_size)
+        check_row_count(archive, rows or args.events)
+    tool = f"strata, {label} input" if label else "strata"
+    row = summarize(tool, threads, walls, peaks, archive, events.stat().st_size)
+    if label:
+        shutil.rmtree(archive)  # only the main archives are queried
+    return row
 
 
 def bench_duckdb_convert(events, threads, args, tools):
@@ -240,6 +304,42 @@ def bench_duckdb_convert(events, threads, args, tools):
         peaks.append(peak)
         check_row_count(out_dir, args.events)
     return summarize("DuckDB", threads, walls, peaks, out_dir, events.stat().st_size)
+
+
+def bench_s3_ingest(events, args):
+    """strata ingest into the in-process S3 server against the local folder (benches/s3_ingest.rs)."""
+    log("strata ingest into S3 (s3s-fs over HTTP, in process) and into a local folder, alternating")
+    cmd = ["cargo", "bench", "--quiet", "--bench", "s3_ingest", "--", str(events), str(max(args.ingest_reps, 1))]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    match = S3_LINE.search(done.stdout)
+    if done.returncode != 0 or not match:
+        raise BenchError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}{done.stderr[-2000:]}")
+    seconds = {key: float(match[key]) for key in ("local", "s3")}
+    mb = events.stat().st_size / 1e6
+    return {"local": seconds["local"], "s3": seconds["s3"], "local_mbps": mb / seconds["local"],
+            "s3_mbps": mb / seconds["s3"], "share": float(match["share"])}
+
+
+def bench_hot_paths():
+    """Run the criterion micro-benchmarks (benches/hot_paths.rs); return their medians.
+
+    Returns {"times": {name: milliseconds}, "throughput": {name: text},
+    "catalog_files": N, "catalog_kept": K}.
+    """
+    log("criterion micro-benchmarks: decode, encode, catalog of 100k files (about two minutes)")
+    cmd = ["cargo", "bench", "--quiet", "--bench", "hot_paths"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    catalog = CATALOG_LINE.search(output)
+    results = list(CRITERION_RESULT.finditer(done.stdout))
+    if done.returncode != 0 or not catalog or not results:
+        raise BenchError(f"{' '.join(cmd)} failed ({done.returncode}):\n{output[-3000:]}")
+    return {
+        "times": {m["name"].strip(): float(m["time"]) * MILLISECONDS[m["unit"]] for m in results},
+        "throughput": {m["name"].strip(): m["thrpt"] for m in results if m["thrpt"]},
+        "catalog_files": int(catalog["files"]),
+        "catalog_kept": int(catalog["kept"]),
+    }
 
 
 def duckdb_connection(archive):
@@ -442,12 +542,14 @@ def pass_fail(ok):
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
-def targets(ingest_rows, query_rows):
+def targets(ingest_rows, query_rows, s3_row, hot):
     """The issue's targets as (target, measured, PASS/FAIL/n/a) rows."""
-    strata = {row["threads"]: row for row in ingest_rows if row["tool"] == "strata"}
+    measured = [row for row in ingest_rows if not row.get("na")]
+    strata = {row["threads"]: row for row in measured if row["tool"] == "strata"}
     one, two = strata.get(1), strata.get(2)
-    worst_ratio = min(row["ratio"] for row in strata.values())
-    peak = max(row["peak_mib"] for row in strata.values())
+    every_strata = [row for row in measured if row["tool"].startswith("strata")]
+    worst_ratio = min(row["ratio"] for row in every_strata)
+    peak = max(row["peak_mib"] for row in every_strata)
     rows = [
         (f"strata ingest >= {TARGET_MBPS_ONE_CORE:.0f} MB/s on one core",
          f"{one['mbps']:.1f} MB/s" if one else "n/a (no taskset)",
@@ -460,6 +562,14 @@ def targets(ingest_rows, query_rows):
         (f"strata ingest peak RSS <= {TARGET_PEAK_RSS_MIB:.0f} MiB",
          f"{peak:.0f} MiB", pass_fail(peak <= TARGET_PEAK_RSS_MIB)),
     ]
+    rows.append((f"strata ingest into S3 >= {TARGET_S3_SHARE:.0%} of the local rate",
+                 f"{s3_row['share']:.0%} ({s3_row['s3_mbps']:.1f} vs {s3_row['local_mbps']:.1f} MB/s)",
+                 pass_fail(s3_row["share"] >= TARGET_S3_SHARE)))
+    plan = hot["times"].get(CATALOG_PLAN)
+    rows.append((f"plan a one-tenant one-month query over {hot['catalog_files']} catalogued files "
+                 f"<= {TARGET_PLAN_MS:.0f} ms, keeping only that month's files",
+                 f"{plan:.1f} ms, {hot['catalog_kept']} files kept" if plan else "n/a",
+                 pass_fail(plan <= TARGET_PLAN_MS if plan else None)))
     for q in query_rows:
         rows.append((f"{q['name'].split()[0]} strata median <= DuckDB median",
                      f"{q['strata']:.3f} s vs {q['duckdb']:.3f} s", pass_fail(q["strata"] <= q["duckdb"])))
@@ -473,20 +583,19 @@ def table(header, rows):
     return "\n".join(lines)
 
 
-def render_report(args, machine, input_bytes, rss_method, ingest_rows, picked, query_rows, loads):
+def render_report(args, machine, input_bytes, rss_method, ingest_rows, s3_row, picked, query_rows, hot, loads):
     """The markdown report."""
+    hot_table = [(name, f"{ms:.3f}", hot["throughput"].get(name, "")) for name, ms in hot["times"].items()]
     mode = "quick run (--quick)" if args.quick else "full run"
     now = datetime.datetime.now(datetime.timezone.utc)
     ingest_table = []
-    for threads in (1, 2):
-        for tool in ("strata", "DuckDB"):
-            row = next((r for r in ingest_rows if r["tool"] == tool and r["threads"] == threads), None)
-            if row is None:
-                ingest_table.append((tool, threads, "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"))
-            else:
-                ingest_table.append((tool, threads, f"{row['wall']:.2f}", f"{row['mbps']:.1f}",
-                                     f"{row['peak_mib']:.0f}", f"{row['out_bytes'] / 1e6:.1f}",
-                                     row["files"], f"{row['ratio']:.1f}x"))
+    for row in ingest_rows:
+        if row.get("na"):
+            ingest_table.append((row["tool"], row["threads"], "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"))
+        else:
+            ingest_table.append((row["tool"], row["threads"], f"{row['wall']:.2f}", f"{row['mbps']:.1f}",
+                                 f"{row['peak_mib']:.0f}", f"{row['out_bytes'] / 1e6:.1f}",
+                                 row["files"], f"{row['ratio']:.1f}x"))
     query_table = [
         (q["name"], f"{q['strata']:.3f}", f"{q['strata_wall']:.3f}", f"{q['duckdb']:.3f}",
          f"{q['strata'] / q['duckdb']:.2f}", q["files"], q["read"], q["rows"],
@@ -511,8 +620,16 @@ Peak RSS: {rss_method}. MB = 10^6 bytes, MiB = 2^20 bytes.
 ## Ingest
 
 strata 1 thread runs under `taskset -c 0`; DuckDB uses `SET threads`. DuckDB's RSS includes its Python interpreter.
+strata's times include the compaction its ingest runs at the end. The shuffled rows ingest the same lines in
+a random order (seeded), the worst case for memory: every partition is written to all along. The large rows
+({args.big_events} events) show that memory does not grow with the input.
 
 {table(("tool", "threads", "wall s", "MB/s", "peak RSS MiB", "output MB", "files", "ratio"), ingest_table)}
+
+Into S3 (`benches/s3_ingest.rs`: an in-process `s3s-fs` server over HTTP on loopback, sharing the two cores;
+{max(args.ingest_reps, 1)} rep(s) alternating with a local ingest, medians, two threads):
+
+{table(("target", "wall s", "MB/s"), [("local folder", f"{s3_row['local']:.2f}", f"{s3_row['local_mbps']:.1f}"), ("S3", f"{s3_row['s3']:.2f}", f"{s3_row['s3_mbps']:.1f}")])}
 
 ## Queries
 
@@ -522,9 +639,17 @@ DuckDB s: `execute().fetchall()` on a warm connection over the same Parquet file
 
 {table(("query", "strata s", "strata wall s", "DuckDB s", "strata/DuckDB", "files scanned / total", "read", "rows", "same rows"), query_table)}
 
+## Micro-benchmarks
+
+`cargo bench --bench hot_paths` (criterion, medians). Throughput counts NDJSON bytes. The catalog
+benchmarks run over {hot['catalog_files']} catalogued files (seven years, 20 tenants, 3 families);
+the tenant-month plan keeps {hot['catalog_kept']} of them.
+
+{table(("benchmark", "median ms", "throughput"), hot_table)}
+
 ## Targets
 
-{table(("target", "measured", "result"), targets(ingest_rows, query_rows))}
+{table(("target", "measured", "result"), targets(ingest_rows, query_rows, s3_row, hot))}
 
 ## SQL
 
@@ -548,20 +673,29 @@ def main():
     ingest_rows = []
     for threads in (1, 2):
         row = bench_strata_ingest(events, threads, args, tools)
-        if row:
-            ingest_rows.append(row)
+        ingest_rows.append(row or {"tool": "strata", "threads": threads, "na": True})
         ingest_rows.append(bench_duckdb_convert(events, threads, args, tools))
+    # The same lines in random order: every partition is written to all along.
+    ingest_rows.append(bench_strata_ingest(shuffled_input(events, args), 2, args, tools, "shuffled"))
+    if args.big_events:
+        big = generate_input(args, args.big_events, "events-big")
+        size = f"{big.stat().st_size / 1e9:.1f} GB"
+        ingest_rows.append(bench_strata_ingest(big, 2, args, tools, size, args.big_events))
+        ingest_rows.append(bench_strata_ingest(shuffled_input(big, args), 2, args, tools,
+                                               f"{size} shuffled", args.big_events))
 
+    s3_row = bench_s3_ingest(events, args)
     archive = strata_archive(args, 2)
 
     con = duckdb_connection(archive)
     picked = pick_query_parameters(con)
     con.close()
     query_rows = bench_queries(archive, audit_queries(picked), args)
+    hot = bench_hot_paths()
     loads.append(os.getloadavg()[0])
 
     report = render_report(args, machine_description(), input_bytes, rss_method,
-                           ingest_rows, picked, query_rows, loads)
+                           ingest_rows, s3_row, picked, query_rows, hot, loads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)

@@ -15,7 +15,9 @@ need() {
 
 if [[ "${STRATA_BENCH_SKIP_BUILD:-}" != 1 ]]; then
   need cargo "install Rust (rust-toolchain.toml pins the version)"
-  (cd "$ROOT" && cargo build --release)
+  # One invocation, so the binary and the benches share one set of features
+  # (built separately, the benches' dev-dependencies would rebuild DataFusion).
+  (cd "$ROOT" && cargo build --release --bin strata --bench s3_ingest --bench hot_paths)
 fi
 
 need python3 "install Python 3 with venv"

@@ -157,6 +157,11 @@ Examples:
   strata gen --events 1000 --seed 7 --ts-format mixed | strata ingest -
   strata gen -o year.ndjson.zst        (compressed by the file extension: .gz or .zst)";
 
+/// Default of `ingest --chunk-mib`.
+pub const DEFAULT_CHUNK_MIB: u64 = 2048;
+/// Default of `ingest --memory-mib`.
+pub const DEFAULT_MEMORY_MIB: u64 = 512;
+
 /// Options of `strata ingest`.
 #[derive(Debug, Args)]
 pub struct IngestArgs {
@@ -166,9 +171,14 @@ pub struct IngestArgs {
     /// Also write every rejected line, with its file, line number and reason, as NDJSON here.
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
-    /// Commit after this many MiB of (decompressed) input; smaller means less rework after a crash.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    /// Commit after this many MiB of (decompressed) input; smaller means less rework after a
+    /// crash, and more files per partition until they are compacted.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_CHUNK_MIB)]
     pub chunk_mib: u64,
+    /// Memory the ingest stays within, whatever the input's size and order. A smaller budget
+    /// writes partitions out sooner, in smaller files that compaction merges afterwards.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MEMORY_MIB, value_parser = clap::value_parser!(u64).range(64..))]
+    pub memory_mib: u64,
     /// Skip compacting the touched partitions after the ingest.
     #[arg(long)]
     pub no_compact: bool,
@@ -470,6 +480,9 @@ pub struct CompactArgs {
     /// Target size of merged files in MiB; files at least half this size are left alone.
     #[arg(long, value_name = "MIB", default_value_t = 128)]
     pub target_mib: u64,
+    /// Memory the compaction stays within; merges are smaller under a smaller budget.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MEMORY_MIB, value_parser = clap::value_parser!(u64).range(64..))]
+    pub memory_mib: u64,
 }
 
 /// Timestamp ordering of generated events.

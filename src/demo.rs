@@ -122,7 +122,8 @@ pub async fn run(archive: &Archive, args: DemoArgs) -> anyhow::Result<ExitCode> 
     let ingest = IngestArgs {
         inputs: vec![input.to_string_lossy().into_owned()],
         rejects: None,
-        chunk_mib: 256,
+        chunk_mib: crate::cli::DEFAULT_CHUNK_MIB,
+        memory_mib: crate::cli::DEFAULT_MEMORY_MIB,
         no_compact: false,
         quiet: false,
     };

@@ -97,6 +97,7 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
     };
     let options = IngestOptions {
         chunk_bytes: args.chunk_mib.max(1) << 20,
+        memory_bytes: args.memory_mib << 20,
         actor: crate::actor(),
         ..Default::default()
     };
@@ -152,7 +153,8 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
         );
     }
     if !args.no_compact && report.files > 0 {
-        let compacted = strata_ingest::compact(archive, compact_options(128)?).await?;
+        let compacted =
+            strata_ingest::compact(archive, compact_options(128, args.memory_mib)?).await?;
         if !args.quiet {
             print_compaction(&compacted);
         }
@@ -164,9 +166,10 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
     })
 }
 
-fn compact_options(target_mib: u64) -> anyhow::Result<CompactOptions> {
+fn compact_options(target_mib: u64, memory_mib: u64) -> anyhow::Result<CompactOptions> {
     Ok(CompactOptions {
         target_bytes: target_mib.max(1) << 20,
+        memory_bytes: memory_mib << 20,
         actor: crate::actor(),
         keys: Some(crate::tenant_keys()?),
         ..Default::default()
@@ -188,7 +191,8 @@ fn print_compaction(report: &CompactReport) {
 
 /// Runs `strata compact`.
 pub async fn compact(archive: &Archive, args: CompactArgs) -> anyhow::Result<ExitCode> {
-    let report = strata_ingest::compact(archive, compact_options(args.target_mib)?).await?;
+    let report =
+        strata_ingest::compact(archive, compact_options(args.target_mib, args.memory_mib)?).await?;
     if report.files_removed == 0 {
         eprintln!("nothing to compact");
     }

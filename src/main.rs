@@ -23,6 +23,18 @@ use strata_store::{Archive, Missing};
 /// Exit status when every input was read but some lines were rejected.
 const EXIT_REJECTED: u8 = 3;
 
+/// Threads for blocking work: ingest's reader holds one while it waits
+/// for uploads, which need others on a local folder.
+const BLOCKING_THREADS: usize = 4;
+
+/// jemalloc rather than the system allocator (slower on two threads) or
+/// mimalloc (as fast, but a third more memory at peak under the same
+/// `--memory-mib`); it also serves zstd's allocations. benches/README.md
+/// has the measurements.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     // Like other Unix tools, stop quietly when the reader of our output goes
     // away (`strata sql ... | head`) instead of failing to print.
@@ -39,7 +51,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Few blocking threads: local file I/O and compaction's merges run on
+    // them, and each thread that allocates keeps its own free memory, so
+    // tokio's default of up to 512 threads tripled compaction's peak memory.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
         .expect("tokio runtime");

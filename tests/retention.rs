@@ -32,8 +32,8 @@ impl Fixture {
     }
 }
 
-/// 3 years, 4 tenants, left uncompacted in small files so tiering has
-/// something to merge; with the policy set.
+/// 3 years, 4 tenants, ingested as two inputs and left uncompacted, so
+/// tiering has files to merge; with the policy set.
 fn fixture(events: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.ndjson");
@@ -50,11 +50,26 @@ fn fixture(events: &str) -> Fixture {
             "2023-01-01",
         ],
     );
+    // Alternate lines into two inputs: each partition gets a file from each.
+    let text = std::fs::read_to_string(&input).unwrap();
+    let halves: Vec<PathBuf> = (0..2)
+        .map(|half| {
+            let path = dir.path().join(format!("events-{half}.ndjson"));
+            let lines: String = text
+                .lines()
+                .skip(half)
+                .step_by(2)
+                .map(|line| format!("{line}\n"))
+                .collect();
+            std::fs::write(&path, lines).unwrap();
+            path
+        })
+        .collect();
     let archive = dir.path().join("archive");
     run_ok(
         strata(&archive)
-            .args(["ingest", "--quiet", "--no-compact", "--chunk-mib", "2"])
-            .arg(&input),
+            .args(["ingest", "--quiet", "--no-compact"])
+            .args(&halves),
     );
     let fixture = Fixture { dir, archive };
     let policy = fixture.dir.path().join("policy.toml");

@@ -11,11 +11,14 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use strata_keys::envelope::{KeyProvider, decryption_properties, encryption_properties};
-use strata_store::{Archive, Draft, FileMeta, PartitionKey, Pending, Writer, reconcile};
+use strata_store::{
+    Archive, Draft, FileMeta, PartitionKey, Pending, Writer, data_file_path, reconcile,
+};
 use tokio::runtime::Handle;
 
-use crate::encode::{ZSTD_LEVEL_DEFAULT, encode_sorted, read_file};
+use crate::encode::{SortedFileWriter, ZSTD_LEVEL_DEFAULT};
 use crate::ingest::{IngestError, upload};
+use crate::merge::{SourceFile, merge_cost, merge_sorted};
 
 /// Tuning of a compaction.
 #[derive(Debug, Clone)]
@@ -30,6 +33,10 @@ pub struct CompactOptions {
     pub merges_per_commit: usize,
     /// Tenant keys, to merge encrypted files.
     pub keys: Option<Arc<dyn KeyProvider>>,
+    /// Memory the compaction aims to stay within (see [`CompactOptions::group_limit`]).
+    pub memory_bytes: u64,
+    /// Merges run in parallel.
+    pub threads: usize,
 }
 
 impl Default for CompactOptions {
@@ -40,9 +47,28 @@ impl Default for CompactOptions {
             actor: "strata".to_string(),
             merges_per_commit: 64,
             keys: None,
+            memory_bytes: 512 << 20,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
+
+impl CompactOptions {
+    /// Bytes of source files merged into one: a merge holds its sources
+    /// and its output (both compressed) in memory, besides the rows it
+    /// decodes (`MERGE_ROWS`), so each of the parallel merges gets a
+    /// quarter of its share of the budget; and never more than the target size.
+    fn group_limit(&self) -> u64 {
+        let share = self.memory_bytes / self.threads.max(1) as u64;
+        (share / 4).min(self.target_bytes).max(1)
+    }
+}
+
+/// Most files merged into one.
+const MAX_MERGE_FILES: usize = 64;
+/// Most rows a merge holds decoded, as counted by [`merge_cost`]: about
+/// 32 MiB of Arrow arrays.
+const MERGE_ROWS: u64 = 64 * 1024;
 
 /// Outcome of a compaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,8 +85,10 @@ pub struct CompactReport {
     pub bytes_added: u64,
 }
 
-/// Groups of small files, each of one partition, to merge into one file.
-fn plan(files: impl Iterator<Item = FileMeta>, target: u64) -> Vec<Vec<FileMeta>> {
+/// Groups of small files (under half of `target`), each of one partition,
+/// of at most `limit` bytes, `MAX_MERGE_FILES` files and `MERGE_ROWS`
+/// rows decoded at once, to merge into one file each.
+fn plan(files: impl Iterator<Item = FileMeta>, target: u64, limit: u64) -> Vec<Vec<FileMeta>> {
     let mut by_partition: BTreeMap<(String, String, String), Vec<FileMeta>> = BTreeMap::new();
     for f in files.filter(|f| f.size < target / 2) {
         by_partition
@@ -74,7 +102,17 @@ fn plan(files: impl Iterator<Item = FileMeta>, target: u64) -> Vec<Vec<FileMeta>
         let mut group: Vec<FileMeta> = Vec::new();
         let mut size = 0;
         for f in small {
-            if size + f.size > target && !group.is_empty() {
+            // A merge opens a file when it reaches its first row and drops
+            // it after its last: what it holds when `f` opens is the cost
+            // of the files still open then.
+            let open: u64 = (group.iter())
+                .filter(|g| g.max_ts >= f.min_ts)
+                .map(|g| merge_cost(g.rows))
+                .sum();
+            let full = size + f.size > limit
+                || open + merge_cost(f.rows) > MERGE_ROWS
+                || group.len() == MAX_MERGE_FILES;
+            if full && !group.is_empty() {
                 groups.push(std::mem::take(&mut group));
                 size = 0;
             }
@@ -94,54 +132,98 @@ pub async fn compact(
 ) -> Result<CompactReport, IngestError> {
     reconcile(&archive.store, &archive.catalog).await?;
     let mut snapshot = archive.catalog.load().await?;
-    let groups = plan(snapshot.files.values().cloned(), options.target_bytes);
     let mut report = CompactReport::default();
-    if groups.is_empty() {
-        return Ok(report);
+    let mut writer = None;
+    // A partition with more small files than one merge takes is merged in
+    // rounds: each round's merged files are merged by the next.
+    loop {
+        let groups = plan(
+            snapshot.files.values().cloned(),
+            options.target_bytes,
+            options.group_limit(),
+        );
+        if groups.is_empty() {
+            break;
+        }
+        if writer.is_none() {
+            writer =
+                Some(Writer::register(archive.store.clone(), "compact", &options.actor).await?);
+        }
+        let writer = writer.as_mut().expect("registered above");
+        for batch in groups.chunks(options.merges_per_commit.max(1)) {
+            let added = merge_batch(archive, &options, writer, batch).await?;
+            let removed: Vec<FileMeta> = batch.iter().flatten().cloned().collect();
+            report.partitions += batch.len();
+            report.files_removed += removed.len();
+            report.bytes_removed += removed.iter().map(|f| f.size).sum::<u64>();
+            report.files_added += added.len();
+            report.bytes_added += added.iter().map(|f| f.size).sum::<u64>();
+            let draft = Draft {
+                operation: "compact".into(),
+                actor: options.actor.clone(),
+                reason: Some("merge small files of a partition".into()),
+                add: added,
+                remove: removed.clone(),
+                ..Default::default()
+            };
+            archive.catalog.commit(&mut snapshot, draft).await?;
+            // Deleting after the commit: a crash here leaves unreferenced objects, never missing ones.
+            for file in &removed {
+                if let Err(e) = archive.store.delete(&Path::from(file.path.as_str())).await {
+                    tracing::warn!("compacted file {} not deleted: {e}", file.path);
+                }
+            }
+        }
     }
-    let mut writer = Writer::register(archive.store.clone(), "compact", &options.actor).await?;
-    for batch in groups.chunks(options.merges_per_commit.max(1)) {
-        let mut draft = Draft {
-            operation: "compact".into(),
-            actor: options.actor.clone(),
-            reason: Some("merge small files of a partition".into()),
-            ..Default::default()
+    if let Some(writer) = writer {
+        writer.finish().await?;
+    }
+    Ok(report)
+}
+
+/// Merges each group of `batch` into one new file, `options.threads` at a
+/// time, and uploads them; returns their records, to commit.
+async fn merge_batch(
+    archive: &Archive,
+    options: &CompactOptions,
+    writer: &mut Writer,
+    batch: &[Vec<FileMeta>],
+) -> Result<Vec<FileMeta>, IngestError> {
+    let merges: Vec<(&[FileMeta], String)> = batch
+        .iter()
+        .map(|group| (group.as_slice(), data_file_path(&partition_of(group))))
+        .collect();
+    // Named before any upload and kept across the commit: before it the
+    // merged files are the leftovers, after it their sources are.
+    let pending = merges.iter().flat_map(|(group, path)| {
+        let merged = Pending {
+            location: None,
+            path: path.clone(),
         };
-        for group in batch {
-            let (merged, meta) = merge_files(
+        std::iter::once(merged).chain(group.iter().map(Pending::of))
+    });
+    writer.set_pending(pending.collect()).await?;
+    futures::stream::iter(merges)
+        .map(|(group, path)| async move {
+            let (merged, meta) = merge_into(
                 archive,
                 group,
+                path,
                 options.zstd_level,
                 options.keys.as_ref(),
                 false,
             )
             .await?;
-            // Named before the upload and kept across the commit: before it the
-            // merged files are the leftovers, after it their sources are.
-            let mut pending: Vec<Pending> = draft.add.iter().map(Pending::of).collect();
-            pending.push(Pending::of(&meta));
-            pending.extend(draft.remove.iter().chain(group).map(Pending::of));
-            writer.set_pending(pending).await?;
-            let meta = upload(archive.store.as_ref(), merged, meta).await?;
-            report.partitions += 1;
-            report.files_removed += group.len();
-            report.bytes_removed += group.iter().map(|f| f.size).sum::<u64>();
-            report.files_added += 1;
-            report.bytes_added += meta.size;
-            draft.remove.extend(group.iter().cloned());
-            draft.add.push(meta);
-        }
-        let merged_away = draft.remove.clone();
-        archive.catalog.commit(&mut snapshot, draft).await?;
-        // Deleting after the commit: a crash here leaves unreferenced objects, never missing ones.
-        for file in &merged_away {
-            if let Err(e) = archive.store.delete(&Path::from(file.path.as_str())).await {
-                tracing::warn!("compacted file {} not deleted: {e}", file.path);
-            }
-        }
-    }
-    writer.finish().await?;
-    Ok(report)
+            upload(archive.store.as_ref(), merged, meta).await
+        })
+        .buffered(options.threads.max(1))
+        .try_collect()
+        .await
+}
+
+/// The partition of a group of files of one partition.
+fn partition_of(files: &[FileMeta]) -> PartitionKey {
+    PartitionKey::of_file(&files[0]).expect("catalogued files have valid partitions")
 }
 
 /// Reads `files` (all of one partition, in the archive) and merges their rows,
@@ -151,6 +233,19 @@ pub async fn compact(
 pub async fn merge_files(
     archive: &Archive,
     files: &[FileMeta],
+    level: i32,
+    keys: Option<&Arc<dyn KeyProvider>>,
+    encrypt: bool,
+) -> Result<(Bytes, FileMeta), IngestError> {
+    let path = data_file_path(&partition_of(files));
+    merge_into(archive, files, path, level, keys, encrypt).await
+}
+
+/// [`merge_files`] into a file stored at `path`.
+async fn merge_into(
+    archive: &Archive,
+    files: &[FileMeta],
+    path: String,
     level: i32,
     keys: Option<&Arc<dyn KeyProvider>>,
     encrypt: bool,
@@ -177,14 +272,21 @@ pub async fn merge_files(
         None
     };
     let bytes = fetch_all(archive, files).await?;
-    let key = PartitionKey::of_file(&files[0]).expect("catalogued files have valid partitions");
+    let key = partition_of(files);
+    let files: Vec<(u64, i64)> = files.iter().map(|f| (f.rows, f.min_ts)).collect();
     Handle::current()
         .spawn_blocking(move || -> Result<_, IngestError> {
-            let mut batches = Vec::new();
-            for file in bytes {
-                batches.extend(read_file(file, decryption.clone())?);
-            }
-            Ok(encode_sorted(&key, &batches, level, encryption)?)
+            let size: usize = bytes.iter().map(Bytes::len).sum();
+            let sources = (bytes.into_iter().zip(&files))
+                .map(|(bytes, (rows, min_ts))| SourceFile {
+                    bytes,
+                    rows: *rows,
+                    min_ts: *min_ts,
+                })
+                .collect();
+            let mut out = SortedFileWriter::new(path, &key, level, encryption, size)?;
+            merge_sorted(sources, decryption, &mut out)?;
+            Ok(out.finish()?)
         })
         .await
         .map_err(|e| IngestError::Task(e.to_string()))?
@@ -242,7 +344,7 @@ mod tests {
             file("c1", "2025-03", 10, 0),
             file("c2", "2025-03", 10, 1),
         ];
-        let groups = plan(files.into_iter(), 100);
+        let groups = plan(files.into_iter(), 100, 100);
         let names: Vec<Vec<&str>> = groups
             .iter()
             .map(|g| g.iter().map(|f| f.path.as_str()).collect())
@@ -252,7 +354,36 @@ mod tests {
         let many: Vec<FileMeta> = (0..5)
             .map(|i| file(&format!("f{i}"), "2025-01", 40, i))
             .collect();
-        let groups = plan(many.into_iter(), 100);
+        let groups = plan(many.clone().into_iter(), 100, 100);
         assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+        // A smaller memory share makes smaller groups.
+        let groups = plan(many.into_iter(), 100, 60);
+        assert!(groups.is_empty(), "no two 40-byte files fit 60 bytes");
+        // And a group holds at most MAX_MERGE_FILES files.
+        let tiny: Vec<FileMeta> = (0..70)
+            .map(|i| file(&format!("t{i}"), "2025-01", 1, i))
+            .collect();
+        let groups = plan(tiny.into_iter(), 1000, 1000);
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [64, 6]);
+        // Large files are read a batch at a time, each costing as many
+        // rows as a small file decoded whole: at most 4 to a merge.
+        let large = |max_ts: i64| -> Vec<FileMeta> {
+            (0..10)
+                .map(|i| FileMeta {
+                    rows: 50_000,
+                    max_ts,
+                    ..file(&format!("l{i}"), "2025-01", 1, i)
+                })
+                .collect()
+        };
+        let groups = plan(large(100).into_iter(), 1000, 1000);
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
+        // Unless they follow one another in time: then one is open at a time.
+        let one_after_another = large(0).into_iter().enumerate().map(|(i, f)| FileMeta {
+            max_ts: i as i64,
+            ..f
+        });
+        let groups = plan(one_after_another, 1000, 1000);
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [10]);
     }
 }

@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
-use arrow::datatypes::TimestampMicrosecondType;
+use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::encryption::decrypt::FileDecryptionProperties;
 use parquet::encryption::encrypt::FileEncryptionProperties;
@@ -22,6 +24,14 @@ use strata_store::{FileMeta, PartitionKey, data_file_path, sha256_hex};
 pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
 
 const ROW_GROUP_ROWS: usize = 1 << 20;
+/// Encoded bytes of a data page. A reader holds one decoded page per
+/// column: merging many files at once reads them all side by side.
+const PAGE_BYTES: usize = 128 << 10;
+
+/// Columns stored without zstd (see `writer_properties`).
+const UNCOMPRESSED_COLUMNS: &[&str] = &["tenant", "family", "ingested_at"];
+/// Columns stored without a dictionary (see `writer_properties`).
+const UNIQUE_COLUMNS: &[&str] = &["event_id", "message", "session_id"];
 
 /// How a new file is encrypted: its properties (data key and wrapped key
 /// metadata) and the tenant master key version that wraps the data key.
@@ -37,9 +47,25 @@ fn writer_properties(
         Some(encryption) => WriterProperties::builder().with_file_encryption_properties(encryption),
         None => WriterProperties::builder(),
     };
+    let mut builder = builder.set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?));
+    // One value per file (or nearly): zstd makes these larger, and each
+    // compressed column costs a zstd context per file.
+    for column in UNCOMPRESSED_COLUMNS {
+        builder =
+            builder.set_column_compression(ColumnPath::from(*column), Compression::UNCOMPRESSED);
+    }
+    // Nearly unique per event: a dictionary only costs hashing every value.
+    for column in UNIQUE_COLUMNS {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    // Free text and unique ids: min/max prune nothing, and cost a comparison per value.
+    for column in ["message", "event_id"] {
+        builder = builder
+            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+    }
     Ok(builder
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_size_limit(PAGE_BYTES)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_dictionary_enabled(ts.clone(), false)
         .set_column_encoding(ts, Encoding::DELTA_BINARY_PACKED)
@@ -55,6 +81,13 @@ fn writer_properties(
         .build())
 }
 
+/// The `ts` column of a batch of the contract's schema (required: no nulls).
+pub(crate) fn ts_of(batch: &RecordBatch) -> &TimestampMicrosecondArray {
+    batch
+        .column(contract().index_of(TS_COLUMN).expect("contract has ts"))
+        .as_primitive::<TimestampMicrosecondType>()
+}
+
 /// Sorts `batches` (all of partition `key`) by `ts` and encodes them as one
 /// Parquet file, encrypted if asked; returns its bytes and its catalog record.
 pub fn encode_sorted(
@@ -63,51 +96,105 @@ pub fn encode_sorted(
     zstd_level: i32,
     encryption: Option<Encryption>,
 ) -> Result<(Bytes, FileMeta), ParquetError> {
-    let batch = arrow::compute::concat_batches(&contract().arrow_schema(), batches)?;
-    let ts = batch.column(contract().index_of(TS_COLUMN).expect("contract has ts"));
-    let order = sort_to_indices(
-        ts,
-        Some(SortOptions {
-            descending: false,
-            nulls_first: false,
-        }),
-        None,
-    )?;
-    let sorted = take_record_batch(&batch, &order)?;
-    let ts = sorted.column(0).as_primitive::<TimestampMicrosecondType>();
-    let (min_ts, max_ts) = match ts.len() {
-        0 => (0, 0),
-        n => (ts.value(0), ts.value(n - 1)),
+    // One batch: ArrowWriter is much faster on one large batch than on
+    // the many small ones a partition collects, block by block.
+    let batch = match batches {
+        [one] => one.clone(),
+        _ => arrow::compute::concat_batches(&contract().arrow_schema(), batches)?,
     };
-
-    let mut buffer = Vec::with_capacity(sorted.get_array_memory_size() / 8);
-    let mut writer = ArrowWriter::try_new(
-        &mut buffer,
-        sorted.schema(),
-        Some(writer_properties(
-            zstd_level,
-            encryption
-                .as_ref()
-                .map(|(properties, _)| properties.clone()),
-        )?),
-    )?;
+    // Logs mostly arrive in time order: then there is nothing to sort.
+    let sorted = if ts_of(&batch).values().is_sorted() {
+        batch
+    } else {
+        let order = sort_to_indices(
+            ts_of(&batch),
+            Some(SortOptions {
+                descending: false,
+                nulls_first: false,
+            }),
+            None,
+        )?;
+        take_record_batch(&batch, &order)?
+    };
+    let size_hint = sorted.get_array_memory_size() / 8;
+    let mut writer =
+        SortedFileWriter::new(data_file_path(key), key, zstd_level, encryption, size_hint)?;
     writer.write(&sorted)?;
-    writer.close()?;
+    writer.finish()
+}
 
-    let meta = FileMeta {
-        path: data_file_path(key),
-        tenant: key.tenant.clone(),
-        family: key.family.to_string(),
-        month: key.month_label(),
-        size: buffer.len() as u64,
-        sha256: sha256_hex(&buffer),
-        rows: sorted.num_rows() as u64,
-        min_ts,
-        max_ts,
-        location: None,
-        key_version: encryption.map(|(_, version)| version),
-    };
-    Ok((Bytes::from(buffer), meta))
+/// Writes rows that come in `ts` order, batch by batch, as one Parquet file
+/// in memory, keeping the facts the catalog records (rows, time range) as
+/// they pass.
+pub struct SortedFileWriter {
+    path: String,
+    key: PartitionKey,
+    writer: ArrowWriter<Vec<u8>>,
+    rows: u64,
+    /// First and last `ts` written.
+    range: Option<(i64, i64)>,
+    key_version: Option<u32>,
+}
+
+impl SortedFileWriter {
+    /// A file of partition `key` to be stored at `path`, encoded at
+    /// `zstd_level` and encrypted if asked; `size_hint` is its expected size.
+    pub fn new(
+        path: String,
+        key: &PartitionKey,
+        zstd_level: i32,
+        encryption: Option<Encryption>,
+        size_hint: usize,
+    ) -> Result<Self, ParquetError> {
+        let (encryption, key_version) = match encryption {
+            Some((properties, version)) => (Some(properties), Some(version)),
+            None => (None, None),
+        };
+        let writer = ArrowWriter::try_new(
+            Vec::with_capacity(size_hint),
+            contract().arrow_schema(),
+            Some(writer_properties(zstd_level, encryption)?),
+        )?;
+        Ok(SortedFileWriter {
+            path,
+            key: key.clone(),
+            writer,
+            rows: 0,
+            range: None,
+            key_version,
+        })
+    }
+
+    /// Appends rows sorted by `ts`, none earlier than those written before.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
+        let ts = ts_of(batch).values();
+        if let (Some(&first), Some(&last)) = (ts.first(), ts.last()) {
+            let start = self.range.map_or(first, |(start, _)| start);
+            self.range = Some((start, last));
+        }
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch)
+    }
+
+    /// Closes the file: its bytes and its catalog record.
+    pub fn finish(self) -> Result<(Bytes, FileMeta), ParquetError> {
+        let buffer = self.writer.into_inner()?;
+        let (min_ts, max_ts) = self.range.unwrap_or_default();
+        let meta = FileMeta {
+            path: self.path,
+            tenant: self.key.tenant.clone(),
+            family: self.key.family.to_string(),
+            month: self.key.month_label(),
+            size: buffer.len() as u64,
+            sha256: sha256_hex(&buffer),
+            rows: self.rows,
+            min_ts,
+            max_ts,
+            location: None,
+            key_version: self.key_version,
+        };
+        Ok((Bytes::from(buffer), meta))
+    }
 }
 
 /// Decodes a whole Parquet file held in memory, decrypting it if needed.
@@ -115,24 +202,52 @@ pub fn read_file(
     bytes: Bytes,
     decryption: Option<Arc<FileDecryptionProperties>>,
 ) -> Result<Vec<RecordBatch>, ParquetError> {
-    let options = match decryption {
-        Some(decryption) => ArrowReaderOptions::new().with_file_decryption_properties(decryption),
-        None => ArrowReaderOptions::new(),
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?
-        .with_batch_size(64 * 1024)
-        .build()?;
-    let schema = Arc::clone(&contract().arrow_schema());
-    reader
-        .map(|batch| {
-            let batch = batch?;
-            // Files carry the same columns; re-attach the canonical schema (metadata included).
-            Ok(RecordBatch::try_new(
-                Arc::clone(&schema),
-                batch.columns().to_vec(),
-            )?)
+    FileBatches::open(bytes, decryption, 64 * 1024)?.collect()
+}
+
+/// The batches of a Parquet file held in memory, decoded one at a time.
+pub(crate) struct FileBatches {
+    reader: ParquetRecordBatchReader,
+    schema: SchemaRef,
+}
+
+impl FileBatches {
+    /// Opens a file (decrypting it if needed) to read it `batch_rows` rows at a time.
+    pub(crate) fn open(
+        bytes: Bytes,
+        decryption: Option<Arc<FileDecryptionProperties>>,
+        batch_rows: usize,
+    ) -> Result<Self, ParquetError> {
+        let options = match decryption {
+            Some(decryption) => {
+                ArrowReaderOptions::new().with_file_decryption_properties(decryption)
+            }
+            None => ArrowReaderOptions::new(),
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?
+            .with_batch_size(batch_rows)
+            .build()?;
+        Ok(FileBatches {
+            reader,
+            schema: contract().arrow_schema(),
         })
-        .collect()
+    }
+}
+
+impl Iterator for FileBatches {
+    type Item = Result<RecordBatch, ParquetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = self.reader.next()?;
+        // Files carry the same columns; re-attach the canonical schema (metadata included).
+        Some(
+            batch
+                .and_then(|batch| {
+                    RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())
+                })
+                .map_err(ParquetError::from),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -1,26 +1,50 @@
-//! The ingest loop: read lines, validate, route to partitions, and every
-//! `chunk_bytes` of input write one sorted Parquet file per touched partition
-//! and commit them with the input's progress in a single catalog entry.
+//! The ingest loop. This thread reads each input in blocks of whole lines;
+//! worker threads parse them into per-partition batches, which this thread
+//! takes back in input order and buffers per partition. When the buffers
+//! pass their share of the memory budget, the partitions written to least
+//! recently (then the largest) are sorted and encoded by the workers and
+//! uploaded, but not yet committed. Every `chunk_bytes` of input, and at the
+//! end, everything still buffered is written too and all the files are
+//! committed in one catalog entry with the input's progress, so a rerun
+//! after a crash resumes at the last commit (see docs/layout.md).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::BufRead;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
 
+use arrow::array::RecordBatch;
 use bytes::Bytes;
 use chrono::Utc;
-use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use strata_schema::{EventBatchBuilder, parse_line};
 use strata_store::{
     Archive, CatalogError, Draft, FileMeta, PartitionKey, Pending, Snapshot, SourceProgress,
     Writer, reconcile,
 };
 use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 
-use crate::encode::{ZSTD_LEVEL_DEFAULT, encode_sorted};
+use crate::block::{BlockReader, ParsedBlock};
+use crate::encode::ZSTD_LEVEL_DEFAULT;
 use crate::input::{Input, hash_file, open_lines};
+use crate::pool::{Done, Job, Pool};
+
+/// Bytes of input per parse job (less when commits are closer together).
+const BLOCK_BYTES: usize = 4 << 20;
+/// Encoded files uploaded together (after one update of the writer record).
+const UPLOAD_BATCH: usize = 32;
+/// A partition's buffered batches are merged into one when they reach this many.
+const COALESCE_BATCHES: usize = 16;
+/// Memory of one array's header and buffer handles, which
+/// `get_array_memory_size` leaves out.
+const ARRAY_HEADER_BYTES: usize = 200;
+
+/// Memory a buffered batch holds, headers included.
+fn batch_memory(batch: &RecordBatch) -> usize {
+    batch.get_array_memory_size() + batch.num_columns() * ARRAY_HEADER_BYTES
+}
 
 /// Errors that stop an ingest (rejected lines do not: they are reported).
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +82,11 @@ pub enum IngestError {
 /// Tuning of an ingest.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    /// Input bytes (decompressed) buffered before writing files and committing.
+    /// Input bytes (decompressed) between commits: what a crash can cost.
     pub chunk_bytes: u64,
+    /// Memory the ingest aims to stay within, whatever the input's size
+    /// or order (see [`IngestOptions::buffer_limit`]).
+    pub memory_bytes: u64,
     /// Recorded as the actor of each commit.
     pub actor: String,
     /// zstd level of the written files.
@@ -71,11 +98,46 @@ pub struct IngestOptions {
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
-            chunk_bytes: 256 << 20,
+            chunk_bytes: 2 << 30,
+            memory_bytes: 512 << 20,
             actor: "strata".to_string(),
             zstd_level: ZSTD_LEVEL_DEFAULT,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
+    }
+}
+
+impl IngestOptions {
+    /// Parsed events buffered before the oldest partitions are written out:
+    /// 3/8 of the budget. The rest covers the blocks being parsed, the
+    /// partitions being sorted and encoded (about twice their buffered
+    /// size each), uploads, and the program itself.
+    pub fn buffer_limit(&self) -> usize {
+        (self.memory_bytes / 8 * 3) as usize
+    }
+
+    /// A partition buffered past this size is written out at once (1/8 of
+    /// the buffer limit), so that no single encode needs much memory.
+    fn partition_limit(&self) -> usize {
+        self.buffer_limit() / 8
+    }
+
+    /// Bytes of input per parse job: commits fall on block boundaries, so
+    /// a block is at most a quarter of `chunk_bytes`, and the blocks in
+    /// flight take a small share of the budget.
+    fn block_bytes(&self) -> usize {
+        let bound = (self.chunk_bytes / 4).min(self.memory_bytes / 32);
+        BLOCK_BYTES.min(bound.max(64 << 10) as usize)
+    }
+
+    /// Blocks parsed at a time: enough to keep every worker busy.
+    fn blocks_in_flight(&self) -> usize {
+        self.threads.max(1) * 2
+    }
+
+    /// Encoded bytes waiting for their uploads before reading pauses.
+    fn upload_limit(&self) -> usize {
+        (self.memory_bytes / 16) as usize
     }
 }
 
@@ -174,16 +236,24 @@ pub async fn ingest<O: Observer + 'static>(
     let archive = archive.clone();
     let handle = Handle::current();
     let (report, observer, writer) = tokio::task::spawn_blocking(move || {
+        let (pool, results) = Pool::start(
+            options.threads,
+            Utc::now().timestamp_micros(),
+            options.zstd_level,
+        );
         let mut run = Run {
             archive,
             options,
             observer,
             handle,
             writer,
+            pool,
+            results,
             report: IngestReport::default(),
             raw_bytes: Arc::default(),
             raw_done: 0,
             events: 0,
+            chunk: Chunk::default(),
         };
         for input in &inputs {
             run.ingest_one(input)?;
@@ -203,12 +273,16 @@ struct Run<O> {
     handle: Handle,
     /// Names the files uploaded but not yet committed, for cleanup after a crash.
     writer: Writer,
+    pool: Pool,
+    results: Receiver<Done>,
     report: IngestReport,
     /// Raw bytes read of the current input.
     raw_bytes: Arc<AtomicU64>,
     /// Raw bytes of the inputs already finished.
     raw_done: u64,
     events: u64,
+    /// What is in flight since the last commit.
+    chunk: Chunk,
 }
 
 /// Stores a new data file at its catalog path.
@@ -246,8 +320,40 @@ fn advanced(
     }
 }
 
-/// Events buffered per partition since the last commit.
-type Buffers = HashMap<PartitionKey, EventBatchBuilder>;
+/// One partition's parsed events since it was last written out.
+struct Buffered {
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    /// The last block that added to it.
+    last_block: u64,
+}
+
+/// Work in flight since the last commit.
+#[derive(Default)]
+struct Chunk {
+    buffers: HashMap<PartitionKey, Buffered>,
+    /// Memory of `buffers`.
+    buffered: usize,
+    /// Memory of the batches being encoded.
+    encoding: usize,
+    /// Blocks being parsed, and partitions being encoded.
+    parsing: usize,
+    encodes: usize,
+    /// Parsed blocks that arrived ahead of an earlier one, by position.
+    early: BTreeMap<u64, ParsedBlock>,
+    next_block: u64,
+    /// Input bytes taken into the buffers since the last commit.
+    input_bytes: u64,
+    /// Encoded files not yet uploaded.
+    encoded: Vec<(Bytes, FileMeta)>,
+    /// Uploads running, with their sizes.
+    uploads: VecDeque<(usize, JoinHandle<Result<FileMeta, IngestError>>)>,
+    upload_bytes: usize,
+    /// Files uploaded, to commit.
+    uploaded: Vec<FileMeta>,
+    /// Every file uploaded or being uploaded since the last commit.
+    pending: Vec<Pending>,
+}
 
 impl<O: Observer> Run<O> {
     fn ingest_one(&mut self, input: &Input) -> Result<(), IngestError> {
@@ -294,85 +400,236 @@ impl<O: Observer> Run<O> {
 
         self.raw_bytes.store(0, Ordering::Relaxed);
         let mut reader = open_lines(input, hashed_len, self.raw_bytes.clone()).map_err(read_err)?;
-        let mut line = Vec::with_capacity(4096);
-        let mut line_no = 0u64;
-        let mut buffered = 0u64;
-        let mut buffers = Buffers::new();
-        loop {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line).map_err(read_err)?;
-            if n == 0 {
+        let mut line = Vec::new();
+        for _ in 0..progress.lines {
+            line.clear(); // committed by an earlier run
+            if reader.read_until(b'\n', &mut line).map_err(read_err)? == 0 {
                 break;
             }
-            line_no += 1;
-            if line_no <= progress.lines {
-                continue; // committed by an earlier run
-            }
-            self.report.input_bytes += n as u64;
-            buffered += n as u64;
-            source.lines += 1;
-            let text = line.trim_ascii();
-            if text.is_empty() {
-                continue;
-            }
-            match parse_line(text) {
-                Ok(event) => {
-                    let key = PartitionKey::of(&event.tenant, event.family, event.ts);
-                    buffers.entry(key).or_default().append(&event);
-                    source.accepted += 1;
-                    self.events += 1;
-                }
-                Err(reason) => {
-                    source.rejected += 1;
-                    self.observer.rejected(&Reject {
-                        source: path.clone(),
-                        line: line_no,
-                        reason,
-                        text: String::from_utf8_lossy(text).into_owned(),
-                    });
+        }
+        let mut line_no = progress.lines;
+        let mut blocks = BlockReader::new(reader, self.options.block_bytes(), line_no + 1);
+        let mut end_of_input = false;
+        loop {
+            while !end_of_input && self.may_read() {
+                match blocks.next_block().map_err(read_err)? {
+                    Some(block) => {
+                        self.pool.submit(Job::Parse(block));
+                        self.chunk.parsing += 1;
+                    }
+                    None => end_of_input = true,
                 }
             }
-            if line_no.is_multiple_of(16_384) {
-                self.observer.progress(
-                    self.raw_done + self.raw_bytes.load(Ordering::Relaxed),
-                    self.events,
-                );
+            if end_of_input && self.chunk.parsing == 0 {
+                break;
             }
-            if buffered >= self.options.chunk_bytes {
-                let next = advanced(&totals_before, &source, line_no, false);
-                self.commit_chunk(&mut snapshot, &mut buffers, &mut progress, next)?;
-                buffered = 0;
+            self.receive()?;
+            while let Some(block) = self.chunk.early.remove(&self.chunk.next_block) {
+                self.chunk.next_block += 1;
+                line_no = block.last_line;
+                self.apply(block, &mut source);
+                if self.chunk.input_bytes >= self.options.chunk_bytes {
+                    let next = advanced(&totals_before, &source, line_no, false);
+                    self.commit_chunk(&mut snapshot, &mut progress, next)?;
+                }
             }
         }
         let next = advanced(&totals_before, &source, line_no, true);
-        self.commit_chunk(&mut snapshot, &mut buffers, &mut progress, next)?;
+        self.commit_chunk(&mut snapshot, &mut progress, next)?;
+        self.chunk.next_block = 0;
         self.raw_done += self.raw_bytes.load(Ordering::Relaxed);
         self.observer.progress(self.raw_done, self.events);
         self.report.sources.push(source);
         Ok(())
     }
 
-    /// Writes the buffered partitions and commits them with the input's progress.
+    /// Whether another block may be read: not too many are being parsed,
+    /// and buffers, encodes and uploads leave room in the memory budget
+    /// (or nothing is in flight that would free any).
+    fn may_read(&self) -> bool {
+        let chunk = &self.chunk;
+        let idle = chunk.parsing == 0 && chunk.encodes == 0;
+        chunk.parsing < self.options.blocks_in_flight()
+            && (idle
+                || (chunk.buffered + chunk.encoding < self.options.buffer_limit()
+                    && chunk.upload_bytes < self.options.upload_limit()))
+    }
+
+    /// Waits for one finished job and takes its result.
+    fn receive(&mut self) -> Result<(), IngestError> {
+        let done = self
+            .results
+            .recv()
+            .map_err(|_| IngestError::Task("the ingest workers stopped".into()))?;
+        match done {
+            Done::Parsed(block) => {
+                self.chunk.parsing -= 1;
+                let block = block?;
+                self.chunk.early.insert(block.seq, block);
+            }
+            Done::Encoded(file, bytes) => {
+                self.chunk.encodes -= 1;
+                self.chunk.encoding -= bytes;
+                self.chunk.encoded.push(file?);
+                if self.chunk.encoded.len() >= UPLOAD_BATCH {
+                    self.start_uploads()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a parsed block (the next in input order) into the buffers.
+    fn apply(&mut self, block: ParsedBlock, source: &mut SourceReport) {
+        self.report.input_bytes += block.bytes;
+        self.chunk.input_bytes += block.bytes;
+        source.lines += block.lines;
+        source.accepted += block.accepted;
+        source.rejected += block.rejected.len() as u64;
+        self.events += block.accepted;
+        for bad in block.rejected {
+            self.observer.rejected(&Reject {
+                source: source.path.clone(),
+                line: bad.line,
+                reason: bad.reason,
+                text: bad.text,
+            });
+        }
+        for (key, batch) in block.partitions {
+            let buffered = self.chunk.buffers.entry(key.clone()).or_insert(Buffered {
+                batches: Vec::new(),
+                bytes: 0,
+                last_block: block.seq,
+            });
+            let before = buffered.bytes;
+            buffered.batches.push(batch);
+            buffered.last_block = block.seq;
+            // Input out of time order gives every partition a few rows per
+            // block; each small batch costs more in array headers than in
+            // data, so they are merged as they pile up.
+            if buffered.batches.len() >= COALESCE_BATCHES
+                && let Ok(merged) =
+                    arrow::compute::concat_batches(&buffered.batches[0].schema(), &buffered.batches)
+            {
+                buffered.batches = vec![merged];
+            }
+            buffered.bytes = buffered.batches.iter().map(batch_memory).sum();
+            self.chunk.buffered = self.chunk.buffered + buffered.bytes - before;
+            if buffered.bytes >= self.options.partition_limit() {
+                self.write_out(&key);
+            }
+        }
+        if self.chunk.buffered > self.options.buffer_limit() {
+            // Least recently written first: with input in time order those
+            // are the months that are over. Then the largest.
+            let mut order: Vec<(u64, std::cmp::Reverse<usize>, PartitionKey)> = (self.chunk)
+                .buffers
+                .iter()
+                .map(|(key, b)| (b.last_block, std::cmp::Reverse(b.bytes), key.clone()))
+                .collect();
+            order.sort_unstable();
+            for (_, _, key) in order {
+                if self.chunk.buffered <= self.options.buffer_limit() / 2 {
+                    break;
+                }
+                self.write_out(&key);
+            }
+        }
+        self.observer.progress(
+            self.raw_done + self.raw_bytes.load(Ordering::Relaxed),
+            self.events,
+        );
+    }
+
+    /// Hands a partition's buffered events to the workers to encode.
+    fn write_out(&mut self, key: &PartitionKey) {
+        if let Some(buffered) = self.chunk.buffers.remove(key) {
+            self.chunk.buffered -= buffered.bytes;
+            self.chunk.encoding += buffered.bytes;
+            self.chunk.encodes += 1;
+            self.pool.submit(Job::Encode {
+                key: key.clone(),
+                batches: buffered.batches,
+                bytes: buffered.bytes,
+            });
+        }
+    }
+
+    /// Names the encoded files in the writer record, then starts uploading
+    /// them; waits for earlier uploads while too many bytes are waiting.
+    fn start_uploads(&mut self) -> Result<(), IngestError> {
+        if !self.chunk.encoded.is_empty() {
+            let chunk = &mut self.chunk;
+            chunk
+                .pending
+                .extend(chunk.encoded.iter().map(|(_, meta)| Pending::of(meta)));
+            self.handle
+                .block_on(self.writer.set_pending(chunk.pending.clone()))?;
+            for (bytes, meta) in chunk.encoded.drain(..) {
+                let store = self.archive.store.clone();
+                let size = bytes.len();
+                let upload = self
+                    .handle
+                    .spawn(async move { upload(store.as_ref(), bytes, meta).await });
+                chunk.uploads.push_back((size, upload));
+                chunk.upload_bytes += size;
+            }
+        }
+        while let Some((_, upload)) = self.chunk.uploads.front() {
+            if !upload.is_finished() && self.chunk.upload_bytes <= self.options.upload_limit() {
+                break;
+            }
+            self.finish_upload()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest upload.
+    fn finish_upload(&mut self) -> Result<(), IngestError> {
+        if let Some((size, upload)) = self.chunk.uploads.pop_front() {
+            self.chunk.upload_bytes -= size;
+            let meta = self
+                .handle
+                .block_on(upload)
+                .map_err(|e| IngestError::Task(e.to_string()))??;
+            self.chunk.uploaded.push(meta);
+        }
+        Ok(())
+    }
+
+    /// Writes out every buffered partition, waits for the encodes and the
+    /// uploads, and commits the files with the input's progress.
     fn commit_chunk(
         &mut self,
         snapshot: &mut Snapshot,
-        buffers: &mut Buffers,
         progress: &mut SourceProgress,
         next: SourceProgress,
     ) -> Result<(), IngestError> {
-        let previous_lines = progress.lines;
-        let files = self.write_files(std::mem::take(buffers))?;
+        let keys: Vec<PartitionKey> = self.chunk.buffers.keys().cloned().collect();
+        for key in &keys {
+            self.write_out(key);
+        }
+        while self.chunk.encodes > 0 {
+            self.receive()?; // parsed blocks wait in `early` meanwhile
+        }
+        self.start_uploads()?;
+        while !self.chunk.uploads.is_empty() {
+            self.finish_upload()?;
+        }
+        let files = std::mem::take(&mut self.chunk.uploaded);
         let draft = Draft {
             operation: "ingest".into(),
             actor: self.options.actor.clone(),
             add: files.clone(),
-            sources: vec![(next.clone(), previous_lines)],
+            sources: vec![(next.clone(), progress.lines)],
             ..Default::default()
         };
         let seq = self
             .handle
             .block_on(self.archive.catalog.commit(snapshot, draft))?;
         *progress = next;
+        self.chunk.pending.clear();
+        self.chunk.input_bytes = 0;
         self.report.commits += 1;
         self.report.files += files.len();
         self.report.bytes_written += files.iter().map(|f| f.size).sum::<u64>();
@@ -385,52 +642,88 @@ impl<O: Observer> Run<O> {
         self.observer.committed(seq, files.len());
         Ok(())
     }
+}
 
-    /// Encodes each partition's events as one sorted Parquet file (in
-    /// parallel) and uploads them (concurrently). Returns their catalog records.
-    fn write_files(&mut self, buffers: Buffers) -> Result<Vec<FileMeta>, IngestError> {
-        let ingested_at = Utc::now().timestamp_micros();
-        let mut work: Vec<(PartitionKey, EventBatchBuilder)> = buffers.into_iter().collect();
-        // Largest first, so the threads finish together.
-        work.sort_by_key(|(_, b)| std::cmp::Reverse(b.len()));
-        let threads = self.options.threads.clamp(1, work.len().max(1));
-        let level = self.options.zstd_level;
-        let queue = std::sync::Mutex::new(work);
-        let encoded: Vec<Result<(Bytes, FileMeta), IngestError>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut out = Vec::new();
-                        loop {
-                            let next = queue.lock().expect("queue lock").pop();
-                            let Some((key, mut builder)) = next else {
-                                break out;
-                            };
-                            let file = builder
-                                .finish(ingested_at)
-                                .map_err(parquet::errors::ParquetError::from)
-                                .and_then(|batch| encode_sorted(&key, &[batch], level, None))
-                                .map_err(IngestError::from);
-                            out.push(file);
-                        }
-                    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_store::{Missing, open_archive};
+
+    /// `events` lines over four tenants and the twelve months of 2025, in
+    /// a scrambled time order.
+    fn shuffled_input(dir: &std::path::Path, events: u64) -> std::path::PathBuf {
+        let year = 365 * 86_400_000_u64;
+        let lines: String = (0..events)
+            .map(|i| {
+                let ts = 1_735_689_600_000 + (i * 7_919 % events) * (year / events);
+                format!(
+                    r#"{{"ts":{ts},"tenant":"t{}","family":"access","action":"login","message":"event {i}"}}"#,
+                    i % 4
+                ) + "\n"
+            })
+            .collect();
+        let path = dir.join("events.ndjson");
+        std::fs::write(&path, lines).unwrap();
+        path
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tiny_budget_writes_partitions_early_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = shuffled_input(dir.path(), 20_000);
+        let archive = open_archive(
+            &dir.path().join("archive").to_string_lossy(),
+            Missing::Create,
+        )
+        .unwrap();
+        let options = IngestOptions {
+            memory_bytes: 1 << 20,
+            chunk_bytes: 1 << 30,
+            threads: 2,
+            ..Default::default()
+        };
+        let (report, ()) = ingest(&archive, vec![Input::File(input)], options, ())
+            .await
+            .unwrap();
+        assert_eq!(report.accepted(), 20_000);
+        assert_eq!(report.commits, 1, "one commit for the whole input");
+        let snapshot = archive.catalog.load().await.unwrap();
+        let partitions: BTreeSet<_> = snapshot
+            .files
+            .values()
+            .map(|f| (f.tenant.clone(), f.month.clone()))
+            .collect();
+        assert_eq!(partitions.len(), 48);
+        assert!(
+            snapshot.files.len() > 2 * partitions.len(),
+            "the budget forced partitions out early: {} files for {} partitions",
+            snapshot.files.len(),
+            partitions.len()
+        );
+        assert_eq!(snapshot.files.values().map(|f| f.rows).sum::<u64>(), 20_000);
+        for file in snapshot.files.values() {
+            let bytes = archive
+                .store
+                .get(&Path::from(file.path.as_str()))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let batches = crate::read_file(bytes, None).unwrap();
+            let ts: Vec<i64> = batches
+                .iter()
+                .flat_map(|b| {
+                    b.column(0)
+                        .as_any()
+                        .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+                        .unwrap()
+                        .values()
+                        .to_vec()
                 })
                 .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("encoder thread"))
-                .collect()
-        });
-        let encoded: Vec<(Bytes, FileMeta)> = encoded.into_iter().collect::<Result<_, _>>()?;
-        let uploads = encoded.iter().map(|(_, meta)| Pending::of(meta)).collect();
-        self.handle.block_on(self.writer.set_pending(uploads))?;
-        let store = self.archive.store.clone();
-        self.handle.block_on(async {
-            futures::stream::iter(encoded)
-                .map(|(bytes, meta)| upload(store.as_ref(), bytes, meta))
-                .buffer_unordered(8)
-                .try_collect()
-                .await
-        })
+            assert!(ts.is_sorted(), "{} is sorted by ts", file.path);
+            assert_eq!((ts[0], ts[ts.len() - 1]), (file.min_ts, file.max_ts));
+        }
     }
 }

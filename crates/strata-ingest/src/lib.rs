@@ -4,10 +4,13 @@
 //! an interrupted ingest resumes exactly where the last commit stopped.
 //! Also compaction, which merges a partition's small files into larger ones.
 
+pub mod block;
 mod compact;
 mod encode;
 mod ingest;
 mod input;
+mod merge;
+mod pool;
 
 pub use compact::{CompactOptions, CompactReport, compact, merge_files};
 pub use encode::{Encryption, ZSTD_LEVEL_DEFAULT, encode_sorted, read_file};

@@ -7,8 +7,8 @@ use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 use strata_store::FileMeta;
 
 /// File-level constraints derived from a conjunction of filters. `None`
-/// means unconstrained. Bounds are inclusive (exclusive bounds are widened,
-/// which only keeps a file that might have been skipped, never the reverse).
+/// means unconstrained. Bounds are inclusive: `ts` is whole microseconds,
+/// so `ts < t` is `ts <= t - 1µs`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Prune {
     /// Tenants the query can match.
@@ -163,13 +163,24 @@ impl Prune {
                     self.excluded_tenants.insert(v);
                 }
             }
+            // Timestamps are whole microseconds: `ts > v` is `ts >= v + 1`.
             ("ts", Operator::Gt | Operator::GtEq) => {
-                if let Some(v) = micros(value) {
+                if let Some((v, exact)) = micros(value) {
+                    let v = if op == Operator::GtEq && exact {
+                        v
+                    } else {
+                        v.saturating_add(1)
+                    };
                     self.ts_min = Some(self.ts_min.map_or(v, |m| m.max(v)));
                 }
             }
             ("ts", Operator::Lt | Operator::LtEq) => {
-                if let Some(v) = micros(value) {
+                if let Some((v, exact)) = micros(value) {
+                    let v = if op == Operator::Lt && exact {
+                        v.saturating_sub(1)
+                    } else {
+                        v
+                    };
                     self.ts_max = Some(self.ts_max.map_or(v, |m| m.min(v)));
                 }
             }
@@ -219,12 +230,15 @@ fn text(value: &ScalarValue) -> Option<String> {
 
 /// A timestamp literal in UTC microseconds. Nanoseconds are floored, which
 /// keeps every file a bound could match (the stored values are microseconds).
-fn micros(value: &ScalarValue) -> Option<i64> {
+/// A timestamp literal in UTC microseconds, rounded down, and whether that is exact.
+fn micros(value: &ScalarValue) -> Option<(i64, bool)> {
     match value {
-        ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000),
-        ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000),
-        ScalarValue::TimestampMicrosecond(Some(v), _) => Some(*v),
-        ScalarValue::TimestampNanosecond(Some(v), _) => Some(v.div_euclid(1_000)),
+        ScalarValue::TimestampSecond(Some(v), _) => Some((v.checked_mul(1_000_000)?, true)),
+        ScalarValue::TimestampMillisecond(Some(v), _) => Some((v.checked_mul(1_000)?, true)),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => Some((*v, true)),
+        ScalarValue::TimestampNanosecond(Some(v), _) => {
+            Some((v.div_euclid(1_000), v.rem_euclid(1_000) == 0))
+        }
         _ => None,
     }
 }
@@ -267,11 +281,23 @@ mod tests {
         ]);
         assert!(prune.keeps(&file("acme", "access", 150, 160)));
         assert!(prune.keeps(&file("acme", "access", 50, 100)));
+        assert!(prune.keeps(&file("acme", "access", 199, 300)));
         assert!(
-            prune.keeps(&file("acme", "access", 200, 300)),
-            "exclusive bounds are widened"
+            !prune.keeps(&file("acme", "access", 200, 300)),
+            "a file starting at the exclusive upper bound is skipped"
         );
         assert!(!prune.keeps(&file("acme", "access", 0, 99)));
+        let after = Prune::from_filters(&[col("ts").gt(ts(100))]);
+        assert!(!after.keeps(&file("acme", "access", 0, 100)));
+        assert!(after.keeps(&file("acme", "access", 0, 101)));
+        // Nanosecond bounds between two microseconds round inwards.
+        let nanos = |v| lit(ScalarValue::TimestampNanosecond(Some(v), None));
+        let between =
+            Prune::from_filters(&[col("ts").gt(nanos(1_500)), col("ts").lt(nanos(3_500))]);
+        assert!(!between.keeps(&file("acme", "access", 0, 1)));
+        assert!(between.keeps(&file("acme", "access", 2, 2)));
+        assert!(between.keeps(&file("acme", "access", 3, 3)));
+        assert!(!between.keeps(&file("acme", "access", 4, 9)));
         assert!(!prune.keeps(&file("acme", "access", 201, 300)));
         assert!(!prune.keeps(&file("globex", "access", 150, 160)));
         assert!(!prune.keeps(&file("acme", "technical", 150, 160)));

@@ -6,7 +6,6 @@
 //! unescaping. Every failure becomes a one-line human reason.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -88,7 +87,15 @@ impl Event<'_> {
 }
 
 /// Parses one NDJSON line into an event, or gives the reason it is rejected.
+///
+/// Lines of the usual shape go through a fast scanner ([`crate::scan`]);
+/// any other line, and every line the scanner finds malformed, goes through
+/// serde_json, which also words syntax errors. Both feed the same
+/// [`Fields`], so a line gives the same event, or the same reason, either way.
 pub fn parse_line(line: &[u8]) -> Result<Event<'_>, String> {
+    if let Some(parsed) = crate::scan::parse_plain(line) {
+        return parsed;
+    }
     let mut de = serde_json::Deserializer::from_slice(line);
     let event = de.deserialize_map(LineVisitor).map_err(describe)?;
     de.end().map_err(describe)?;
@@ -97,7 +104,7 @@ pub fn parse_line(line: &[u8]) -> Result<Event<'_>, String> {
 
 /// Turns a serde_json error into a reason: contract violations lose serde's
 /// position suffix (the field is named instead), syntax errors keep the column.
-fn describe(err: serde_json::Error) -> String {
+pub(crate) fn describe(err: serde_json::Error) -> String {
     let text = err.to_string();
     match err.classify() {
         serde_json::error::Category::Data => match text.rfind(" at line ") {
@@ -114,9 +121,9 @@ fn describe(err: serde_json::Error) -> String {
     }
 }
 
-/// Per-column parsing facts, looked up by JSON key.
+/// Per-column parsing facts of the input fields, in contract order.
 struct ColumnIndex {
-    by_name: HashMap<&'static str, (usize, &'static FieldSpec)>,
+    inputs: Vec<(usize, &'static FieldSpec)>,
     attrs: usize,
     required: Vec<(usize, &'static str)>,
     defaults: Vec<(usize, &'static str)>,
@@ -129,7 +136,7 @@ fn column_index() -> &'static ColumnIndex {
         let c = contract();
         let input = || c.fields.iter().enumerate().filter(|(_, f)| !f.system);
         ColumnIndex {
-            by_name: input().map(|(i, f)| (f.name.as_str(), (i, f))).collect(),
+            inputs: input().collect(),
             attrs: c.index_of("attrs").expect("contract has attrs"),
             required: input()
                 .filter(|(_, f)| f.required)
@@ -143,47 +150,69 @@ fn column_index() -> &'static ColumnIndex {
     })
 }
 
-struct LineVisitor;
+/// The fields of one line as they are met, checked against the contract.
+pub(crate) struct Fields<'a> {
+    index: &'static ColumnIndex,
+    values: Vec<Value<'a>>,
+    /// Unknown top-level keys, for `attrs`.
+    extra: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Where in `index.inputs` the next key is looked for first: producers
+    /// write keys in a fixed order, mostly the contract's.
+    next: usize,
+}
 
-impl<'de> Visitor<'de> for LineVisitor {
-    type Value = Event<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object with the event fields")
+impl<'a> Fields<'a> {
+    pub(crate) fn new() -> Self {
+        let index = column_index();
+        Fields {
+            index,
+            values: vec![Value::Null; index.width],
+            extra: Vec::new(),
+            next: 0,
+        }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event<'de>, A::Error> {
-        let index = column_index();
-        let mut values = vec![Value::Null; index.width];
-        let mut extra = Vec::new();
-        while let Some(key) = map.next_key::<Text<'de>>()? {
-            let json: Json<'de> = map.next_value()?;
-            match index.by_name.get(key.0.as_ref()) {
-                Some(&(column, spec)) => {
-                    values[column] = convert(spec, json).map_err(de::Error::custom)?;
-                }
-                None if json == Json::Null => {}
-                None => extra.push((key.0, json.into_text())),
-            }
+    /// The input field named `key`, searched from where the last one was found.
+    fn find(&mut self, key: &str) -> Option<(usize, &'static FieldSpec)> {
+        let inputs = &self.index.inputs;
+        let start = self.next.min(inputs.len());
+        let position = (start..inputs.len())
+            .chain(0..start)
+            .find(|&i| inputs[i].1.name == key)?;
+        self.next = position + 1;
+        Some(inputs[position])
+    }
+
+    /// Takes one key and its value; a known field must satisfy its rule.
+    pub(crate) fn set(&mut self, key: Cow<'a, str>, json: Json<'a>) -> Result<(), String> {
+        match self.find(&key) {
+            Some((column, spec)) => self.values[column] = convert(spec, json)?,
+            None if json == Json::Null => {}
+            None => self.extra.push((key, json.into_text())),
         }
-        if !extra.is_empty() {
-            match &mut values[index.attrs] {
-                Value::Attrs(entries) => entries.extend(extra),
-                slot => *slot = Value::Attrs(extra),
+        Ok(())
+    }
+
+    /// The event, once every key is in: required fields present, defaults filled.
+    pub(crate) fn finish(mut self) -> Result<Event<'a>, String> {
+        let index = self.index;
+        if !self.extra.is_empty() {
+            match &mut self.values[index.attrs] {
+                Value::Attrs(entries) => entries.append(&mut self.extra),
+                slot => *slot = Value::Attrs(self.extra),
             }
         }
         for &(column, name) in &index.required {
-            if values[column] == Value::Null {
-                return Err(de::Error::custom(format!(
-                    "missing required field `{name}`"
-                )));
+            if self.values[column] == Value::Null {
+                return Err(format!("missing required field `{name}`"));
             }
         }
         for &(column, default) in &index.defaults {
-            if values[column] == Value::Null {
-                values[column] = Value::Text(Cow::Borrowed(default));
+            if self.values[column] == Value::Null {
+                self.values[column] = Value::Text(Cow::Borrowed(default));
             }
         }
+        let values = self.values;
         let ts = match values[0] {
             Value::Timestamp(ts) => ts,
             _ => unreachable!("column 0 is the required timestamp"),
@@ -202,6 +231,25 @@ impl<'de> Visitor<'de> for LineVisitor {
             family,
             values,
         })
+    }
+}
+
+pub(crate) struct LineVisitor;
+
+impl<'de> Visitor<'de> for LineVisitor {
+    type Value = Event<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object with the event fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event<'de>, A::Error> {
+        let mut fields = Fields::new();
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            let json: Json<'de> = map.next_value()?;
+            fields.set(key.0, json).map_err(de::Error::custom)?;
+        }
+        fields.finish().map_err(de::Error::custom)
     }
 }
 
@@ -245,7 +293,12 @@ fn convert<'a>(spec: &'static FieldSpec, json: Json<'a>) -> Result<Value<'a>, St
         FieldKind::Ip => {
             let text = expect_text(name, json)?;
             match text.parse::<IpAddr>() {
-                Ok(ip) => Ok(Value::Text(Cow::Owned(ip.to_string()))),
+                // IPv4 text that parses is canonical already: leading zeros are refused.
+                Ok(IpAddr::V4(_)) => Ok(Value::Text(text)),
+                Ok(ip) => Ok(Value::Text(match ip.to_string() {
+                    canonical if canonical == text => text,
+                    canonical => Cow::Owned(canonical),
+                })),
                 Err(_) => Err(format!(
                     "field `{name}`: {text:?} is not an IPv4 or IPv6 address"
                 )),
@@ -375,7 +428,7 @@ impl<'de> Deserialize<'de> for Text<'de> {
 
 /// Any JSON value, with borrowed strings.
 #[derive(Debug, Clone, PartialEq)]
-enum Json<'a> {
+pub(crate) enum Json<'a> {
     Null,
     Bool(bool),
     Int(i64),
@@ -571,6 +624,11 @@ mod tests {
             r#"{{"ts":0,{BASE},"src_ip":"2001:0db8:0000:0000:0000:0000:0000:0001"}}"#
         ));
         assert_eq!(e.text("src_ip"), Some("2001:db8::1"));
+        let e = ok(&format!(r#"{{"ts":0,{BASE},"src_ip":"10.1.20.3"}}"#));
+        assert_eq!(e.text("src_ip"), Some("10.1.20.3"));
+        assert!(
+            rejected(&format!(r#"{{"ts":0,{BASE},"src_ip":"10.01.20.3"}}"#)).contains("src_ip")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod builder;
 mod contract;
 mod event;
+mod scan;
 
 pub use builder::EventBatchBuilder;
 pub use contract::{EventContract, FieldKind, FieldSpec, contract};

@@ -1,0 +1,237 @@
+//! Input cut into blocks of whole lines, and a block parsed into one record
+//! batch per partition. Blocks are what the ingest's worker threads parse in
+//! parallel; their line numbers are known before parsing, so a rejected
+//! line is reported with its exact number whichever thread parsed it.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, Read};
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::error::ArrowError;
+use strata_schema::{EventBatchBuilder, parse_line};
+use strata_store::PartitionKey;
+
+/// Whole lines of one input, numbered.
+pub struct Block {
+    /// Position in the input, from 0.
+    pub seq: u64,
+    /// 1-based number of the block's first line.
+    pub first_line: u64,
+    /// The lines, each ending in `\n` except perhaps the input's last.
+    pub bytes: Vec<u8>,
+}
+
+impl Block {
+    /// How many lines the block holds (a last line without `\n` counts).
+    pub fn lines(&self) -> u64 {
+        let newlines = memchr::memchr_iter(b'\n', &self.bytes).count() as u64;
+        newlines + u64::from(self.bytes.last().is_some_and(|b| *b != b'\n'))
+    }
+}
+
+/// Cuts a line reader into blocks of at least `size` bytes (but for the
+/// last), never inside a line.
+pub struct BlockReader<R> {
+    reader: R,
+    size: usize,
+    /// The start of a line that the previous block cut off.
+    carry: Vec<u8>,
+    next_seq: u64,
+    next_line: u64,
+}
+
+impl<R: BufRead> BlockReader<R> {
+    /// Reads `reader` in blocks of at least `size` bytes; its first line
+    /// is line `first_line`.
+    pub fn new(reader: R, size: usize, first_line: u64) -> Self {
+        BlockReader {
+            reader,
+            size: size.max(1),
+            carry: Vec::new(),
+            next_seq: 0,
+            next_line: first_line,
+        }
+    }
+
+    /// The next block, or `None` at the end of the input.
+    pub fn next_block(&mut self) -> io::Result<Option<Block>> {
+        let mut bytes = std::mem::take(&mut self.carry);
+        bytes.reserve(self.size.saturating_sub(bytes.len()));
+        let complete = loop {
+            let wanted = self.size.saturating_sub(bytes.len()).max(1 << 16) as u64;
+            if (&mut self.reader).take(wanted).read_to_end(&mut bytes)? == 0 {
+                break bytes.len();
+            }
+            // The block ends with the line that reaches `size`, so that
+            // `k` blocks always hold at least `k * size` bytes.
+            if bytes.len() >= self.size
+                && let Some(end) = memchr::memchr(b'\n', &bytes[self.size - 1..])
+            {
+                break self.size + end;
+            }
+        };
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        self.carry = bytes.split_off(complete);
+        let block = Block {
+            seq: self.next_seq,
+            first_line: self.next_line,
+            bytes,
+        };
+        self.next_seq += 1;
+        self.next_line += block.lines();
+        Ok(Some(block))
+    }
+}
+
+/// A line that broke the event contract, found while parsing a block.
+pub struct BadLine {
+    /// 1-based line number in the input.
+    pub line: u64,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The line itself (lossy UTF-8).
+    pub text: String,
+}
+
+/// A block's events, grouped by partition.
+pub struct ParsedBlock {
+    /// The block's position in the input.
+    pub seq: u64,
+    /// Number of the block's last line.
+    pub last_line: u64,
+    /// Lines in the block.
+    pub lines: u64,
+    /// Bytes of the block.
+    pub bytes: u64,
+    /// Events accepted.
+    pub accepted: u64,
+    /// Lines rejected, in input order.
+    pub rejected: Vec<BadLine>,
+    /// One batch per partition the block touched.
+    pub partitions: Vec<(PartitionKey, RecordBatch)>,
+}
+
+/// Parses every line of `block`, stamping `ingested_at` on its events.
+///
+/// All events go into one batch first, then each partition's rows are
+/// copied out: the copies are exactly sized, where per-partition builders
+/// would each hold mostly unused capacity for the few rows a block gives them.
+pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowError> {
+    let mut builder = EventBatchBuilder::new();
+    let mut partition_of_row: HashMap<PartitionKey, Vec<u32>> = HashMap::new();
+    let mut rejected = Vec::new();
+    let mut line_no = block.first_line;
+    let body = block.bytes.strip_suffix(b"\n").unwrap_or(&block.bytes);
+    for line in body.split(|b| *b == b'\n') {
+        let text = line.trim_ascii();
+        if !text.is_empty() {
+            match parse_line(text) {
+                Ok(event) => {
+                    let key = PartitionKey::of(&event.tenant, event.family, event.ts);
+                    let row = builder.len() as u32;
+                    partition_of_row.entry(key).or_default().push(row);
+                    builder.append(&event);
+                }
+                Err(reason) => rejected.push(BadLine {
+                    line: line_no,
+                    reason,
+                    text: String::from_utf8_lossy(text).into_owned(),
+                }),
+            }
+        }
+        line_no += 1;
+    }
+    let accepted = builder.len() as u64;
+    let all = builder.finish(ingested_at)?;
+    let partitions = match partition_of_row.len() {
+        1 => partition_of_row
+            .into_keys()
+            .map(|key| (key, all.clone()))
+            .collect(),
+        _ => partition_of_row
+            .into_iter()
+            .map(|(key, rows)| Ok((key, take_record_batch(&all, &UInt32Array::from(rows))?)))
+            .collect::<Result<_, ArrowError>>()?,
+    };
+    Ok(ParsedBlock {
+        seq: block.seq,
+        last_line: line_no - 1,
+        lines: line_no - block.first_line,
+        bytes: block.bytes.len() as u64,
+        accepted,
+        rejected,
+        partitions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(text: &str, size: usize) -> Vec<Block> {
+        let mut reader = BlockReader::new(text.as_bytes(), size, 1);
+        std::iter::from_fn(|| reader.next_block().unwrap()).collect()
+    }
+
+    #[test]
+    fn blocks_hold_whole_lines_and_number_them() {
+        let text = "aaaa\nbb\n\ncccccccccccc\nd";
+        for size in [1, 3, 5, 8, 100] {
+            let got = blocks(text, size);
+            let joined: Vec<u8> = got.iter().flat_map(|b| b.bytes.clone()).collect();
+            assert_eq!(joined, text.as_bytes(), "size {size}");
+            let mut line = 1;
+            for (i, block) in got.iter().enumerate() {
+                assert_eq!(block.seq, i as u64);
+                assert_eq!(block.first_line, line, "size {size}");
+                if i < got.len() - 1 {
+                    assert!(
+                        block.bytes.ends_with(b"\n"),
+                        "size {size}: block {i} cuts a line"
+                    );
+                    assert!(block.bytes.len() >= size, "size {size}: block {i} is short");
+                }
+                line += block.lines();
+            }
+            assert_eq!(line - 1, 5, "size {size}: five lines in all");
+        }
+        assert!(blocks("", 4).is_empty());
+    }
+
+    #[test]
+    fn parsing_reports_bad_lines_by_input_line_number() {
+        let good = |ts: &str, tenant: &str| {
+            format!(r#"{{"ts":"{ts}","tenant":"{tenant}","family":"access","action":"login"}}"#)
+        };
+        let text = format!(
+            "{}\n\n{{not json\n{}\n{}",
+            good("2025-01-31T23:00:00Z", "a"),
+            good("2025-02-01T00:00:00Z", "a"),
+            good("2025-01-05T00:00:00Z", "b"),
+        );
+        let block = Block {
+            seq: 3,
+            first_line: 10,
+            bytes: text.into_bytes(),
+        };
+        let parsed = parse_block(block, 7).unwrap();
+        assert_eq!((parsed.seq, parsed.lines, parsed.last_line), (3, 5, 14));
+        assert_eq!(parsed.accepted, 3);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(parsed.rejected[0].line, 12);
+        assert_eq!(parsed.rejected[0].text, "{not json");
+        let mut months: Vec<_> = parsed
+            .partitions
+            .iter()
+            .map(|(key, batch)| (key.tenant.clone(), key.month, batch.num_rows()))
+            .collect();
+        months.sort();
+        assert_eq!(
+            months,
+            [("a".into(), 1, 1), ("a".into(), 2, 1), ("b".into(), 1, 1)]
+        );
+    }
+}
