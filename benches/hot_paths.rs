@@ -16,6 +16,11 @@ use strata_query::QuerySession;
 use strata_schema::{EventBatchBuilder, parse_line};
 use strata_store::{Draft, FileMeta, Missing, PartitionKey, open_archive};
 
+/// The allocator the `strata` binary uses, so the timings are the binary's.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// 4 MiB of generated NDJSON (the ingest's block size), in time order or shuffled.
 fn ndjson(order: TimeOrder) -> Vec<u8> {
     let mut out = Vec::new();

@@ -7,16 +7,21 @@
 //! their statistics. Views `access`, `data_usage` and `technical` select one
 //! family; `strata_files` lists the catalog's files; `strata_audit` lists
 //! every commit's receipts (files added and removed, policy, hold and expiry
-//! changes).
+//! changes). `CAST(ts AS DATE)` on UTC timestamps is rewritten to a plain
+//! day division ([`utc_date`]).
 
 mod audit;
 mod crypto;
+mod files;
 mod prune;
 mod session;
 mod table;
+mod utc_date;
 
 pub use audit::AuditTable;
 pub use crypto::TenantKeys;
+pub use files::FilesTable;
 pub use prune::Prune;
 pub use session::{QueryError, QuerySession, QueryStats};
 pub use table::{ArchiveTable, ScanRecord};
+pub use utc_date::{UtcDateRewrite, utc_date};

@@ -3,12 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{
-    RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array, UInt64Array,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::datasource::MemTable;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
@@ -19,7 +16,9 @@ use strata_store::{
 };
 
 use crate::audit::AuditTable;
+use crate::files::FilesTable;
 use crate::table::{ArchiveTable, ScanRecord};
+use crate::utc_date::UtcDateRewrite;
 use strata_keys::envelope::KeyProvider;
 
 /// Errors opening a session or running a query.
@@ -73,11 +72,13 @@ impl QuerySession {
     ) -> Result<QuerySession, QueryError> {
         let snapshot = archive.catalog.load().await?;
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let mut ctx = SessionContext::new_with_config(config);
+        ctx.register_function_rewrite(Arc::new(UtcDateRewrite))?;
         let store_url = ObjectStoreUrl::parse(STORE_URL)?;
         ctx.register_object_store(store_url.as_ref(), archive.store.clone());
         let mut store_urls = HashMap::from([(None, store_url)]);
-        let files: Vec<FileMeta> = snapshot.visible_files().cloned().collect();
+        // One copy of the files, shared by `events` and `strata_files`.
+        let files: Arc<[FileMeta]> = snapshot.visible_files().cloned().collect();
         for location in files.iter().filter_map(|f| f.location.as_ref()) {
             if !store_urls.contains_key(&Some(location.clone())) {
                 let url = ObjectStoreUrl::parse(format!("strata://tier{}/", store_urls.len()))?;
@@ -89,7 +90,12 @@ impl QuerySession {
         let scans = Arc::new(Mutex::new(Vec::new()));
         ctx.register_table(
             "events",
-            Arc::new(ArchiveTable::new(files, store_urls, keys, scans.clone())),
+            Arc::new(ArchiveTable::new(
+                files.clone(),
+                store_urls,
+                keys,
+                scans.clone(),
+            )),
         )?;
         for family in Family::ALL {
             ctx.sql(&format!(
@@ -97,7 +103,7 @@ impl QuerySession {
             ))
             .await?;
         }
-        ctx.register_table("strata_files", Arc::new(files_table(&snapshot)?))?;
+        ctx.register_table("strata_files", Arc::new(FilesTable::new(files)))?;
         ctx.register_table(
             "strata_audit",
             Arc::new(AuditTable::new(archive.catalog.clone(), snapshot.seq)),
@@ -164,51 +170,4 @@ fn add_scan_metrics(plan: &Arc<dyn ExecutionPlan>, stats: &mut QueryStats) {
     for child in plan.children() {
         add_scan_metrics(child, stats);
     }
-}
-
-/// The catalog's files that queries see, as a table for auditors and operators.
-fn files_table(snapshot: &Snapshot) -> Result<MemTable, DataFusionError> {
-    let files: Vec<_> = snapshot.visible_files().collect();
-    let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("path", DataType::Utf8, false),
-        Field::new("tenant", DataType::Utf8, false),
-        Field::new("family", DataType::Utf8, false),
-        Field::new("month", DataType::Utf8, false),
-        Field::new("rows", DataType::UInt64, false),
-        Field::new("size", DataType::UInt64, false),
-        Field::new("sha256", DataType::Utf8, false),
-        Field::new("min_ts", ts(), false),
-        Field::new("max_ts", ts(), false),
-        Field::new("location", DataType::Utf8, true),
-        Field::new("key_version", DataType::UInt32, true),
-    ]));
-    let text = |f: fn(&strata_store::FileMeta) -> &str| {
-        Arc::new(StringArray::from_iter_values(files.iter().map(|m| f(m))))
-    };
-    let time = |f: fn(&strata_store::FileMeta) -> i64| {
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values(files.iter().map(|m| f(m)))
-                .with_timezone("UTC"),
-        )
-    };
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            text(|m| &m.path),
-            text(|m| &m.tenant),
-            text(|m| &m.family),
-            text(|m| &m.month),
-            Arc::new(UInt64Array::from_iter_values(files.iter().map(|m| m.rows))),
-            Arc::new(UInt64Array::from_iter_values(files.iter().map(|m| m.size))),
-            text(|m| &m.sha256),
-            time(|m| m.min_ts),
-            time(|m| m.max_ts),
-            Arc::new(StringArray::from_iter(
-                files.iter().map(|m| m.location.as_deref()),
-            )),
-            Arc::new(UInt32Array::from_iter(files.iter().map(|m| m.key_version))),
-        ],
-    )?;
-    MemTable::try_new(schema, vec![vec![batch]])
 }

@@ -24,6 +24,12 @@ use crate::crypto::TenantKeys;
 use crate::prune::Prune;
 use strata_keys::envelope::KeyProvider;
 
+/// Bytes read from the end of a file to get its footer in one request
+/// rather than two (length, then footer). A strata file's footer is about
+/// 5 KiB for its first row group (of up to 1 Mi rows) and less for each
+/// further one; a longer footer costs one more read.
+const FOOTER_READ_BYTES: usize = 16 * 1024;
+
 /// What one scan of `events` kept from the catalog.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScanRecord {
@@ -38,7 +44,7 @@ pub struct ScanRecord {
 /// The archive's events as a table, fixed at one catalog snapshot.
 #[derive(Debug)]
 pub struct ArchiveTable {
-    files: Vec<FileMeta>,
+    files: Arc<[FileMeta]>,
     /// Where each file's store is registered, by [`FileMeta::location`].
     store_urls: HashMap<Option<String>, ObjectStoreUrl>,
     decryption: Option<Arc<TenantKeys>>,
@@ -51,7 +57,7 @@ impl ArchiveTable {
     /// encrypted files decrypted with `keys`; each scan appends what it kept
     /// to `scans`.
     pub fn new(
-        files: Vec<FileMeta>,
+        files: Arc<[FileMeta]>,
         store_urls: HashMap<Option<String>, ObjectStoreUrl>,
         keys: Option<Arc<dyn KeyProvider>>,
         scans: Arc<Mutex<Vec<ScanRecord>>>,
@@ -128,7 +134,8 @@ impl TableProvider for ArchiveTable {
                     DataFusionError::Internal(format!("no object store for {location:?}"))
                 })?;
             let groups = FileGroup::new(files).split_files(state.config().target_partitions());
-            let mut source = ParquetSource::new(schema.clone());
+            let mut source =
+                ParquetSource::new(schema.clone()).with_metadata_size_hint(FOOTER_READ_BYTES);
             if let Some(decryption) = &self.decryption {
                 source = source.with_encryption_factory(decryption.clone());
             }

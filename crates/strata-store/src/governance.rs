@@ -349,9 +349,11 @@ impl Governance {
 impl Snapshot {
     /// Live files that queries see: all but those of partitions marked for expiry.
     pub fn visible_files(&self) -> impl Iterator<Item = &FileMeta> {
+        let marks = &self.governance.marks;
+        // Without marks (the usual case) there is no partition key to build per file.
         self.files
             .values()
-            .filter(|f| !self.governance.marks.contains_key(&Partition::of(f).key()))
+            .filter(move |f| marks.is_empty() || !marks.contains_key(&Partition::of(f).key()))
     }
 }
 
