@@ -25,9 +25,9 @@ use crate::prune::Prune;
 use strata_keys::envelope::KeyProvider;
 
 /// Bytes read from the end of a file to get its footer in one request
-/// rather than two (length, then footer). A strata file's footer is about
-/// 5 KiB for its first row group (of up to 1 Mi rows) and less for each
-/// further one; a longer footer costs one more read.
+/// rather than two (length, then footer). The benchmark's files, one row
+/// group each, have footers of about 5 KiB; a longer footer (many row
+/// groups of up to 1 Mi rows) costs one more read.
 const FOOTER_READ_BYTES: usize = 16 * 1024;
 
 /// What one scan of `events` kept from the catalog.

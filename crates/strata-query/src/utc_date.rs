@@ -54,9 +54,10 @@ impl FunctionRewrite for UtcDateRewrite {
     }
 }
 
-/// The zone names Arrow reads as UTC itself (`Tz::from_str`).
+/// Spellings of UTC that Arrow parses (`Tz::from_str`: a zero offset, or a
+/// chrono-tz name). Zones Arrow rejects stay with its cast, and its error.
 fn is_utc(zone: &str) -> bool {
-    matches!(zone, "UTC" | "utc" | "Z" | "+00:00" | "+0000" | "Etc/UTC")
+    matches!(zone, "UTC" | "Etc/UTC" | "+00:00" | "+0000" | "+00")
 }
 
 /// `utc_date(ts)`: the UTC calendar day of a timestamp, as a `DATE`.
@@ -169,6 +170,27 @@ mod tests {
             let naive = TimestampMicrosecondArray::from(values);
             prop_assert_eq!(days(&naive).unwrap(), arrow_days(&naive));
         }
+    }
+
+    #[test]
+    fn every_utc_spelling_is_utc_to_arrow() {
+        use datafusion::arrow::array::timezone::Tz;
+        use datafusion::arrow::array::types::TimestampMicrosecondType as Micros;
+        use datafusion::arrow::temporal_conversions::as_datetime_with_timezone;
+        // Noon on 1 January and 1 July: a zone with summer time differs on one.
+        for zone in ["UTC", "Etc/UTC", "+00:00", "+0000", "+00"] {
+            assert!(is_utc(zone));
+            let tz: Tz = zone.parse().unwrap();
+            for micros in [1_704_110_400_000_000, 1_719_835_200_000_000] {
+                let local = as_datetime_with_timezone::<Micros>(micros, tz).unwrap();
+                assert_eq!(
+                    local.naive_local().and_utc().timestamp_micros(),
+                    micros,
+                    "{zone}"
+                );
+            }
+        }
+        assert!(!is_utc("Europe/London") && !is_utc("Z") && !is_utc("utc"));
     }
 
     #[test]
