@@ -9,7 +9,15 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn commits(archive: &Path) -> usize {
-    std::fs::read_dir(archive.join("_strata/log")).map_or(0, |d| d.count())
+    // Only finished entries: a local-folder put writes `<entry>.json#N` first
+    // and renames it, so counting every name could kill before the commit.
+    std::fs::read_dir(archive.join("_strata/log")).map_or(0, |d| {
+        d.filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        })
+        .count()
+    })
 }
 
 /// Starts the ingest and SIGKILLs it once `more` commits beyond the current
