@@ -6,10 +6,9 @@
 use std::collections::HashMap;
 use std::io::{self, BufRead, Read};
 
-use arrow::array::{RecordBatch, UInt32Array};
-use arrow::compute::take_record_batch;
+use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
-use strata_schema::{EventBatchBuilder, parse_line};
+use strata_schema::{Event, EventBatchBuilder, Family, parse_line};
 use strata_store::PartitionKey;
 
 /// Whole lines of one input, numbered.
@@ -30,6 +29,10 @@ impl Block {
     }
 }
 
+/// Room for the line that crosses a block's `size`, reserved with the
+/// block so that finishing that line does not reallocate (and copy) it.
+const LINE_SLACK: usize = 64 << 10;
+
 /// Cuts a line reader into blocks of at least `size` bytes (but for the
 /// last), never inside a line.
 pub struct BlockReader<R> {
@@ -37,6 +40,9 @@ pub struct BlockReader<R> {
     size: usize,
     /// The start of a line that the previous block cut off.
     carry: Vec<u8>,
+    /// Buffers of parsed blocks, given back for reuse: at most as many as
+    /// blocks were ever in flight at once.
+    spare: Vec<Vec<u8>>,
     next_seq: u64,
     next_line: u64,
 }
@@ -49,15 +55,25 @@ impl<R: BufRead> BlockReader<R> {
             reader,
             size: size.max(1),
             carry: Vec::new(),
+            spare: Vec::new(),
             next_seq: 0,
             next_line: first_line,
         }
     }
 
+    /// Takes back a parsed block's buffer ([`ParsedBlock::buffer`]): the
+    /// next block reuses its memory instead of faulting in fresh pages,
+    /// which cost more than the parsing on some hosts.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        self.spare.push(buffer);
+    }
+
     /// The next block, or `None` at the end of the input.
     pub fn next_block(&mut self) -> io::Result<Option<Block>> {
-        let mut bytes = std::mem::take(&mut self.carry);
-        bytes.reserve(self.size.saturating_sub(bytes.len()));
+        let mut bytes = self.spare.pop().unwrap_or_default();
+        bytes.append(&mut self.carry);
+        bytes.reserve((self.size + LINE_SLACK).saturating_sub(bytes.len()));
         let complete = loop {
             let wanted = self.size.saturating_sub(bytes.len()).max(1 << 16) as u64;
             if (&mut self.reader).take(wanted).read_to_end(&mut bytes)? == 0 {
@@ -72,9 +88,11 @@ impl<R: BufRead> BlockReader<R> {
             }
         };
         if bytes.is_empty() {
+            self.spare.push(bytes);
             return Ok(None);
         }
-        self.carry = bytes.split_off(complete);
+        self.carry.extend_from_slice(&bytes[complete..]);
+        bytes.truncate(complete);
         let block = Block {
             seq: self.next_seq,
             first_line: self.next_line,
@@ -112,29 +130,30 @@ pub struct ParsedBlock {
     pub rejected: Vec<BadLine>,
     /// One batch per partition the block touched.
     pub partitions: Vec<(PartitionKey, RecordBatch)>,
+    /// The block's buffer, emptied, for [`BlockReader::recycle`].
+    pub buffer: Vec<u8>,
 }
 
 /// Parses every line of `block`, stamping `ingested_at` on its events.
 ///
-/// All events go into one batch first, then each partition's rows are
-/// copied out: the copies are exactly sized, where per-partition builders
-/// would each hold mostly unused capacity for the few rows a block gives them.
+/// The block's events are parsed first (their strings still borrowed from
+/// the block), then each partition's batch is built from its events at its
+/// exact size: one copy of each value, where building one batch for the
+/// block and splitting it by partition would copy each twice, and grow
+/// buffers (copying again) on the way.
 pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowError> {
-    let mut builder = EventBatchBuilder::new();
-    let mut partition_of_row: HashMap<PartitionKey, Vec<u32>> = HashMap::new();
+    let mut events = Vec::new();
     let mut rejected = Vec::new();
     let mut line_no = block.first_line;
     let body = block.bytes.strip_suffix(b"\n").unwrap_or(&block.bytes);
-    for line in body.split(|b| *b == b'\n') {
-        let text = line.trim_ascii();
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    let mut start = 0;
+    for end in ends {
+        let text = body[start..end].trim_ascii();
+        start = end + 1;
         if !text.is_empty() {
             match parse_line(text) {
-                Ok(event) => {
-                    let key = PartitionKey::of(&event.tenant, event.family, event.ts);
-                    let row = builder.len() as u32;
-                    partition_of_row.entry(key).or_default().push(row);
-                    builder.append(&event);
-                }
+                Ok(event) => events.push(event),
                 Err(reason) => rejected.push(BadLine {
                     line: line_no,
                     reason,
@@ -144,26 +163,39 @@ pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowE
         }
         line_no += 1;
     }
-    let accepted = builder.len() as u64;
-    let all = builder.finish(ingested_at)?;
-    let partitions = match partition_of_row.len() {
-        1 => partition_of_row
-            .into_keys()
-            .map(|key| (key, all.clone()))
-            .collect(),
-        _ => partition_of_row
-            .into_iter()
-            .map(|(key, rows)| Ok((key, take_record_batch(&all, &UInt32Array::from(rows))?)))
-            .collect::<Result<_, ArrowError>>()?,
-    };
+    // Partitions by tenant, family and month, without building a key (and
+    // copying the tenant) per event.
+    let mut slots: HashMap<(&str, Family, (i32, u32)), usize> = HashMap::new();
+    let mut groups: Vec<(PartitionKey, Vec<&Event>)> = Vec::new();
+    for event in &events {
+        let month = PartitionKey::month_of(event.ts);
+        let slot = *slots
+            .entry((&event.tenant, event.family, month))
+            .or_insert_with(|| {
+                let key = PartitionKey::of(&event.tenant, event.family, event.ts);
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            });
+        groups[slot].1.push(event);
+    }
+    let partitions = groups
+        .into_iter()
+        .map(|(key, events)| Ok((key, EventBatchBuilder::batch_of(&events, ingested_at)?)))
+        .collect::<Result<_, ArrowError>>()?;
+    let accepted = events.len() as u64;
+    drop(events);
+    let mut buffer = block.bytes;
+    let bytes = buffer.len() as u64;
+    buffer.clear();
     Ok(ParsedBlock {
         seq: block.seq,
         last_line: line_no - 1,
         lines: line_no - block.first_line,
-        bytes: block.bytes.len() as u64,
+        bytes,
         accepted,
         rejected,
         partitions,
+        buffer,
     })
 }
 
@@ -171,9 +203,19 @@ pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowE
 mod tests {
     use super::*;
 
+    /// The blocks of `text`, each block's buffer handed back for reuse
+    /// (after copying it out) as the ingest does.
     fn blocks(text: &str, size: usize) -> Vec<Block> {
         let mut reader = BlockReader::new(text.as_bytes(), size, 1);
-        std::iter::from_fn(|| reader.next_block().unwrap()).collect()
+        let mut out = Vec::new();
+        while let Some(block) = reader.next_block().unwrap() {
+            out.push(Block {
+                bytes: block.bytes.clone(),
+                ..block
+            });
+            reader.recycle(block.bytes);
+        }
+        out
     }
 
     #[test]

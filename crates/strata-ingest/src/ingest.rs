@@ -35,8 +35,12 @@ use crate::pool::{Done, Job, Pool};
 const BLOCK_BYTES: usize = 4 << 20;
 /// Encoded files uploaded together (after one update of the writer record).
 const UPLOAD_BATCH: usize = 32;
-/// A partition's buffered batches are merged into one when they reach this many.
+/// A partition's buffered batches are merged into one when they reach this
+/// many and their array headers take at least `1 / HEADER_SHARE_TO_MERGE`
+/// of their memory.
 const COALESCE_BATCHES: usize = 16;
+/// See `COALESCE_BATCHES`.
+const HEADER_SHARE_TO_MERGE: usize = 8;
 /// Memory of one array's header and buffer handles, which
 /// `get_array_memory_size` leaves out.
 const ARRAY_HEADER_BYTES: usize = 200;
@@ -427,7 +431,7 @@ impl<O: Observer> Run<O> {
             while let Some(block) = self.chunk.early.remove(&self.chunk.next_block) {
                 self.chunk.next_block += 1;
                 line_no = block.last_line;
-                self.apply(block, &mut source);
+                blocks.recycle(self.apply(block, &mut source));
                 if self.chunk.input_bytes >= self.options.chunk_bytes {
                     let next = advanced(&totals_before, &source, line_no, false);
                     self.commit_chunk(&mut snapshot, &mut progress, next)?;
@@ -479,8 +483,9 @@ impl<O: Observer> Run<O> {
         Ok(())
     }
 
-    /// Takes a parsed block (the next in input order) into the buffers.
-    fn apply(&mut self, block: ParsedBlock, source: &mut SourceReport) {
+    /// Takes a parsed block (the next in input order) into the buffers;
+    /// returns the block's emptied line buffer.
+    fn apply(&mut self, block: ParsedBlock, source: &mut SourceReport) -> Vec<u8> {
         self.report.input_bytes += block.bytes;
         self.chunk.input_bytes += block.bytes;
         source.lines += block.lines;
@@ -502,18 +507,23 @@ impl<O: Observer> Run<O> {
                 last_block: block.seq,
             });
             let before = buffered.bytes;
+            let columns = batch.num_columns();
+            buffered.bytes += batch_memory(&batch);
             buffered.batches.push(batch);
             buffered.last_block = block.seq;
             // Input out of time order gives every partition a few rows per
-            // block; each small batch costs more in array headers than in
-            // data, so they are merged as they pile up.
+            // block; such small batches cost more in array headers than in
+            // data, so they are merged as they pile up. Input in time order
+            // gives large batches, left alone: encoding merges them anyway.
+            let headers = buffered.batches.len() * columns * ARRAY_HEADER_BYTES;
             if buffered.batches.len() >= COALESCE_BATCHES
+                && headers * HEADER_SHARE_TO_MERGE >= buffered.bytes
                 && let Ok(merged) =
                     arrow::compute::concat_batches(&buffered.batches[0].schema(), &buffered.batches)
             {
+                buffered.bytes = batch_memory(&merged);
                 buffered.batches = vec![merged];
             }
-            buffered.bytes = buffered.batches.iter().map(batch_memory).sum();
             self.chunk.buffered = self.chunk.buffered + buffered.bytes - before;
             if buffered.bytes >= self.options.partition_limit() {
                 self.write_out(&key);
@@ -539,6 +549,7 @@ impl<O: Observer> Run<O> {
             self.raw_done + self.raw_bytes.load(Ordering::Relaxed),
             self.events,
         );
+        block.buffer
     }
 
     /// Hands a partition's buffered events to the workers to encode.

@@ -58,7 +58,6 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// SHA-256 of a file's bytes, streamed.
 /// SHA-256 of a file's bytes, streamed, and how many bytes it covers.
 pub(crate) fn hash_file(path: &std::path::Path) -> io::Result<(String, u64)> {
     let mut file = File::open(path)?;

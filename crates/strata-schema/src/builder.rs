@@ -34,27 +34,74 @@ impl Default for EventBatchBuilder {
     }
 }
 
+/// What one column's values of a set of events take: text bytes (map keys'
+/// bytes for `attrs`), and for `attrs` the entries and their values' bytes.
+#[derive(Debug, Default, Clone, Copy)]
+struct ColumnSize {
+    text_bytes: usize,
+    entries: usize,
+    value_bytes: usize,
+}
+
 impl EventBatchBuilder {
     /// An empty builder.
     pub fn new() -> Self {
+        Self::with_capacity(0, &[])
+    }
+
+    /// The batch of `events`, in order, stamped with `ingested_at`, each
+    /// buffer allocated once at its final size: no growth and no copy on
+    /// the way, and no unused capacity kept in the batch.
+    pub fn batch_of(events: &[&Event], ingested_at: i64) -> Result<RecordBatch, ArrowError> {
+        let mut sizes = vec![ColumnSize::default(); contract().fields.len()];
+        for event in events {
+            for (size, value) in sizes.iter_mut().zip(&event.values) {
+                match value {
+                    Value::Text(text) => size.text_bytes += text.len(),
+                    Value::Attrs(entries) => {
+                        size.entries += entries.len();
+                        for (key, value) in entries {
+                            size.text_bytes += key.len();
+                            size.value_bytes += value.len();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut builder = Self::with_capacity(events.len(), &sizes);
+        for event in events {
+            builder.append(event);
+        }
+        builder.finish(ingested_at)
+    }
+
+    /// A builder with room for `rows` events whose columns take `sizes`
+    /// (missing sizes count as empty).
+    fn with_capacity(rows: usize, sizes: &[ColumnSize]) -> Self {
         let columns = contract()
             .fields
             .iter()
-            .map(|f| match f.kind {
-                _ if f.system => Column::System,
-                FieldKind::Timestamp => {
-                    Column::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            .enumerate()
+            .map(|(i, f)| {
+                let size = sizes.get(i).copied().unwrap_or_default();
+                match f.kind {
+                    _ if f.system => Column::System,
+                    FieldKind::Timestamp => Column::Timestamp(
+                        TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+                    ),
+                    FieldKind::Tenant | FieldKind::Enum | FieldKind::String | FieldKind::Ip => {
+                        Column::Text(StringBuilder::with_capacity(rows, size.text_bytes))
+                    }
+                    FieldKind::Uint64 => Column::UInt(UInt64Builder::with_capacity(rows)),
+                    FieldKind::Float64 => Column::Float(Float64Builder::with_capacity(rows)),
+                    FieldKind::Attrs => Column::Attrs(Box::new(MapBuilder::with_capacity(
+                        None,
+                        StringBuilder::with_capacity(size.entries, size.text_bytes),
+                        StringBuilder::with_capacity(size.entries, size.value_bytes),
+                        rows,
+                    ))),
                 }
-                FieldKind::Tenant | FieldKind::Enum | FieldKind::String | FieldKind::Ip => {
-                    Column::Text(StringBuilder::new())
-                }
-                FieldKind::Uint64 => Column::UInt(UInt64Builder::new()),
-                FieldKind::Float64 => Column::Float(Float64Builder::new()),
-                FieldKind::Attrs => Column::Attrs(Box::new(MapBuilder::new(
-                    None,
-                    StringBuilder::new(),
-                    StringBuilder::new(),
-                ))),
             })
             .collect();
         Self { columns, rows: 0 }
@@ -160,5 +207,44 @@ mod tests {
         assert_eq!(attrs.value(0).len(), 1);
         assert!(attrs.is_null(1));
         assert!(builder.is_empty());
+    }
+
+    #[test]
+    fn a_batch_built_at_its_final_size_holds_the_same_rows_and_no_spare_room() {
+        let lines = [
+            r#"{"ts":"2025-01-01T00:00:00Z","tenant":"acme","family":"access","action":"login","user":"u1","message":"hello there","attrs":{"k":"v","long key":"long value"}}"#,
+            r#"{"ts":1000,"tenant":"b","family":"technical","action":"error","severity":"error","duration_ms":2.5}"#,
+            r#"{"ts":2000,"tenant":"b","family":"data_usage","action":"export","bytes":7,"shift":"night","attrs":{}}"#,
+        ];
+        let events: Vec<Event> = (0..40)
+            .flat_map(|_| lines)
+            .map(|l| parse_line(l.as_bytes()).unwrap())
+            .collect();
+        let mut builder = EventBatchBuilder::new();
+        events.iter().for_each(|e| builder.append(e));
+        let grown = builder.finish(5).unwrap();
+        let sized = EventBatchBuilder::batch_of(&events.iter().collect::<Vec<_>>(), 5).unwrap();
+        assert_eq!(sized, grown);
+        // Room beyond what each text column holds, past MutableBuffer's
+        // 64-byte rounding: none at the final size, some after growing.
+        let spare = |batch: &RecordBatch| -> usize {
+            let texts = batch
+                .columns()
+                .iter()
+                .filter_map(|c| c.as_string_opt::<i32>());
+            texts
+                .map(|text| {
+                    let values = text.values();
+                    values
+                        .capacity()
+                        .saturating_sub(values.len().next_multiple_of(64))
+                })
+                .sum()
+        };
+        assert_eq!(spare(&sized), 0);
+        assert!(
+            spare(&grown) > 0,
+            "the growing builder should over-allocate here"
+        );
     }
 }

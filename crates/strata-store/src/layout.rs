@@ -29,13 +29,19 @@ pub struct PartitionKey {
 impl PartitionKey {
     /// The partition of an event at `ts_micros` (UTC).
     pub fn of(tenant: &str, family: Family, ts_micros: i64) -> PartitionKey {
-        let t = DateTime::<Utc>::from_timestamp_micros(ts_micros).expect("validated timestamp");
+        let (year, month) = Self::month_of(ts_micros);
         PartitionKey {
             tenant: tenant.to_string(),
             family,
-            year: t.year(),
-            month: t.month(),
+            year,
+            month,
         }
+    }
+
+    /// The UTC year and month (1 to 12) of `ts_micros`.
+    pub fn month_of(ts_micros: i64) -> (i32, u32) {
+        let t = DateTime::<Utc>::from_timestamp_micros(ts_micros).expect("validated timestamp");
+        (t.year(), t.month())
     }
 
     /// The partition a catalogued file belongs to.
