@@ -130,8 +130,13 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let rest = &self.text.as_bytes()[self.pos..];
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] == b'\\' || rest[..end].iter().any(|&b| b < 0x20) {
+        // One pass for the closing quote and what would stop the fast path
+        // (an escape or a control character): values are short, so a plain
+        // loop beats a SIMD search followed by a second pass.
+        let end = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[end] != b'"' {
             return None;
         }
         let start = self.pos;
