@@ -8,43 +8,19 @@
 //! `cargo test` it ingests a small generated input both ways and checks
 //! that both archives hold every event.
 
+#[path = "../tests/common/s3_server.rs"]
+mod s3_server;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
+use s3_server::start_s3;
 
 const BUCKET: &str = "bench";
 const KEY: &str = "strata-bench-key";
 const SECRET: &str = "strata-bench-secret";
-
-/// Serves `root` (one folder per bucket) as S3 on a free loopback port.
-async fn start_s3(root: &Path) -> SocketAddr {
-    let mut builder = S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).expect("s3s-fs root"));
-    builder.set_auth(SimpleAuth::from_single(KEY, SECRET));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(conn);
-        }
-    });
-    addr
-}
 
 /// The strata binary cargo built with this bench (release under `cargo bench`).
 const STRATA: &str = env!("CARGO_BIN_EXE_strata");
@@ -61,7 +37,7 @@ impl Setup {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("s3").join(BUCKET)).expect("bucket");
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let addr = runtime.block_on(start_s3(&dir.path().join("s3")));
+        let addr = runtime.block_on(start_s3(&dir.path().join("s3"), KEY, SECRET));
         Setup {
             dir,
             addr,

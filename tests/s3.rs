@@ -3,41 +3,19 @@
 
 mod common;
 
+#[path = "common/s3_server.rs"]
+mod s3_server;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
+use s3_server::start_s3;
 
 const BUCKET: &str = "audit-logs";
 const KEY: &str = "strata-test-key";
 const SECRET: &str = "strata-test-secret";
-
-/// Serves `root` (one folder per bucket) as S3 on a free loopback port.
-async fn start_s3(root: &Path) -> SocketAddr {
-    let mut builder = S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
-    builder.set_auth(SimpleAuth::from_single(KEY, SECRET));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(conn);
-        }
-    });
-    addr
-}
 
 fn on_s3(addr: SocketAddr) -> Command {
     let mut cmd = strata(Path::new("unused"));
@@ -61,7 +39,7 @@ async fn ingest_and_query_through_a_real_s3_server() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("s3");
     std::fs::create_dir_all(root.join(BUCKET)).unwrap();
-    let addr = start_s3(&root).await;
+    let addr = start_s3(&root, KEY, SECRET).await;
 
     let input = dir.path().join("events.ndjson.zst");
     generate(
