@@ -8,7 +8,7 @@ use std::io::{self, BufRead, Read};
 
 use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
-use strata_schema::{Event, EventBatchBuilder, Family, parse_line};
+use strata_schema::{Event, EventBatchBuilder, parse_line};
 use strata_store::PartitionKey;
 
 /// Whole lines of one input, numbered.
@@ -163,27 +163,26 @@ pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowE
         }
         line_no += 1;
     }
-    // Partitions by tenant, family and month, without building a key (and
-    // copying the tenant) per event.
-    let mut slots: HashMap<(&str, Family, (i32, u32)), usize> = HashMap::new();
-    let mut groups: Vec<(PartitionKey, Vec<&Event>)> = Vec::new();
+    // Events grouped by tenant, family and month, without building a key
+    // (and copying the tenant) per event.
+    let mut groups: HashMap<_, Vec<&Event>> = HashMap::new();
     for event in &events {
         let month = PartitionKey::month_of(event.ts);
-        let slot = *slots
+        groups
             .entry((&event.tenant, event.family, month))
-            .or_insert_with(|| {
-                let key = PartitionKey::of(&event.tenant, event.family, event.ts);
-                groups.push((key, Vec::new()));
-                groups.len() - 1
-            });
-        groups[slot].1.push(event);
+            .or_default()
+            .push(event);
     }
     let partitions = groups
-        .into_iter()
-        .map(|(key, events)| Ok((key, EventBatchBuilder::batch_of(&events, ingested_at)?)))
+        .into_values()
+        .map(|events| {
+            let first = events[0];
+            let key = PartitionKey::of(&first.tenant, first.family, first.ts);
+            Ok((key, EventBatchBuilder::batch_of(&events, ingested_at)?))
+        })
         .collect::<Result<_, ArrowError>>()?;
     let accepted = events.len() as u64;
-    drop(events);
+    drop(events); // they borrow from the block's bytes, handed back below
     let mut buffer = block.bytes;
     let bytes = buffer.len() as u64;
     buffer.clear();
