@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::block::{BlockReader, ParsedBlock};
 use crate::encode::ZSTD_LEVEL_DEFAULT;
-use crate::input::{Input, hash_file, open_lines};
+use crate::input::{ContentId, Input, hash_file, is_sha256_id, open_lines};
 use crate::pool::{Done, Job, Pool};
 
 /// Bytes of input per parse job (less when commits are closer together).
@@ -366,17 +366,23 @@ impl<O: Observer> Run<O> {
             path: path.clone(),
             source,
         };
-        let (id, hashed_len) = match input {
-            Input::File(p) => hash_file(p).map_err(read_err)?,
-            Input::Stdin => (format!("stdin-{:016x}", rand::random::<u64>()), u64::MAX),
-        };
         let mut snapshot = self.handle.block_on(self.archive.catalog.load())?;
-        let mut progress = snapshot
-            .sources
-            .get(&id)
-            .cloned()
+        let content = match input {
+            Input::File(p) => {
+                let legacy = snapshot.sources.keys().any(|id| is_sha256_id(id));
+                hash_file(p, legacy).map_err(read_err)?
+            }
+            Input::Stdin => ContentId {
+                id: format!("stdin-{:016x}", rand::random::<u64>()),
+                sha256: None,
+                len: u64::MAX,
+            },
+        };
+        let known = |id: &String| snapshot.sources.get(id).cloned();
+        let mut progress = known(&content.id)
+            .or_else(|| content.sha256.as_ref().and_then(known))
             .unwrap_or(SourceProgress {
-                id: id.clone(),
+                id: content.id.clone(),
                 path: path.clone(),
                 lines: 0,
                 rejected: 0,
@@ -385,7 +391,7 @@ impl<O: Observer> Run<O> {
             });
         let mut source = SourceReport {
             path: path.clone(),
-            id: id.clone(),
+            id: progress.id.clone(),
             status: match progress.lines {
                 _ if progress.complete => SourceStatus::AlreadyComplete,
                 0 => SourceStatus::Ingested,
@@ -403,7 +409,8 @@ impl<O: Observer> Run<O> {
         let totals_before = progress.clone();
 
         self.raw_bytes.store(0, Ordering::Relaxed);
-        let mut reader = open_lines(input, hashed_len, self.raw_bytes.clone()).map_err(read_err)?;
+        let mut reader =
+            open_lines(input, content.len, self.raw_bytes.clone()).map_err(read_err)?;
         let mut line = Vec::new();
         for _ in 0..progress.lines {
             line.clear(); // committed by an earlier run
@@ -736,5 +743,55 @@ mod tests {
             assert!(ts.is_sorted(), "{} is sorted by ts", file.path);
             assert_eq!((ts[0], ts[ts.len() - 1]), (file.min_ts, file.max_ts));
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_recorded_under_its_sha256_by_an_older_strata_resumes_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = shuffled_input(dir.path(), 1_000);
+        let archive = open_archive(
+            &dir.path().join("archive").to_string_lossy(),
+            Missing::Create,
+        )
+        .unwrap();
+        // What a strata from before BLAKE3 identities left after committing
+        // the first 400 lines (with no files, which this test does not need).
+        let legacy_id = strata_store::sha256_hex(&std::fs::read(&input).unwrap());
+        let mut snapshot = archive.catalog.load().await.unwrap();
+        let earlier = SourceProgress {
+            id: legacy_id.clone(),
+            path: input.display().to_string(),
+            lines: 400,
+            rejected: 0,
+            accepted: 400,
+            complete: false,
+        };
+        let draft = Draft {
+            operation: "ingest".into(),
+            actor: "older strata".into(),
+            sources: vec![(earlier, 0)],
+            ..Default::default()
+        };
+        archive.catalog.commit(&mut snapshot, draft).await.unwrap();
+
+        let ingest_again = || {
+            ingest(
+                &archive,
+                vec![Input::File(input.clone())],
+                IngestOptions::default(),
+                (),
+            )
+        };
+        let (report, ()) = ingest_again().await.unwrap();
+        assert_eq!(report.sources[0].status, SourceStatus::Resumed(400));
+        assert_eq!(report.sources[0].id, legacy_id);
+        assert_eq!(report.accepted(), 600, "only the lines after the commit");
+        let snapshot = archive.catalog.load().await.unwrap();
+        assert_eq!(snapshot.sources.len(), 1, "no second record under BLAKE3");
+        assert!(snapshot.sources[&legacy_id].complete);
+
+        let (report, ()) = ingest_again().await.unwrap();
+        assert_eq!(report.sources[0].status, SourceStatus::AlreadyComplete);
+        assert_eq!(report.accepted(), 0);
     }
 }

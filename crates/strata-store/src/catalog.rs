@@ -115,7 +115,9 @@ pub struct FileMeta {
 /// How far one input has been committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceProgress {
-    /// SHA-256 of the input's bytes as stored (compressed or not).
+    /// The input's identity: `blake3:` and the BLAKE3 hash of its bytes as
+    /// stored (compressed or not); a bare hex SHA-256 in catalogs written
+    /// before BLAKE3; `stdin-` and a random number for standard input.
     pub id: String,
     /// The input's path when it was ingested.
     pub path: String,
