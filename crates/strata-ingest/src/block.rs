@@ -3,7 +3,6 @@
 //! parallel; their line numbers are known before parsing, so a rejected
 //! line is reported with its exact number whichever thread parsed it.
 
-use std::collections::HashMap;
 use std::io::{self, BufRead, Read};
 
 use arrow::array::RecordBatch;
@@ -164,8 +163,9 @@ pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowE
         line_no += 1;
     }
     // Events grouped by tenant, family and month, without building a key
-    // (and copying the tenant) per event.
-    let mut groups: HashMap<_, Vec<&Event>> = HashMap::new();
+    // (and copying the tenant) per event. foldhash rather than the default
+    // SipHash: this is a lookup per event, and its seed is random as well.
+    let mut groups: foldhash::HashMap<_, Vec<&Event>> = foldhash::HashMap::default();
     for event in &events {
         let month = PartitionKey::month_of(event.ts);
         groups
