@@ -36,7 +36,6 @@ fn ndjson(order: TimeOrder) -> Vec<u8> {
 fn block(bytes: &[u8]) -> Block {
     Block {
         seq: 0,
-        first_line: 1,
         bytes: bytes.to_vec(),
     }
 }

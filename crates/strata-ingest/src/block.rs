@@ -1,7 +1,10 @@
 //! Input cut into blocks of whole lines, and a block parsed into one record
 //! batch per partition. Blocks are what the ingest's worker threads parse in
-//! parallel; their line numbers are known before parsing, so a rejected
-//! line is reported with its exact number whichever thread parsed it.
+//! parallel. A parsed block places its rejected lines within itself; the
+//! ingest takes blocks back in input order and so knows where each block
+//! starts, which gives every rejected line its exact number in the input
+//! whichever thread parsed it (and spares the reading thread a count of
+//! every block's lines).
 
 use std::io::{self, BufRead, Read};
 
@@ -10,22 +13,12 @@ use arrow::error::ArrowError;
 use strata_schema::{Event, EventBatchBuilder, parse_line};
 use strata_store::PartitionKey;
 
-/// Whole lines of one input, numbered.
+/// Whole lines of one input.
 pub struct Block {
     /// Position in the input, from 0.
     pub seq: u64,
-    /// 1-based number of the block's first line.
-    pub first_line: u64,
     /// The lines, each ending in `\n` except perhaps the input's last.
     pub bytes: Vec<u8>,
-}
-
-impl Block {
-    /// How many lines the block holds (a last line without `\n` counts).
-    pub fn lines(&self) -> u64 {
-        let newlines = memchr::memchr_iter(b'\n', &self.bytes).count() as u64;
-        newlines + u64::from(self.bytes.last().is_some_and(|b| *b != b'\n'))
-    }
 }
 
 /// Room for the line that crosses a block's `size`, reserved with the
@@ -43,20 +36,17 @@ pub struct BlockReader<R> {
     /// blocks were ever in flight at once.
     spare: Vec<Vec<u8>>,
     next_seq: u64,
-    next_line: u64,
 }
 
 impl<R: BufRead> BlockReader<R> {
-    /// Reads `reader` in blocks of at least `size` bytes; its first line
-    /// is line `first_line`.
-    pub fn new(reader: R, size: usize, first_line: u64) -> Self {
+    /// Reads `reader` in blocks of at least `size` bytes.
+    pub fn new(reader: R, size: usize) -> Self {
         BlockReader {
             reader,
             size: size.max(1),
             carry: Vec::new(),
             spare: Vec::new(),
             next_seq: 0,
-            next_line: first_line,
         }
     }
 
@@ -94,18 +84,16 @@ impl<R: BufRead> BlockReader<R> {
         bytes.truncate(complete);
         let block = Block {
             seq: self.next_seq,
-            first_line: self.next_line,
             bytes,
         };
         self.next_seq += 1;
-        self.next_line += block.lines();
         Ok(Some(block))
     }
 }
 
 /// A line that broke the event contract, found while parsing a block.
 pub struct BadLine {
-    /// 1-based line number in the input.
+    /// Position of the line in its block, from 0.
     pub line: u64,
     /// Why it was rejected.
     pub reason: String,
@@ -117,9 +105,7 @@ pub struct BadLine {
 pub struct ParsedBlock {
     /// The block's position in the input.
     pub seq: u64,
-    /// Number of the block's last line.
-    pub last_line: u64,
-    /// Lines in the block.
+    /// Lines in the block (a last line without `\n` counts).
     pub lines: u64,
     /// Bytes of the block.
     pub bytes: u64,
@@ -143,7 +129,7 @@ pub struct ParsedBlock {
 pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowError> {
     let mut events = Vec::new();
     let mut rejected = Vec::new();
-    let mut line_no = block.first_line;
+    let mut line_no = 0;
     let body = block.bytes.strip_suffix(b"\n").unwrap_or(&block.bytes);
     let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
     let mut start = 0;
@@ -188,8 +174,7 @@ pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowE
     buffer.clear();
     Ok(ParsedBlock {
         seq: block.seq,
-        last_line: line_no - 1,
-        lines: line_no - block.first_line,
+        lines: line_no,
         bytes,
         accepted,
         rejected,
@@ -205,7 +190,7 @@ mod tests {
     /// The blocks of `text`, each block's buffer handed back for reuse
     /// (after copying it out) as the ingest does.
     fn blocks(text: &str, size: usize) -> Vec<Block> {
-        let mut reader = BlockReader::new(text.as_bytes(), size, 1);
+        let mut reader = BlockReader::new(text.as_bytes(), size);
         let mut out = Vec::new();
         while let Some(block) = reader.next_block().unwrap() {
             out.push(Block {
@@ -218,16 +203,14 @@ mod tests {
     }
 
     #[test]
-    fn blocks_hold_whole_lines_and_number_them() {
+    fn blocks_hold_whole_lines_in_order() {
         let text = "aaaa\nbb\n\ncccccccccccc\nd";
         for size in [1, 3, 5, 8, 100] {
             let got = blocks(text, size);
             let joined: Vec<u8> = got.iter().flat_map(|b| b.bytes.clone()).collect();
             assert_eq!(joined, text.as_bytes(), "size {size}");
-            let mut line = 1;
             for (i, block) in got.iter().enumerate() {
                 assert_eq!(block.seq, i as u64);
-                assert_eq!(block.first_line, line, "size {size}");
                 if i < got.len() - 1 {
                     assert!(
                         block.bytes.ends_with(b"\n"),
@@ -235,15 +218,13 @@ mod tests {
                     );
                     assert!(block.bytes.len() >= size, "size {size}: block {i} is short");
                 }
-                line += block.lines();
             }
-            assert_eq!(line - 1, 5, "size {size}: five lines in all");
         }
         assert!(blocks("", 4).is_empty());
     }
 
     #[test]
-    fn parsing_reports_bad_lines_by_input_line_number() {
+    fn parsing_counts_lines_and_places_bad_ones_in_the_block() {
         let good = |ts: &str, tenant: &str| {
             format!(r#"{{"ts":"{ts}","tenant":"{tenant}","family":"access","action":"login"}}"#)
         };
@@ -255,14 +236,13 @@ mod tests {
         );
         let block = Block {
             seq: 3,
-            first_line: 10,
             bytes: text.into_bytes(),
         };
         let parsed = parse_block(block, 7).unwrap();
-        assert_eq!((parsed.seq, parsed.lines, parsed.last_line), (3, 5, 14));
+        assert_eq!((parsed.seq, parsed.lines), (3, 5));
         assert_eq!(parsed.accepted, 3);
         assert_eq!(parsed.rejected.len(), 1);
-        assert_eq!(parsed.rejected[0].line, 12);
+        assert_eq!(parsed.rejected[0].line, 2, "the third line");
         assert_eq!(parsed.rejected[0].text, "{not json");
         let mut months: Vec<_> = parsed
             .partitions

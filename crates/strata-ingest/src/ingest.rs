@@ -419,7 +419,7 @@ impl<O: Observer> Run<O> {
             }
         }
         let mut line_no = progress.lines;
-        let mut blocks = BlockReader::new(reader, self.options.block_bytes(), line_no + 1);
+        let mut blocks = BlockReader::new(reader, self.options.block_bytes());
         let mut end_of_input = false;
         loop {
             while !end_of_input && self.may_read() {
@@ -437,8 +437,9 @@ impl<O: Observer> Run<O> {
             self.receive()?;
             while let Some(block) = self.chunk.early.remove(&self.chunk.next_block) {
                 self.chunk.next_block += 1;
-                line_no = block.last_line;
-                blocks.recycle(self.apply(block, &mut source));
+                let first_line = line_no + 1;
+                line_no += block.lines;
+                blocks.recycle(self.apply(block, first_line, &mut source));
                 if self.chunk.input_bytes >= self.options.chunk_bytes {
                     let next = advanced(&totals_before, &source, line_no, false);
                     self.commit_chunk(&mut snapshot, &mut progress, next)?;
@@ -490,9 +491,9 @@ impl<O: Observer> Run<O> {
         Ok(())
     }
 
-    /// Takes a parsed block (the next in input order) into the buffers;
-    /// returns the block's emptied line buffer.
-    fn apply(&mut self, block: ParsedBlock, source: &mut SourceReport) -> Vec<u8> {
+    /// Takes a parsed block (the next in input order, starting at line
+    /// `first_line`) into the buffers; returns the block's emptied line buffer.
+    fn apply(&mut self, block: ParsedBlock, first_line: u64, source: &mut SourceReport) -> Vec<u8> {
         self.report.input_bytes += block.bytes;
         self.chunk.input_bytes += block.bytes;
         source.lines += block.lines;
@@ -502,7 +503,7 @@ impl<O: Observer> Run<O> {
         for bad in block.rejected {
             self.observer.rejected(&Reject {
                 source: source.path.clone(),
-                line: bad.line,
+                line: first_line + bad.line,
                 reason: bad.reason,
                 text: bad.text,
             });
@@ -793,5 +794,44 @@ mod tests {
         let (report, ()) = ingest_again().await.unwrap();
         assert_eq!(report.sources[0].status, SourceStatus::AlreadyComplete);
         assert_eq!(report.accepted(), 0);
+    }
+
+    /// Collects the line numbers of rejected lines.
+    impl Observer for Vec<u64> {
+        fn rejected(&mut self, reject: &Reject) {
+            self.push(reject.line);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rejected_lines_get_their_input_line_numbers_whichever_block_held_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = shuffled_input(dir.path(), 20_000);
+        let bad: Vec<u64> = (1..=20_000).filter(|n| n % 1_013 == 7).collect();
+        let text = std::fs::read_to_string(&input).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .zip(1..)
+            .map(|(line, n)| if bad.contains(&n) { "{not json" } else { line })
+            .collect();
+        std::fs::write(&input, lines.join("\n")).unwrap();
+        let archive = open_archive(
+            &dir.path().join("archive").to_string_lossy(),
+            Missing::Create,
+        )
+        .unwrap();
+        // A small budget gives small blocks: the input spans dozens of them.
+        let options = IngestOptions {
+            memory_bytes: 1 << 20,
+            threads: 2,
+            ..Default::default()
+        };
+        assert!(options.block_bytes() * 20 < text.len());
+        let (report, rejected) = ingest(&archive, vec![Input::File(input)], options, Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(rejected, bad);
+        assert_eq!(report.sources[0].lines, 20_000);
+        assert_eq!(report.accepted(), 20_000 - bad.len() as u64);
     }
 }
