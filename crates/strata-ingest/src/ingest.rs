@@ -668,6 +668,11 @@ mod tests {
     use super::*;
     use strata_store::{Missing, open_archive};
 
+    /// A new archive in `dir/archive`.
+    fn new_archive(dir: &std::path::Path) -> Archive {
+        open_archive(&dir.join("archive").to_string_lossy(), Missing::Create).unwrap()
+    }
+
     /// `events` lines over four tenants and the twelve months of 2025, in
     /// a scrambled time order.
     fn shuffled_input(dir: &std::path::Path, events: u64) -> std::path::PathBuf {
@@ -690,11 +695,7 @@ mod tests {
     async fn a_tiny_budget_writes_partitions_early_and_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let input = shuffled_input(dir.path(), 20_000);
-        let archive = open_archive(
-            &dir.path().join("archive").to_string_lossy(),
-            Missing::Create,
-        )
-        .unwrap();
+        let archive = new_archive(dir.path());
         let options = IngestOptions {
             memory_bytes: 1 << 20,
             chunk_bytes: 1 << 30,
@@ -750,11 +751,7 @@ mod tests {
     async fn a_source_recorded_under_its_sha256_by_an_older_strata_resumes_under_it() {
         let dir = tempfile::tempdir().unwrap();
         let input = shuffled_input(dir.path(), 1_000);
-        let archive = open_archive(
-            &dir.path().join("archive").to_string_lossy(),
-            Missing::Create,
-        )
-        .unwrap();
+        let archive = new_archive(dir.path());
         // What a strata from before BLAKE3 identities left after committing
         // the first 400 lines (with no files, which this test does not need).
         let legacy_id = strata_store::sha256_hex(&std::fs::read(&input).unwrap());
@@ -815,11 +812,7 @@ mod tests {
             .map(|(line, n)| if bad.contains(&n) { "{not json" } else { line })
             .collect();
         std::fs::write(&input, lines.join("\n")).unwrap();
-        let archive = open_archive(
-            &dir.path().join("archive").to_string_lossy(),
-            Missing::Create,
-        )
-        .unwrap();
+        let archive = new_archive(dir.path());
         // A small budget gives small blocks: the input spans dozens of them.
         let options = IngestOptions {
             memory_bytes: 1 << 20,
