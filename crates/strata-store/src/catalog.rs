@@ -483,12 +483,28 @@ impl Catalog {
     }
 
     /// Loads the current state: the newest snapshot plus the entries after it.
+    ///
+    /// A catalog that signs ([`Catalog::with_seal`]) also signs the head when
+    /// it has no checkpoint: a writer stopped between storing its entry and
+    /// signing it, and rerunning that writer may leave nothing to commit (the
+    /// next commit's checkpoint would have covered the entry all the same).
     pub async fn load(&self) -> Result<Snapshot, CatalogError> {
         let mut snapshot = self
             .latest_snapshot()
             .await?
             .unwrap_or_else(Snapshot::empty);
         self.refresh(&mut snapshot).await?;
+        if self.seal.is_some()
+            && snapshot.seq > 0
+            && self.get(&checkpoint_path(snapshot.seq)).await?.is_none()
+        {
+            self.seal(&snapshot)
+                .await
+                .map_err(|source| CatalogError::Seal {
+                    seq: snapshot.seq,
+                    source,
+                })?;
+        }
         Ok(snapshot)
     }
 
@@ -770,6 +786,39 @@ mod tests {
         // A reload from the snapshot at 4 plus entry 5 has the same tree.
         let loaded = catalog.load().await.unwrap();
         assert_eq!(loaded.checkpoint(), snap.checkpoint());
+    }
+
+    #[tokio::test]
+    async fn a_signing_writer_signs_a_head_left_unsigned_by_a_crash() {
+        let store = Arc::new(InMemory::new());
+        let key = SigningKey::generate("strata/test").unwrap();
+        let verifier = key.verifier();
+        // A writer stopped after storing entry 1, before signing it: the
+        // same as committing without a key.
+        let unsigned = Catalog::new(store.clone());
+        let mut snap = unsigned.load().await.unwrap();
+        unsigned.commit(&mut snap, add(&["a"])).await.unwrap();
+        assert!(
+            get_if_exists(&*store, &checkpoint_path(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Reading without a key signs nothing.
+        unsigned.load().await.unwrap();
+        assert!(
+            get_if_exists(&*store, &checkpoint_path(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let signing = Catalog::new(store.clone()).with_seal(key, None);
+        let loaded = signing.load().await.unwrap();
+        let checkpoint =
+            Checkpoint::open(&read(&*store, &checkpoint_path(1)).await, &verifier).unwrap();
+        assert_eq!(checkpoint.size, 1);
+        assert_eq!(checkpoint.root, loaded.checkpoint().root);
     }
 
     #[tokio::test]
