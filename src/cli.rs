@@ -376,13 +376,13 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     /// Tenant whose marks to withdraw.
-    #[arg(long)]
+    #[arg(long, value_parser = tenant_name)]
     pub tenant: String,
     /// Only this family.
-    #[arg(long)]
+    #[arg(long, value_parser = family_name)]
     pub family: Option<String>,
     /// Only this month (YYYY-MM).
-    #[arg(long)]
+    #[arg(long, value_parser = month_name)]
     pub month: Option<String>,
     /// Why (recorded).
     #[arg(long)]
@@ -421,10 +421,10 @@ Examples:
 #[derive(Debug, Args)]
 pub struct HoldAddArgs {
     /// The tenant to hold.
-    #[arg(long)]
+    #[arg(long, value_parser = tenant_name)]
     pub tenant: String,
     /// Only this family.
-    #[arg(long)]
+    #[arg(long, value_parser = family_name)]
     pub family: Option<String>,
     /// First day covered (YYYY-MM-DD).
     #[arg(long)]
@@ -447,14 +447,14 @@ pub enum KeysCommand {
     #[command(after_help = "Example:\n  strata keys rotate --tenant acme-health")]
     Rotate {
         /// The tenant.
-        #[arg(long)]
+        #[arg(long, value_parser = tenant_name)]
         tenant: String,
     },
     /// Crypto-shred a tenant (GDPR erasure): destroy its master keys after the grace period.
     #[command(after_help = SHRED_EXAMPLES)]
     Shred {
         /// The tenant.
-        #[arg(long)]
+        #[arg(long, value_parser = tenant_name)]
         tenant: String,
         /// Why (the erasure request), recorded.
         #[arg(long)]
@@ -540,4 +540,43 @@ pub struct DemoArgs {
     /// Number of events to generate.
     #[arg(long, short = 'n', default_value_t = 200_000)]
     pub events: u64,
+}
+
+/// A tenant name as the event contract allows it: a name that could never be
+/// ingested would make a hold, key or cancellation that covers nothing.
+fn tenant_name(name: &str) -> Result<String, String> {
+    if strata_schema::valid_tenant(name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "`{name}` is not a tenant name: tenants are 1 to 64 characters of a-z, 0-9, `.`, `_` \
+             and `-`, starting with a letter or digit (lowercase, as in events)"
+        ))
+    }
+}
+
+/// One of the contract's families.
+fn family_name(name: &str) -> Result<String, String> {
+    strata_schema::Family::parse(name)
+        .map(|f| f.as_str().to_string())
+        .ok_or_else(|| {
+            let all: Vec<&str> = strata_schema::Family::ALL
+                .iter()
+                .map(|f| f.as_str())
+                .collect();
+            format!("`{name}` is not a family: use one of {}", all.join(", "))
+        })
+}
+
+/// A partition month, `YYYY-MM`.
+fn month_name(month: &str) -> Result<String, String> {
+    let valid = month.len() == 7
+        && chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_ok();
+    if valid {
+        Ok(month.to_string())
+    } else {
+        Err(format!(
+            "`{month}` is not a month: write YYYY-MM, e.g. 2025-03"
+        ))
+    }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use clap::Parser;
 
-use cli::{Cli, Command, KeysCommand};
+use cli::{Cli, Command, HoldCommand, KeysCommand, PolicyCommand, RetentionCommand};
 use strata_keys::Keyring;
 use strata_keys::envelope::{KeyProvider, LocalKeys};
 use strata_store::{Archive, Missing};
@@ -116,7 +116,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             reason,
             now,
         }) => retention::shred(&sealed(Missing::Fail)?, &tenant, &reason, now.as_deref()).await,
+        // Commands that only read never sign: a signature vouches for what
+        // its signer wrote, and they write nothing.
+        Command::Retention(
+            command @ (RetentionCommand::Plan(_)
+            | RetentionCommand::Policy(PolicyCommand::Show | PolicyCommand::Presets)),
+        ) => retention::run(&archive(Missing::Fail)?, command).await,
         Command::Retention(command) => retention::run(&sealed(Missing::Fail)?, command).await,
+        Command::Hold(HoldCommand::List) => {
+            retention::hold(&archive(Missing::Fail)?, HoldCommand::List).await
+        }
         Command::Hold(command) => retention::hold(&sealed(Missing::Fail)?, command).await,
         Command::Status => sql::status(&archive(Missing::Fail)?).await,
         Command::Gen(args) => demo::generate(args),

@@ -172,6 +172,9 @@ async fn run_once(archive: &Archive, args: RunArgs) -> anyhow::Result<()> {
 
 fn print_summary(report: &RunReport) {
     let Some(plan) = &report.plan else { return };
+    for refused in &report.shreds_refused {
+        println!("HELD    shred {refused}; no key was destroyed");
+    }
     println!(
         "{} actions in {} commits ({} objects deleted, {} written to cold stores, {} tenants shredded); {} blocked by legal holds",
         plan.actions.len(),

@@ -133,3 +133,52 @@ fn subcommand_help_explains_options_with_examples() {
         }
     }
 }
+
+#[test]
+fn tenant_family_and_month_arguments_that_could_match_nothing_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["hold", "add", "--tenant", "Globex-Bank", "--reason", "x"],
+            "`Globex-Bank` is not a tenant name",
+        ),
+        (
+            &[
+                "hold", "add", "--tenant", "globex", "--family", "Access", "--reason", "x",
+            ],
+            "`Access` is not a family",
+        ),
+        (
+            &["keys", "rotate", "--tenant", "acme/../x"],
+            "`acme/../x` is not a tenant name",
+        ),
+        (
+            &["keys", "shred", "--tenant", "", "--reason", "x"],
+            "`` is not a tenant name",
+        ),
+        (
+            &[
+                "retention",
+                "cancel",
+                "--tenant",
+                "acme",
+                "--month",
+                "2025-13",
+                "--reason",
+                "x",
+            ],
+            "`2025-13` is not a month",
+        ),
+        (
+            &["retention", "cancel", "--tenant=-acme", "--reason", "x"],
+            "`-acme` is not a tenant name",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = common::run_expect(common::strata(&archive).args(*args), 2);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert!(!archive.exists(), "nothing was written");
+}

@@ -312,3 +312,60 @@ fn rotation_keeps_old_files_readable_and_shredding_erases_one_tenant() {
     }
     assert_intact(archive);
 }
+
+#[test]
+fn an_erasure_covers_files_ingested_after_it_was_scheduled() {
+    let fixture = fixture();
+    let archive = &fixture.archive;
+    run_ok(strata(archive).args(["retention", "run", "--quiet", "--now", NOW]));
+    run_ok(strata(archive).args([
+        "keys",
+        "shred",
+        "--tenant",
+        "initech-telecom",
+        "--reason",
+        "GDPR erasure 43",
+        "--now",
+        NOW,
+    ]));
+    // A new policy no longer encrypts, and late events of the tenant
+    // arrive in plaintext after the shred was scheduled.
+    let policy = fixture.dir.path().join("plain.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\ntenant = \"*\"\nfamily = \"*\"\npresets = [\"pci-dss-4\"]\n",
+    )
+    .unwrap();
+    run_ok(
+        strata(archive)
+            .args(["retention", "policy", "set"])
+            .arg(&policy),
+    );
+    let late = fixture.dir.path().join("late.ndjson");
+    let lines: String = (0..20)
+        .map(|i| {
+            format!(
+                "{{\"ts\":\"2025-11-{:02}T10:00:00Z\",\"tenant\":\"initech-telecom\",\"family\":\"access\",\"action\":\"login\",\"user\":\"late-{i}\"}}\n",
+                1 + i % 15
+            )
+        })
+        .collect();
+    std::fs::write(&late, lines).unwrap();
+    run_ok(strata(archive).args(["ingest", "--quiet"]).arg(&late));
+    let plaintext = "SELECT count(*) AS n FROM strata_files
+                     WHERE tenant = 'initech-telecom' AND key_version IS NULL";
+    assert!(count(archive, plaintext) > 0);
+
+    run_ok(strata(archive).args(["retention", "run", "--quiet", "--now", "2025-11-23"]));
+    assert_eq!(
+        count(archive, plaintext),
+        0,
+        "every file of the tenant is encrypted"
+    );
+    let destroyed = stderr_of(strata(archive).args([
+        "sql",
+        "SELECT count(*) FROM events WHERE \"user\" LIKE 'late-%'",
+    ]));
+    assert!(destroyed.contains("key destroyed"), "{destroyed}");
+    assert_intact(archive);
+}

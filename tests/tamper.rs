@@ -121,6 +121,17 @@ fn assert_single(archive: &Path, args: &[&str], code: &str, path: &str) -> Value
     report
 }
 
+/// Verifies `archive`, which must fail; returns the report and its `CHAIN_BROKEN` findings.
+fn chain_findings(archive: &Path) -> (Value, Vec<(String, String, Option<u64>)>) {
+    let (status, report) = verify(archive, &[]);
+    assert_eq!(status, 2, "{report:#}");
+    let chain = findings(&report)
+        .into_iter()
+        .filter(|f| f.0 == "CHAIN_BROKEN")
+        .collect();
+    (report, chain)
+}
+
 fn entry_name(seq: u64) -> String {
     format!("_strata/log/{seq:020}.json")
 }
@@ -237,6 +248,56 @@ fn tampered_data_files_are_named() {
 }
 
 #[test]
+fn commands_that_only_read_sign_nothing() {
+    let fixture = fixture();
+    let n = entries(&fixture.archive);
+    let (_dir, archive) = copy_of(&fixture.archive);
+    // An entry nobody vouched for: the head's checkpoint is gone (a forged
+    // entry appended with a correct prev looks the same).
+    std::fs::remove_file(archive.join(checkpoint_name(n))).unwrap();
+    for args in [
+        &["hold", "list"][..],
+        &["retention", "policy", "show"],
+        &["retention", "plan"],
+        &["status"],
+        &["sql", "SELECT count(*) FROM events"],
+    ] {
+        strata(&archive).args(args).output().unwrap();
+        assert!(
+            !archive.join(checkpoint_name(n)).exists(),
+            "`strata {}` signed the head",
+            args.join(" ")
+        );
+    }
+    assert_single(&archive, &[], "UNSEALED", &entry_name(n));
+}
+
+#[test]
+fn a_rewrite_refuses_a_source_edited_since_its_commit() {
+    let fixture = fixture();
+    // Two files of one partition: the second ingest did not compact.
+    let rows = query(
+        &fixture.archive,
+        "SELECT min(path) AS a, max(path) AS b FROM strata_files
+         GROUP BY tenant, family, month HAVING count(*) = 2 ORDER BY 1 LIMIT 1",
+    );
+    let (kept, edited) = (
+        rows[0]["a"].as_str().unwrap(),
+        rows[0]["b"].as_str().unwrap(),
+    );
+    let (_dir, archive) = copy_of(&fixture.archive);
+    // A readable edit: the partition's other file copied over this one
+    // (its rows twice). Merged, it would get a fresh hash and verify clean.
+    std::fs::copy(archive.join(kept), archive.join(edited)).unwrap();
+    let out = run_expect(strata(&archive).arg("compact"), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("MODIFIED {edited}")), "{stderr}");
+    // Nothing was rewritten or deleted: verify still names the edit.
+    assert!(archive.join(kept).exists() && archive.join(edited).exists());
+    assert_single(&archive, &[], "MODIFIED", edited);
+}
+
+#[test]
 fn tampered_catalog_entries_break_the_chain_where_they_were_touched() {
     let fixture = fixture();
     let n = entries(&fixture.archive);
@@ -267,12 +328,7 @@ fn tampered_catalog_entries_break_the_chain_where_they_were_touched() {
     // look only at the chain finding.
     let (_dir, archive) = copy_of(&fixture.archive);
     std::fs::remove_file(archive.join(entry_name(middle))).unwrap();
-    let (status, report) = verify(&archive, &[]);
-    assert_eq!(status, 2);
-    let chain: Vec<_> = findings(&report)
-        .into_iter()
-        .filter(|f| f.0 == "CHAIN_BROKEN")
-        .collect();
+    let (_, chain) = chain_findings(&archive);
     assert_eq!(
         chain,
         [("CHAIN_BROKEN".to_string(), entry_name(middle), Some(middle))]
@@ -297,6 +353,38 @@ fn tampered_catalog_entries_break_the_chain_where_they_were_touched() {
         (first.0.as_str(), first.2),
         ("CHAIN_BROKEN", Some(middle)),
         "{report:#}"
+    );
+}
+
+#[test]
+fn verify_ends_on_an_entry_named_with_the_largest_sequence_number() {
+    let fixture = fixture();
+    let n = entries(&fixture.archive);
+    let (_dir, archive) = copy_of(&fixture.archive);
+    // Read one number at a time, the gap before it took 2^64 reads.
+    std::fs::copy(
+        archive.join(entry_name(n)),
+        archive.join(entry_name(u64::MAX)),
+    )
+    .unwrap();
+    let (report, chain) = chain_findings(&archive);
+    // The gap is one finding, and the stray object is named too.
+    assert_eq!(
+        chain,
+        [
+            ("CHAIN_BROKEN".to_string(), entry_name(n + 1), Some(n + 1)),
+            (
+                "CHAIN_BROKEN".to_string(),
+                entry_name(u64::MAX),
+                Some(u64::MAX)
+            )
+        ],
+        "{report:#}"
+    );
+    let detail = report["findings"][0]["detail"].as_str().unwrap_or_default();
+    assert_eq!(
+        detail,
+        format!("entries {} to {} are missing", n + 1, u64::MAX - 1)
     );
 }
 

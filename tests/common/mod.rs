@@ -122,24 +122,42 @@ def plain(v):
 for row in con.execute(sys.stdin.read()).fetchall():
     print(json.dumps([plain(v) for v in row]))
 "#;
+    json_lines(SCRIPT, sql.as_bytes(), &format!("DuckDB failed on\n{sql}"))
+}
+
+/// Runs `setup` in DuckDB (UTC time zone), then each of `queries`, and
+/// returns each query's first row as JSON.
+pub fn duckdb_each(setup: &str, queries: &[String]) -> Vec<Vec<serde_json::Value>> {
+    const SCRIPT: &str = r#"
+import duckdb, json, sys
+job = json.load(sys.stdin)
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+con.execute(job["setup"])
+for query in job["queries"]:
+    print(json.dumps(list(con.execute(query).fetchone())))
+"#;
+    let job = serde_json::json!({ "setup": setup, "queries": queries }).to_string();
+    json_lines(SCRIPT, job.as_bytes(), "DuckDB failed")
+}
+
+/// Runs the Python `script` with `input` on its standard input and returns
+/// each line it prints, parsed as a JSON array; panics with `what` and its stderr if
+/// it fails.
+fn json_lines(script: &str, input: &[u8], what: &str) -> Vec<Vec<serde_json::Value>> {
     let mut child = Command::new(python())
-        .args(["-c", SCRIPT])
+        .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("python starts");
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "DuckDB failed on\n{sql}\n{}",
+        "{what}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)

@@ -2,17 +2,17 @@
 //! files, committed as one catalog entry that adds the merged file and
 //! removes its sources, after which the sources are deleted.
 
-use std::collections::BTreeMap;
-
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use strata_keys::envelope::{KeyProvider, decryption_properties, encryption_properties};
 use strata_store::{
-    Archive, Draft, FileMeta, PartitionKey, Pending, Writer, data_file_path, reconcile,
+    Archive, Draft, FileMeta, Missing, PartitionKey, Pending, Snapshot, Writer, data_file_path,
+    open_location, reconcile, sha256_hex,
 };
 use tokio::runtime::Handle;
 
@@ -138,7 +138,7 @@ pub async fn compact(
     // rounds: each round's merged files are merged by the next.
     loop {
         let groups = plan(
-            snapshot.files.values().cloned(),
+            compactable(&snapshot, options.keys.is_some()),
             options.target_bytes,
             options.group_limit(),
         );
@@ -179,6 +179,25 @@ pub async fn compact(
         writer.finish().await?;
     }
     Ok(report)
+}
+
+/// The files compaction may merge: files in the archive itself, of
+/// partitions queries see. Tiered files live in their cold store and were
+/// compacted when tiered; marked partitions are waiting to be deleted;
+/// encrypted files are merged only with the keyring (`with_keys`) and never
+/// once their tenant's keys are to be shredded.
+fn compactable(snapshot: &Snapshot, with_keys: bool) -> impl Iterator<Item = FileMeta> + '_ {
+    let governance = &snapshot.governance;
+    let readable = move |f: &FileMeta| {
+        f.key_version.is_none()
+            || (with_keys
+                && !governance.shreds.contains_key(&f.tenant)
+                && !governance.shredded.contains_key(&f.tenant))
+    };
+    snapshot
+        .visible_files()
+        .filter(move |f| f.location.is_none() && readable(f))
+        .cloned()
 }
 
 /// Merges each group of `batch` into one new file, `options.threads` at a
@@ -292,25 +311,68 @@ async fn merge_into(
         .map_err(|e| IngestError::Task(e.to_string()))?
 }
 
+/// Reads `files` from their stores and checks each against its catalog
+/// record: a rewrite must never launder an edit made since the last commit.
 async fn fetch_all(archive: &Archive, files: &[FileMeta]) -> Result<Vec<Bytes>, IngestError> {
+    let mut stores: HashMap<&str, Arc<dyn ObjectStore>> = HashMap::new();
+    for location in files.iter().filter_map(|f| f.location.as_deref()) {
+        if !stores.contains_key(location) {
+            let store = open_location(location, Missing::Fail).map_err(|e| IngestError::Read {
+                path: location.to_string(),
+                source: std::io::Error::other(e),
+            })?;
+            stores.insert(location, store);
+        }
+    }
     futures::stream::iter(files)
-        .map(|f| async move {
-            let read = |source| IngestError::Read {
-                path: f.path.clone(),
-                source: std::io::Error::other(source),
+        .map(|f| {
+            let store = match &f.location {
+                Some(location) => stores[location.as_str()].clone(),
+                None => archive.store.clone(),
             };
-            archive
-                .store
-                .get(&Path::from(f.path.as_str()))
-                .await
-                .map_err(read)?
-                .bytes()
-                .await
-                .map_err(read)
+            async move {
+                let read = |source| IngestError::Read {
+                    path: f.path.clone(),
+                    source: std::io::Error::other(source),
+                };
+                let path = Path::from(f.path.as_str());
+                let bytes = store
+                    .get(&path)
+                    .await
+                    .map_err(read)?
+                    .bytes()
+                    .await
+                    .map_err(read)?;
+                check_record(f, &bytes)?;
+                Ok(bytes)
+            }
         })
         .buffered(8)
         .try_collect()
         .await
+}
+
+/// Fails with [`IngestError::Modified`] unless `bytes` are the file `file` records.
+fn check_record(file: &FileMeta, bytes: &[u8]) -> Result<(), IngestError> {
+    let modified = |detail| IngestError::Modified {
+        path: file.path.clone(),
+        detail,
+    };
+    if bytes.len() as u64 != file.size {
+        return Err(modified(format!(
+            "it has {} bytes, the catalog records {}",
+            bytes.len(),
+            file.size
+        )));
+    }
+    let hash = sha256_hex(bytes);
+    if hash != file.sha256 {
+        return Err(modified(format!(
+            "its SHA-256 is {hash}, the catalog records {}",
+            file.sha256
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

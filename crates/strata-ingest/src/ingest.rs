@@ -81,6 +81,17 @@ pub enum IngestError {
     /// The ingest task panicked or was cancelled.
     #[error("ingest task failed: {0}")]
     Task(String),
+    /// A catalogued file to be rewritten is not the file the catalog
+    /// records: rewriting it would give the change a fresh, valid hash.
+    #[error(
+        "MODIFIED {path}: {detail}; nothing was rewritten (run `strata verify --deep` and restore the file from a copy)"
+    )]
+    Modified {
+        /// The file, relative to its store.
+        path: String,
+        /// How it differs from its catalog record.
+        detail: String,
+    },
 }
 
 /// Tuning of an ingest.

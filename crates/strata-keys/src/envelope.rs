@@ -34,10 +34,13 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
     fn rotate(&self, tenant: &str) -> Result<u32, KeyError>;
     /// Destroys all of `tenant`'s key versions; returns those destroyed now.
     fn destroy(&self, tenant: &str) -> Result<Vec<u32>, KeyError>;
+    /// The versions of `tenant`'s key not destroyed yet, as they are now.
+    fn live_versions(&self, tenant: &str) -> Result<Vec<u32>, KeyError>;
 }
 
-/// The keyring file as a [`KeyProvider`]; read once, written when a tenant
-/// gets its first key.
+/// The keyring file as a [`KeyProvider`]. The current key of a tenant is
+/// read from the file each time (another process may have rotated or
+/// destroyed it); changes are made under the keyring's lock.
 #[derive(Debug)]
 pub struct LocalKeys {
     keyring: Mutex<Keyring>,
@@ -73,7 +76,7 @@ impl KeyProvider for LocalKeys {
         self.keyring
             .lock()
             .expect("keyring lock")
-            .tenant_key(tenant, version)
+            .tenant_key_fresh(tenant, version)
     }
 
     fn rotate(&self, tenant: &str) -> Result<u32, KeyError> {
@@ -82,6 +85,14 @@ impl KeyProvider for LocalKeys {
 
     fn destroy(&self, tenant: &str) -> Result<Vec<u32>, KeyError> {
         self.keyring.lock().expect("keyring lock").destroy(tenant)
+    }
+
+    fn live_versions(&self, tenant: &str) -> Result<Vec<u32>, KeyError> {
+        Ok(self
+            .keyring
+            .lock()
+            .expect("keyring lock")
+            .live_versions(tenant)?)
     }
 }
 

@@ -5,7 +5,10 @@
 //! Keys are versioned: a new version is appended and becomes the one used for
 //! new signatures, older ones stay so that what they signed can still be
 //! checked. The file is replaced atomically (write a temporary file, then
-//! rename), so a crash never leaves a half-written keyring.
+//! rename), so a crash never leaves a half-written keyring. Every change
+//! holds an exclusive lock on `<keyring>.lock`, re-reads the file under it
+//! and writes it back before letting go, so two processes changing one
+//! keyring at once (a rotation and a retention run) never lose a key.
 
 #![warn(missing_docs)]
 
@@ -187,19 +190,61 @@ impl Keyring {
     /// both return it.
     pub fn signing_key_or_create(&mut self, name: &str) -> Result<SigningKey, KeyringError> {
         if self.file.signing.is_empty() {
-            self.push_new_signing_key(name)?;
-            if !self.save(Replace::No)? {
-                *self = Keyring::open(&self.path)?;
-            }
+            self.update(|keyring| {
+                if keyring.file.signing.is_empty() {
+                    keyring.push_new_signing_key(name)?;
+                }
+                Ok::<_, KeyringError>(())
+            })?;
         }
         self.signing_key()
     }
 
     /// Makes a new signing key version named `name`, saves it and returns it.
     pub fn add_signing_key(&mut self, name: &str) -> Result<SigningKey, KeyringError> {
-        let key = self.push_new_signing_key(name)?;
-        self.save(Replace::Yes)?;
-        Ok(key)
+        self.update(|keyring| keyring.push_new_signing_key(name))
+    }
+
+    /// Applies `change` to the keyring as it is on disk now, under the lock,
+    /// and saves the result: a change made by another process since this
+    /// keyring was read is kept, not overwritten.
+    fn update<T, E: From<KeyringError>>(
+        &mut self,
+        change: impl FnOnce(&mut Keyring) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _lock = self.lock()?;
+        self.file = Keyring::open(&self.path)?.file;
+        let out = change(self)?;
+        self.save()?;
+        Ok(out)
+    }
+
+    /// Takes the exclusive lock on `<keyring>.lock`, released when the
+    /// returned file is dropped (or the process dies).
+    fn lock(&self) -> Result<std::fs::File, KeyringError> {
+        let io = |source| KeyringError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        create_private_dir(&self.dir()).map_err(io)?;
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(PathBuf::from(name))
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(file)
+    }
+
+    /// The folder holding the keyring.
+    fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
     }
 
     fn push_new_signing_key(&mut self, name: &str) -> Result<SigningKey, KeyringError> {
@@ -214,22 +259,48 @@ impl Keyring {
         Ok(key)
     }
 
-    /// The newest master key of `tenant` and its version, made (version 1)
-    /// if the tenant has none. Refused once the tenant's keys were destroyed,
-    /// until a new version is made with [`Keyring::rotate`].
+    /// The newest master key of `tenant` in the file as it is now, and its
+    /// version, made (version 1) if the tenant has none. Refused once
+    /// the tenant's keys were destroyed, until a new version is made with
+    /// [`Keyring::rotate`].
     pub fn tenant_key_or_create(
         &mut self,
         tenant: &str,
     ) -> Result<(u32, MasterKeyBytes), KeyError> {
-        match self.file.tenants.get(tenant).and_then(|v| v.last()) {
-            Some(newest) => {
-                let version = newest.version;
-                Ok((version, self.tenant_key(tenant, version)?))
+        // Read afresh: another process may have rotated or destroyed keys
+        // since, and new files must never go under a destroyed key.
+        self.file = Keyring::open(&self.path)?.file;
+        if let Some(newest) = self.newest_version(tenant) {
+            return Ok((newest, self.tenant_key(tenant, newest)?));
+        }
+        let version = self.update(|keyring| match keyring.newest_version(tenant) {
+            Some(newest) => Ok::<_, KeyError>(newest),
+            None => keyring.push_new_tenant_key(tenant),
+        })?;
+        Ok((version, self.tenant_key(tenant, version)?))
+    }
+
+    fn newest_version(&self, tenant: &str) -> Option<u32> {
+        self.file
+            .tenants
+            .get(tenant)
+            .and_then(|v| v.last())
+            .map(|k| k.version)
+    }
+
+    /// Version `version` of `tenant`'s master key, reading the file again if
+    /// this copy does not have it (another process may have made it since).
+    pub fn tenant_key_fresh(
+        &mut self,
+        tenant: &str,
+        version: u32,
+    ) -> Result<MasterKeyBytes, KeyError> {
+        match self.tenant_key(tenant, version) {
+            Err(KeyError::Missing { .. }) => {
+                self.file = Keyring::open(&self.path)?.file;
+                self.tenant_key(tenant, version)
             }
-            None => {
-                let version = self.rotate(tenant)?;
-                Ok((version, self.tenant_key(tenant, version)?))
-            }
+            other => other,
         }
     }
 
@@ -263,6 +334,10 @@ impl Keyring {
     /// Makes a new master key version for `tenant`, used for new writes from
     /// now on; older versions still decrypt what they encrypted.
     pub fn rotate(&mut self, tenant: &str) -> Result<u32, KeyError> {
+        self.update(|keyring| keyring.push_new_tenant_key(tenant))
+    }
+
+    fn push_new_tenant_key(&mut self, tenant: &str) -> Result<u32, KeyError> {
         let mut key = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
             .map_err(|_| KeyError::Crypto("no system randomness".into()))?;
@@ -274,57 +349,60 @@ impl Keyring {
             created_at: now(),
             destroyed_at: None,
         });
-        self.save(Replace::Yes)?;
         Ok(version)
     }
 
-    /// Destroys every version of `tenant`'s master key: what they encrypted
-    /// can never be read again. Returns the versions destroyed now.
+    /// Destroys every version of `tenant`'s master key, including versions
+    /// made by other processes since this keyring was read: what they
+    /// encrypted can never be read again. Returns the versions destroyed now.
     pub fn destroy(&mut self, tenant: &str) -> Result<Vec<u32>, KeyError> {
-        let mut destroyed = Vec::new();
-        for key in self.file.tenants.get_mut(tenant).into_iter().flatten() {
-            if key.destroyed_at.is_none() {
-                key.key.clear();
-                key.destroyed_at = Some(now());
-                destroyed.push(key.version);
-            }
+        if self.live_versions(tenant)?.is_empty() {
+            return Ok(Vec::new());
         }
-        self.save(Replace::Yes)?;
-        Ok(destroyed)
+        self.update(|keyring| {
+            let mut destroyed = Vec::new();
+            for key in keyring.file.tenants.get_mut(tenant).into_iter().flatten() {
+                if key.destroyed_at.is_none() {
+                    key.key.clear();
+                    key.destroyed_at = Some(now());
+                    destroyed.push(key.version);
+                }
+            }
+            Ok(destroyed)
+        })
     }
 
-    /// Writes the keyring atomically, readable by its owner only. Returns
-    /// false if `replace` is [`Replace::No`] and a keyring file already exists.
-    fn save(&self, replace: Replace) -> Result<bool, KeyringError> {
+    /// The versions of `tenant`'s master key not destroyed, in the file as it is now.
+    pub fn live_versions(&mut self, tenant: &str) -> Result<Vec<u32>, KeyringError> {
+        self.file = Keyring::open(&self.path)?.file;
+        Ok(self
+            .file
+            .tenants
+            .get(tenant)
+            .into_iter()
+            .flatten()
+            .filter(|k| k.destroyed_at.is_none())
+            .map(|k| k.version)
+            .collect())
+    }
+
+    /// Writes the keyring atomically, readable by its owner only; called
+    /// with the lock held.
+    fn save(&self) -> Result<(), KeyringError> {
         let io = |source| KeyringError::Io {
             path: self.path.clone(),
             source,
         };
-        let dir = match self.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = self.dir();
         create_private_dir(&dir).map_err(io)?;
         let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
         // NamedTempFile is created with mode 0600 on Unix.
         let bytes = serde_json::to_vec_pretty(&self.file).expect("keyrings serialize");
         temp.write_all(&bytes).map_err(io)?;
         temp.as_file().sync_all().map_err(io)?;
-        match replace {
-            Replace::Yes => temp.persist(&self.path).map(|_| true),
-            Replace::No => match temp.persist_noclobber(&self.path) {
-                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                persisted => persisted.map(|_| true),
-            },
-        }
-        .map_err(|e| io(e.error))
+        temp.persist(&self.path).map_err(|e| io(e.error))?;
+        Ok(())
     }
-}
-
-/// Whether saving may replace an existing keyring file.
-enum Replace {
-    Yes,
-    No,
 }
 
 fn now() -> String {
@@ -439,6 +517,69 @@ mod tests {
         assert_eq!(a.verifier(), b.verifier());
     }
 
+    /// A keyring file in `dir` with a signing key named `a`.
+    fn keyring_with_a_key(dir: &tempfile::TempDir) -> PathBuf {
+        let path = dir.path().join("keyring.json");
+        Keyring::open(&path)
+            .unwrap()
+            .signing_key_or_create("a")
+            .unwrap();
+        path
+    }
+
+    #[test]
+    fn racing_writers_never_lose_a_key_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = keyring_with_a_key(&dir);
+        // Each writer read the keyring before any of the others wrote.
+        let writers: Vec<Keyring> = (0..6).map(|_| Keyring::open(&path).unwrap()).collect();
+        std::thread::scope(|scope| {
+            for (i, mut keyring) in writers.into_iter().enumerate() {
+                scope.spawn(move || {
+                    for _ in 0..10 {
+                        keyring.rotate("shared").unwrap();
+                        keyring.rotate(&format!("own-{i}")).unwrap();
+                    }
+                });
+            }
+        });
+        let keyring = Keyring::open(&path).unwrap();
+        let versions: Vec<u32> = keyring.file.tenants["shared"]
+            .iter()
+            .map(|k| k.version)
+            .collect();
+        assert_eq!(versions, (1..=60).collect::<Vec<_>>());
+        for i in 0..6 {
+            assert_eq!(keyring.file.tenants[&format!("own-{i}")].len(), 10);
+        }
+        for version in 1..=60 {
+            keyring.tenant_key("shared", version).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_stale_copy_destroys_versions_made_since_and_never_encrypts_under_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        let mut shredder = Keyring::open(&path).unwrap();
+        let mut encrypter = Keyring::open(&path).unwrap();
+        assert_eq!(encrypter.tenant_key_or_create("t").unwrap().0, 1);
+        Keyring::open(&path).unwrap().rotate("t").unwrap();
+        // The shredder read the keyring before both versions existed.
+        assert_eq!(shredder.destroy("t").unwrap(), [1, 2]);
+        assert!(matches!(
+            encrypter.tenant_key_or_create("t"),
+            Err(KeyError::Destroyed { version: 2, .. })
+        ));
+        assert!(
+            Keyring::open(&path)
+                .unwrap()
+                .live_versions("t")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     #[test]
     fn new_versions_sign_and_old_ones_remain() {
         let dir = tempfile::tempdir().unwrap();
@@ -465,11 +606,7 @@ mod tests {
     fn a_world_readable_keyring_is_refused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keyring.json");
-        Keyring::open(&path)
-            .unwrap()
-            .signing_key_or_create("a")
-            .unwrap();
+        let path = keyring_with_a_key(&dir);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = Keyring::open(&path).unwrap_err();
         assert!(err.to_string().contains("chmod 600"), "{err}");

@@ -3,6 +3,7 @@
 //! named in the writer record first, so `kill -9` at any point followed by
 //! a rerun ends exactly as an uninterrupted run.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -11,8 +12,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use strata_ingest::{ZSTD_LEVEL_DEFAULT, merge_files, read_file};
 use strata_keys::envelope::{KeyProvider, decryption_properties};
 use strata_store::{
-    Archive, Change, Draft, FileMeta, Mark, Missing, Pending, Writer, delete_objects,
-    open_location, reconcile,
+    Archive, CatalogError, Change, Draft, FileMeta, Mark, Missing, Partition, Pending, Snapshot,
+    Writer, delete_objects, open_location, reconcile,
 };
 
 use crate::plan::{Action, ActionKind, Plan, plan};
@@ -44,6 +45,9 @@ pub struct RunReport {
     pub bytes_tiered: u64,
     /// Tenants whose keys were destroyed.
     pub tenants_shredded: u64,
+    /// Shreds a concurrent change (a legal hold placed during the run)
+    /// stopped before any key was destroyed, with the reason.
+    pub shreds_refused: Vec<String>,
 }
 
 /// Plans at `now` under the archive's current policy and carries the plan out
@@ -62,6 +66,7 @@ pub async fn run(
     let plan = plan(&snapshot, &policy, version, now);
     let mut report = RunReport::default();
     if plan.actions.is_empty() && plan.shreds.iter().all(|s| s.held_by.is_some()) {
+        destroy_shredded_keys(&snapshot, keys)?;
         report.plan = Some(plan);
         return Ok(report);
     }
@@ -141,17 +146,16 @@ pub async fn run(
     }
 
     for action in of_kind(ActionKind::Encrypt) {
-        let (bytes, meta) =
-            merge_files(archive, &action.files, ZSTD_LEVEL_DEFAULT, keys, true).await?;
-        writer.set_pending(replacing(&meta, &action.files)).await?;
-        archive
-            .store
-            .put(&Path::from(meta.path.as_str()), bytes.into())
-            .await?;
-        let mut commit = draft("encrypt", action.reason.clone());
-        commit.remove = action.files.clone();
-        commit.add = vec![meta];
-        archive.catalog.commit(&mut snapshot, commit).await?;
+        let commit = draft("encrypt", action.reason.clone());
+        encrypt(
+            archive,
+            &mut snapshot,
+            &mut writer,
+            keys,
+            &action.files,
+            commit,
+        )
+        .await?;
         report.commits += 1;
         report.objects_deleted += delete_files(archive, &action.files).await?;
         observer.done(action);
@@ -189,25 +193,111 @@ pub async fn run(
                 shred.tenant
             ))
         })?;
-        // Destroy first: a crash before the commit only repeats a no-op destroy.
+        let tenant = &shred.tenant;
+        // The erasure covers every file of the tenant: files that arrived in
+        // plaintext since it was scheduled are first encrypted under the
+        // keys about to be destroyed.
+        for files in plaintext_partitions(&snapshot, tenant) {
+            let commit = draft(
+                "encrypt",
+                format!("tenant {tenant} is to be crypto-shredded: its files must be encrypted"),
+            );
+            encrypt(
+                archive,
+                &mut snapshot,
+                &mut writer,
+                Some(keys),
+                &files,
+                commit,
+            )
+            .await?;
+            report.commits += 1;
+            report.objects_deleted += delete_files(archive, &files).await?;
+        }
+        // The receipt is committed before any key is destroyed: a hold
+        // placed since the plan makes the commit conflict, and the hold wins.
         let versions = keys
-            .destroy(&shred.tenant)
+            .live_versions(tenant)
             .map_err(|e| RetentionError::Refused(e.to_string()))?;
         let mut commit = draft(
             "shred",
             format!("crypto-shredding scheduled until {}", shred.destroy_after),
         );
         commit.changes = vec![Change::KeysShredded {
-            tenant: shred.tenant.clone(),
+            tenant: tenant.clone(),
             versions,
         }];
-        archive.catalog.commit(&mut snapshot, commit).await?;
+        match archive.catalog.commit(&mut snapshot, commit).await {
+            Ok(_) => {}
+            Err(CatalogError::Conflict(why)) => {
+                tracing::warn!("shredding of tenant {tenant} not done: {why}");
+                report
+                    .shreds_refused
+                    .push(format!("tenant {tenant}: {why}"));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
         report.commits += 1;
         report.tenants_shredded += 1;
     }
+    destroy_shredded_keys(&snapshot, keys)?;
     writer.finish().await?;
     report.plan = Some(plan);
     Ok(report)
+}
+
+/// Merges `files` (one partition) into one file encrypted under the tenant's
+/// current key, and commits `commit` replacing them by it. The caller
+/// deletes the old files once committed.
+async fn encrypt(
+    archive: &Archive,
+    snapshot: &mut Snapshot,
+    writer: &mut Writer,
+    keys: Option<&Arc<dyn KeyProvider>>,
+    files: &[FileMeta],
+    mut commit: Draft,
+) -> Result<(), RetentionError> {
+    let (bytes, meta) = merge_files(archive, files, ZSTD_LEVEL_DEFAULT, keys, true).await?;
+    writer.set_pending(replacing(&meta, files)).await?;
+    archive
+        .store
+        .put(&Path::from(meta.path.as_str()), bytes.into())
+        .await?;
+    commit.remove = files.to_vec();
+    commit.add = vec![meta];
+    archive.catalog.commit(snapshot, commit).await?;
+    Ok(())
+}
+
+/// Destroys the keys of every tenant the catalog records as shredded: those
+/// just committed, and those of a run stopped between its receipt and the
+/// destruction. Destroying is idempotent.
+fn destroy_shredded_keys(
+    snapshot: &Snapshot,
+    keys: Option<&Arc<dyn KeyProvider>>,
+) -> Result<(), RetentionError> {
+    let Some(keys) = keys else { return Ok(()) };
+    for tenant in snapshot.governance.shredded.keys() {
+        keys.destroy(tenant)
+            .map_err(|e| RetentionError::Refused(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The files of each partition of `tenant` that holds any plaintext file.
+fn plaintext_partitions(snapshot: &Snapshot, tenant: &str) -> Vec<Vec<FileMeta>> {
+    let mut partitions: BTreeMap<Partition, Vec<FileMeta>> = BTreeMap::new();
+    for file in snapshot.files.values().filter(|f| f.tenant == tenant) {
+        partitions
+            .entry(Partition::of(file))
+            .or_default()
+            .push(file.clone());
+    }
+    partitions
+        .into_values()
+        .filter(|files| files.iter().any(|f| f.key_version.is_none()))
+        .collect()
 }
 
 /// What a writer replacing `old` files by `new` may leave behind, named before

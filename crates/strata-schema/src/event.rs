@@ -360,8 +360,9 @@ fn expect_text<'a>(name: &str, json: Json<'a>) -> Result<Cow<'a, str>, String> {
     }
 }
 
-/// `[a-z0-9][a-z0-9._-]{0,63}`, checked by hand (it is on the hot path).
-fn valid_tenant(t: &str) -> bool {
+/// Whether `t` is a tenant name of the contract: `[a-z0-9][a-z0-9._-]{0,63}`,
+/// checked by hand (it is on the hot path).
+pub fn valid_tenant(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
         && b.len() <= 64

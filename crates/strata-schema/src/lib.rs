@@ -10,7 +10,7 @@ mod scan;
 
 pub use builder::EventBatchBuilder;
 pub use contract::{EventContract, FieldKind, FieldSpec, contract};
-pub use event::{Event, Family, parse_line};
+pub use event::{Event, Family, parse_line, valid_tenant};
 
 /// Name of the timestamp column every file is sorted and pruned by.
 pub const TS_COLUMN: &str = "ts";

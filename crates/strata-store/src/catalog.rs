@@ -404,7 +404,7 @@ pub fn seq_of(path: &Path) -> Option<u64> {
     let stem = name
         .strip_suffix(".json")
         .or_else(|| name.strip_suffix(".note"))?;
-    stem.parse().ok().filter(|_| stem.len() == 20)
+    stem.parse().ok().filter(|&seq| stem.len() == 20 && seq > 0)
 }
 
 /// Prefix of the state snapshots.

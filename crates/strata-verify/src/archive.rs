@@ -258,15 +258,35 @@ async fn replay_log(
         expired_partitions: BTreeSet::new(),
         link_breaks: Vec::new(),
     };
-    let last = entries.keys().next_back().copied().unwrap_or(0);
-    let mut fetched = futures::stream::iter(1..=last)
+    // Only listed entries are read: a gap, however wide (a stray name such as
+    // entry 18446744073709551615), is one finding, not one read per number.
+    let mut fetched = futures::stream::iter(entries.keys().copied())
         .map(|seq| async move { (seq, get(store, &entry_path(seq)).await) })
         .buffered(FETCH_CONCURRENCY);
     let mut previous_hash = Some(replay.state.head.clone());
+    let mut expected = 1;
     while let Some((seq, bytes)) = fetched.next().await {
+        if seq > expected {
+            let which = if seq - 1 == expected {
+                format!("entry {expected} is missing")
+            } else {
+                format!("entries {expected} to {} are missing", seq - 1)
+            };
+            findings.push(Finding::new(
+                Code::ChainBroken,
+                entry_path(expected).as_ref(),
+                Some(expected),
+                &which,
+            ));
+            replay.tree_complete = false;
+            previous_hash = None;
+        }
+        expected = seq.saturating_add(1);
+        replay.state.seq = seq - 1;
         let path = entry_path(seq);
         let broken =
             |detail: &str| Finding::new(Code::ChainBroken, path.as_ref(), Some(seq), detail);
+        // Listed, then deleted before it could be read.
         let Some(bytes) = bytes? else {
             findings.push(broken("the entry is missing"));
             replay.tree_complete = false;
