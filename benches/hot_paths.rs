@@ -37,6 +37,8 @@ fn block(bytes: &[u8]) -> Block {
     Block {
         seq: 0,
         bytes: bytes.to_vec(),
+        overlong: Vec::new(),
+        max_line: usize::MAX,
     }
 }
 

@@ -161,6 +161,8 @@ Examples:
 pub const DEFAULT_CHUNK_MIB: u64 = 2048;
 /// Default of `ingest --memory-mib`.
 pub const DEFAULT_MEMORY_MIB: u64 = 512;
+/// Default of `ingest --max-line-kib`.
+pub const DEFAULT_MAX_LINE_KIB: u64 = 1024;
 
 /// Options of `strata ingest`.
 #[derive(Debug, Args)]
@@ -179,6 +181,12 @@ pub struct IngestArgs {
     /// writes partitions out sooner, in smaller files that compaction merges afterwards.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MEMORY_MIB, value_parser = clap::value_parser!(u64).range(64..))]
     pub memory_mib: u64,
+    /// The longest line accepted, in KiB. A longer line is rejected like any bad line (with
+    /// its first 256 bytes in --rejects) and skipped without being held in memory, so an input
+    /// without newlines, or a compressed one that expands into a huge line, stays within
+    /// --memory-mib. At most 1/32 of --memory-mib (16384 KiB for 512 MiB).
+    #[arg(long, value_name = "KIB", default_value_t = DEFAULT_MAX_LINE_KIB, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_line_kib: u64,
     /// Skip compacting the touched partitions after the ingest.
     #[arg(long)]
     pub no_compact: bool,
@@ -450,6 +458,26 @@ pub enum KeysCommand {
         #[arg(long, value_parser = tenant_name)]
         tenant: String,
     },
+    /// Let the archive accept entries signed by another writer's key.
+    #[command(after_help = TRUST_EXAMPLES)]
+    Trust {
+        /// The other writer's verifier key, as its `strata keys show` prints it.
+        key: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Stop accepting entries signed by a key; what it signed before stays valid.
+    #[command(
+        after_help = "Example:\n  strata keys retire 'strata-host2+1a2b3c4d+AV…' --reason \"host decommissioned\""
+    )]
+    Retire {
+        /// The verifier key to retire.
+        key: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
     /// Crypto-shred a tenant (GDPR erasure): destroy its master keys after the grace period.
     #[command(after_help = SHRED_EXAMPLES)]
     Shred {
@@ -464,6 +492,16 @@ pub enum KeysCommand {
         now: Option<String>,
     },
 }
+
+const TRUST_EXAMPLES: &str = "\
+Every catalog entry is signed by its writer, and the archive accepts only entries signed by
+a key it trusts: the first signed entry trusts its own writer's key, and any other writer
+(another host, a container, a server) is refused until a trusted writer trusts its key. The
+change is an entry like any other, visible in strata_audit.
+
+Example (on the new writer, then on a trusted one):
+  strata keys show                       # prints strata-host2+1a2b3c4d+AV…
+  strata keys trust 'strata-host2+1a2b3c4d+AV…' --reason \"second ingest host\"";
 
 const SHRED_EXAMPLES: &str = "\
 Shredding is scheduled now and carried out by the first `strata retention run` after the

@@ -124,6 +124,7 @@ pub async fn run(archive: &Archive, args: DemoArgs) -> anyhow::Result<ExitCode> 
         rejects: None,
         chunk_mib: crate::cli::DEFAULT_CHUNK_MIB,
         memory_mib: crate::cli::DEFAULT_MEMORY_MIB,
+        max_line_kib: crate::cli::DEFAULT_MAX_LINE_KIB,
         no_compact: false,
         quiet: false,
     };

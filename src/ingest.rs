@@ -69,6 +69,15 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
             );
         }
     }
+    // A line is held whole while it is parsed, as a block is: the budget
+    // gives it the same share (1/32).
+    anyhow::ensure!(
+        args.max_line_kib <= args.memory_mib * 32,
+        "--max-line-kib {} is more than --memory-mib {} allows: at most {} KiB (1/32 of it)",
+        args.max_line_kib,
+        args.memory_mib,
+        args.memory_mib * 32
+    );
     let total: u64 = inputs.iter().filter_map(Input::size).sum();
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(total);
@@ -98,6 +107,7 @@ pub async fn run(archive: &Archive, args: IngestArgs) -> anyhow::Result<ExitCode
     let options = IngestOptions {
         chunk_bytes: args.chunk_mib.max(1) << 20,
         memory_bytes: args.memory_mib << 20,
+        max_line_bytes: (args.max_line_kib << 10) as usize,
         actor: crate::actor(),
         ..Default::default()
     };

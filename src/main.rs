@@ -111,6 +111,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(KeysCommand::Rotate { tenant }) => {
             retention::rotate(&sealed(Missing::Fail)?, &tenant).await
         }
+        Command::Keys(KeysCommand::Trust { key, reason }) => {
+            retention::trust(&sealed(Missing::Fail)?, &key, &reason).await
+        }
+        Command::Keys(KeysCommand::Retire { key, reason }) => {
+            retention::retire(&sealed(Missing::Fail)?, &key, &reason).await
+        }
         Command::Keys(KeysCommand::Shred {
             tenant,
             reason,

@@ -261,6 +261,20 @@ pub async fn rotate(archive: &Archive, tenant: &str) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs `strata keys trust`.
+pub async fn trust(archive: &Archive, key: &str, reason: &str) -> anyhow::Result<ExitCode> {
+    strata_retention::trust_key(archive, key, reason, &crate::actor()).await?;
+    println!("the archive now accepts entries signed by {key}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `strata keys retire`.
+pub async fn retire(archive: &Archive, key: &str, reason: &str) -> anyhow::Result<ExitCode> {
+    strata_retention::retire_key(archive, key, reason, &crate::actor()).await?;
+    println!("the archive no longer accepts entries signed by {key}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs `strata keys shred`.
 pub async fn shred(
     archive: &Archive,

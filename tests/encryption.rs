@@ -177,7 +177,12 @@ fn encrypted_partitions_hold_no_plaintext_and_answer_as_before() {
         "{missing}"
     );
     let scratch = fixture.dir.path().join("scratch");
-    run_ok(strata(&scratch).arg("ingest").arg(&fixture.input));
+    run_ok(
+        strata(&scratch)
+            .env("STRATA_KEYRING", &elsewhere)
+            .arg("ingest")
+            .arg(&fixture.input),
+    );
     for tenant in ["acme-health", "globex-bank", "initech-telecom"] {
         run_ok(
             strata(&scratch)

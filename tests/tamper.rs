@@ -22,13 +22,15 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
     let witness = dir.path().join("witness");
-    for (seed, extra) in [("1", None), ("2", Some("--no-compact"))] {
+    // 1 MiB chunks: the first input (2.5 MB) takes several commits and a
+    // compaction, the second (0.8 MB) one commit, so the newest entry adds files.
+    for (seed, events, extra) in [("1", "6000", None), ("2", "2000", Some("--no-compact"))] {
         let input = dir.path().join(format!("events-{seed}.ndjson"));
         generate(
             &input,
             &[
                 "--events",
-                "3000",
+                events,
                 "--tenants",
                 "3",
                 "--days",
@@ -245,6 +247,102 @@ fn tampered_data_files_are_named() {
         count(&archive, "SELECT count(*) AS n FROM events"),
         count(&fixture.archive, "SELECT count(*) AS n FROM events")
     );
+}
+
+#[test]
+fn malformed_catalog_content_is_refused_naming_the_entry() {
+    let fixture = fixture();
+    let n = entries(&fixture.archive);
+    type Edit = fn(&mut Value);
+    let edits: [(&str, Edit); 6] = [
+        ("a bad month", |e| e["add"][0]["month"] = "2025-13".into()),
+        ("a family not in the contract", |e| {
+            e["add"][0]["family"] = "Access".into()
+        }),
+        ("an unreadable commit time", |e| {
+            e["committed_at"] = "yesterday".into()
+        }),
+        ("a time outside any month", |e| {
+            e["add"][0]["max_ts"] = i64::MAX.into()
+        }),
+        ("a path outside the partition", |e| {
+            e["add"][0]["path"] = "tenant=x/family=access/month=2025-01/../../../.bashrc".into()
+        }),
+        ("a store no policy names", |e| {
+            e["add"][0]["location"] = "/root".into()
+        }),
+    ];
+    for (what, edit) in edits {
+        let (_dir, archive) = copy_of(&fixture.archive);
+        let path = archive.join(entry_name(n));
+        let mut entry: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut entry);
+        std::fs::write(&path, serde_json::to_vec_pretty(&entry).unwrap()).unwrap();
+        for args in [
+            &["sql", "SELECT count(*) FROM events"][..],
+            &["retention", "plan"],
+            &["compact"],
+        ] {
+            let out = run_expect(strata(&archive).args(args), 1);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains(&format!("catalog entry {} is refused", entry_name(n)))
+                    && !stderr.contains("panicked"),
+                "{what}, strata {}: {stderr}",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_second_writer_is_refused_until_a_trusted_writer_trusts_its_key() {
+    let fixture = fixture();
+    let (dir, archive) = copy_of(&fixture.archive);
+    let other = dir.path().join("other-keyring.json");
+    let as_other =
+        |cmd: &mut std::process::Command| cmd.env("STRATA_KEYRING", &other).output().unwrap();
+    let key = String::from_utf8(as_other(strata(&archive).args(["keys", "show"])).stdout).unwrap();
+    let key = key.trim();
+    let input = dir.path().join("more.ndjson");
+    generate(
+        &input,
+        &["--events", "200", "--tenants", "2", "--seed", "9"],
+    );
+
+    let refused = as_other(strata(&archive).arg("ingest").arg(&input));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not trusted by the archive") && stderr.contains(key),
+        "{stderr}"
+    );
+
+    run_ok(strata(&archive).args(["keys", "trust", key, "--reason", "second ingest host"]));
+    let accepted = as_other(strata(&archive).arg("ingest").arg(&input));
+    assert_eq!(
+        accepted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    // Pinned to the archive's first (root) key, verify accepts the
+    // checkpoints of every key the root trusted.
+    let (status, report) = verify(&archive, &[]);
+    assert_eq!((status, findings(&report)), (0, vec![]), "{report:#}");
+    assert_eq!(
+        count(
+            &archive,
+            "SELECT count(*) AS n FROM strata_audit WHERE action = 'key_trusted'"
+        ),
+        2,
+        "the first signed entry's own key, then the second writer's"
+    );
+
+    run_ok(strata(&archive).args(["keys", "retire", key, "--reason", "host gone"]));
+    let refused =
+        as_other(strata(&archive).args(["hold", "add", "--tenant", "acme", "--reason", "x"]));
+    assert_eq!(refused.status.code(), Some(1));
 }
 
 #[test]

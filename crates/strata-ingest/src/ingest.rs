@@ -108,6 +108,9 @@ pub struct IngestOptions {
     pub zstd_level: i32,
     /// Threads encoding Parquet in parallel.
     pub threads: usize,
+    /// The maximum length of a line in bytes (its `\n` excluded). A longer
+    /// line is rejected, and only its first bytes are read into memory.
+    pub max_line_bytes: usize,
 }
 
 impl Default for IngestOptions {
@@ -118,6 +121,7 @@ impl Default for IngestOptions {
             actor: "strata".to_string(),
             zstd_level: ZSTD_LEVEL_DEFAULT,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_line_bytes: 1 << 20,
         }
     }
 }
@@ -165,7 +169,8 @@ pub struct Reject {
     pub line: u64,
     /// Why it was rejected.
     pub reason: String,
-    /// The line itself (lossy UTF-8).
+    /// The line itself (lossy UTF-8), or only its first 256 bytes if it
+    /// is longer than [`IngestOptions::max_line_bytes`].
     pub text: String,
 }
 
@@ -422,15 +427,19 @@ impl<O: Observer> Run<O> {
         self.raw_bytes.store(0, Ordering::Relaxed);
         let mut reader =
             open_lines(input, content.len, self.raw_bytes.clone()).map_err(read_err)?;
-        let mut line = Vec::new();
         for _ in 0..progress.lines {
-            line.clear(); // committed by an earlier run
-            if reader.read_until(b'\n', &mut line).map_err(read_err)? == 0 {
+            // Committed by an earlier run; skipped without holding a line,
+            // which may be one rejected for its length.
+            if reader.skip_until(b'\n').map_err(read_err)? == 0 {
                 break;
             }
         }
         let mut line_no = progress.lines;
-        let mut blocks = BlockReader::new(reader, self.options.block_bytes());
+        let mut blocks = BlockReader::new(
+            reader,
+            self.options.block_bytes(),
+            self.options.max_line_bytes,
+        );
         let mut end_of_input = false;
         loop {
             while !end_of_input && self.may_read() {

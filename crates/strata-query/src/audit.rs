@@ -145,7 +145,10 @@ impl Receipts {
                     family: String::new(),
                     month: String::new(),
                 }),
-                Change::PolicySet { .. } | Change::HoldReleased { .. } => None,
+                Change::PolicySet { .. }
+                | Change::HoldReleased { .. }
+                | Change::KeyTrusted { .. }
+                | Change::KeyRetired { .. } => None,
             };
             self.row(
                 entry,
@@ -204,6 +207,17 @@ impl TableProvider for AuditTable {
         let mut entries = futures::stream::iter(1..=self.upto)
             .map(|seq| async move {
                 match catalog.read_entry(seq).await {
+                    // Every loaded catalog checked this; a reader racing an
+                    // edit is told rather than shown 1970.
+                    Ok(Some((entry, _)))
+                        if chrono::DateTime::parse_from_rfc3339(&entry.committed_at).is_err() =>
+                    {
+                        Err(DataFusionError::Execution(format!(
+                            "catalog entry {} has an unreadable commit time {:?}; run `strata verify`",
+                            strata_store::entry_path(seq),
+                            entry.committed_at
+                        )))
+                    }
                     Ok(Some((entry, _))) => Ok(entry),
                     Ok(None) => Err(DataFusionError::Execution(format!(
                         "catalog entry {seq} is missing; run `strata verify`"

@@ -236,6 +236,56 @@ pub async fn cancel_expiry(
     Ok(partitions)
 }
 
+/// Adds `key` (a verifier key, `<name>+<key id>+<base64>`, as `strata keys
+/// show` prints it on the other writer) to the keys whose signed entries the
+/// archive accepts. Only a writer whose own key is trusted can commit this.
+pub async fn trust_key(
+    archive: &Archive,
+    key: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<(), RetentionError> {
+    let change = Change::KeyTrusted {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    };
+    commit_key_change(archive, "key-trust", change, reason, actor).await
+}
+
+/// Removes `key` from the archive's trusted signing keys: later entries it
+/// signs are refused, earlier ones stay valid. The last trusted key cannot go.
+pub async fn retire_key(
+    archive: &Archive,
+    key: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<(), RetentionError> {
+    let change = Change::KeyRetired {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    };
+    commit_key_change(archive, "key-retire", change, reason, actor).await
+}
+
+async fn commit_key_change(
+    archive: &Archive,
+    operation: &str,
+    change: Change,
+    reason: &str,
+    actor: &str,
+) -> Result<(), RetentionError> {
+    let mut snapshot = archive.catalog.load().await?;
+    let draft = Draft {
+        operation: operation.into(),
+        actor: actor.to_string(),
+        reason: Some(reason.to_string()),
+        changes: vec![change],
+        ..Default::default()
+    };
+    archive.catalog.commit(&mut snapshot, draft).await?;
+    Ok(())
+}
+
 /// Makes a new master key version for `tenant` (new files use it, old ones
 /// still read) and records it; returns the version.
 pub async fn rotate_key(

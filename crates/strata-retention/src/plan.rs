@@ -107,7 +107,9 @@ type PartitionFiles<'a> = (&'a Partition, Vec<&'a FileMeta>);
 
 fn newest_event(files: &[&FileMeta]) -> DateTime<Utc> {
     let newest = files.iter().map(|f| f.max_ts).max().unwrap_or(0);
-    DateTime::from_timestamp_micros(newest).unwrap_or_default()
+    // Out of range only in a record the catalog would have refused; never
+    // old enough to expire.
+    DateTime::from_timestamp_micros(newest).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

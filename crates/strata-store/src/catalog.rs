@@ -23,10 +23,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use strata_integrity::{Checkpoint, Frontier, SigningKey, leaf_hash};
+use strata_integrity::{Checkpoint, Frontier, SigningKey, VerifierKey, leaf_hash};
 
 use crate::governance::{Change, Governance, Partition};
-use crate::layout::CATALOG_PREFIX;
+use crate::layout::{CATALOG_PREFIX, partition_of_path};
 
 /// The operation of commits that remove partitions whose retention is over.
 pub const EXPIRE_OPERATION: &str = "expire";
@@ -56,17 +56,32 @@ pub enum CatalogError {
         /// The cause.
         source: serde_json::Error,
     },
-    /// The log is not a gapless sequence.
-    #[error("catalog log is inconsistent at entry {seq}: {reason}")]
+    /// An entry does not follow on from the state before it, or says
+    /// something strata never writes (a malformed path, month or time).
+    #[error("catalog entry {} is refused: {reason}", entry_path(*seq))]
     Inconsistent {
         /// The entry.
         seq: u64,
         /// What is wrong.
         reason: String,
     },
+    /// `_last_snapshot` names a snapshot that is not there.
+    #[error("catalog snapshot {path} is missing (named by _strata/_last_snapshot)")]
+    MissingSnapshot {
+        /// The snapshot object.
+        path: String,
+    },
     /// A cold store named by the catalog could not be opened.
     #[error(transparent)]
     Location(#[from] crate::archive::ArchiveError),
+    /// This writer's signing key is not one the archive trusts.
+    #[error(
+        "this writer's signing key {key} is not trusted by the archive: a trusted writer must run `strata keys trust {key} --reason …` first"
+    )]
+    UntrustedWriter {
+        /// The writer's verifier key.
+        key: String,
+    },
     /// A concurrent commit invalidated this one.
     #[error("commit conflict: {0}")]
     Conflict(String),
@@ -112,6 +127,50 @@ pub struct FileMeta {
     pub key_version: Option<u32>,
 }
 
+impl FileMeta {
+    /// Why this record cannot describe a file strata wrote, if it cannot: its
+    /// path is not a data file path of its own tenant, family and month, its
+    /// times fall outside that month, or its hash is not a SHA-256.
+    pub fn malformed(&self) -> Option<String> {
+        let Some(key) = partition_of_path(&self.path) else {
+            return Some(format!(
+                "{:?} is not a data file path (tenant=…/family=…/month=YYYY-MM/part-….parquet)",
+                self.path
+            ));
+        };
+        if key.tenant != self.tenant
+            || key.family.as_str() != self.family
+            || key.month_label() != self.month
+        {
+            return Some(format!(
+                "{} is recorded as tenant {:?}, family {:?}, month {:?}, not its path's",
+                self.path, self.tenant, self.family, self.month
+            ));
+        }
+        let in_month = |ts: i64| {
+            chrono::DateTime::from_timestamp_micros(ts).is_some_and(|t| {
+                use chrono::Datelike;
+                (t.year(), t.month()) == (key.year, key.month)
+            })
+        };
+        if self.min_ts > self.max_ts || !in_month(self.min_ts) || !in_month(self.max_ts) {
+            return Some(format!(
+                "{} has times {}..{} outside its month {}",
+                self.path, self.min_ts, self.max_ts, self.month
+            ));
+        }
+        let is_sha256 = self.sha256.len() == 64
+            && (self.sha256.bytes()).all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+        if !is_sha256 {
+            return Some(format!(
+                "{} has {:?} as its SHA-256",
+                self.path, self.sha256
+            ));
+        }
+        None
+    }
+}
+
 /// How far one input has been committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceProgress {
@@ -131,11 +190,46 @@ pub struct SourceProgress {
     pub complete: bool,
 }
 
+/// The format of entries this version writes: 2, signed by their writer.
+/// Entries without a `format` field are format 1 (unsigned).
+pub const ENTRY_FORMAT: u32 = 2;
+
+fn legacy_format() -> u32 {
+    1
+}
+
+/// Why an entry cannot be accepted as written by a writer the archive trusts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Untrusted {
+    /// Written by a newer strata.
+    #[error(
+        "entry format {0} is newer than this strata reads (format {ENTRY_FORMAT}): upgrade strata"
+    )]
+    NewerFormat(u32),
+    /// No signature, in an archive that trusts signing keys.
+    #[error(
+        "the entry is not signed, and the archive accepts only entries signed by its trusted keys"
+    )]
+    Unsigned,
+    /// Signed by a key the archive does not trust.
+    #[error("the entry is signed by {signer}, a key the archive does not trust")]
+    UnknownSigner {
+        /// The signer's name as the signature gives it.
+        signer: String,
+    },
+    /// A trusted key signed other content: the entry was edited after signing.
+    #[error("the entry's content is not what its writer signed: it was edited")]
+    Edited,
+}
+
 /// One commit of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Sequence number, from 1, without gaps.
     pub seq: u64,
+    /// The entry's format ([`ENTRY_FORMAT`] when written by this version).
+    #[serde(default = "legacy_format")]
+    pub format: u32,
     /// SHA-256 of the previous entry's bytes ([`GENESIS_HASH`] for the first).
     pub prev: String,
     /// When the commit was made (RFC 3339, UTC).
@@ -162,6 +256,36 @@ pub struct Entry {
     /// The retention policy version a retention commit acted under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_version: Option<u64>,
+    /// The writer's signature: a C2SP signed note of [`Entry::signed_text`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl Entry {
+    /// What the writer signs: the sequence number and the SHA-256 of the
+    /// entry's bytes as stored without its signature.
+    pub fn signed_text(&self) -> String {
+        let unsigned = Entry {
+            signature: None,
+            ..self.clone()
+        };
+        let bytes = serde_json::to_vec_pretty(&unsigned).expect("entries serialize");
+        format!(
+            "strata catalog entry {}\n{}\n",
+            self.seq,
+            sha256_hex(&bytes)
+        )
+    }
+
+    /// The signer named by the signature's last line, for messages.
+    fn signer_name(note: &str) -> String {
+        note.lines()
+            .last()
+            .and_then(|line| line.strip_prefix("— "))
+            .and_then(|line| line.split_whitespace().next())
+            .unwrap_or("nobody")
+            .to_string()
+    }
 }
 
 /// A change to commit.
@@ -235,7 +359,24 @@ impl Snapshot {
                 )));
             }
         }
+        if chrono::DateTime::parse_from_rfc3339(&entry.committed_at).is_err() {
+            return Err(bad(format!(
+                "its commit time {:?} is not an RFC 3339 time",
+                entry.committed_at
+            )));
+        }
         for file in &entry.add {
+            if let Some(why) = file.malformed() {
+                return Err(bad(why));
+            }
+            if let Some(location) = &file.location
+                && !self.governance.names_store(location)
+            {
+                return Err(bad(format!(
+                    "{} is stored in {location:?}, which is not a cold store of the policy in force",
+                    file.path
+                )));
+            }
             if self.files.insert(file.path.clone(), file.clone()).is_some() {
                 return Err(bad(format!(
                     "adds {} which is already in the archive",
@@ -250,7 +391,7 @@ impl Snapshot {
             if let Some(why) = self.governance.check(change, &|p| self.has_files(p)) {
                 return Err(bad(why));
             }
-            self.governance.apply(change);
+            self.governance.apply(change, entry.seq);
         }
         self.seq = entry.seq;
         self.head = sha256_hex(bytes);
@@ -259,6 +400,50 @@ impl Snapshot {
         }
         self.tree.push(leaf_hash(bytes));
         Ok(())
+    }
+
+    /// Whether `entry`, the next one after this state, was written by a
+    /// writer the archive trusts: signed by a key of
+    /// [`Governance::trusted_keys`], or, for the archive's first signed
+    /// entry, by the key that entry trusts. Unsigned entries (format 1) are
+    /// accepted only until an archive trusts a key.
+    pub fn authenticate(&self, entry: &Entry) -> Result<(), Untrusted> {
+        if entry.format > ENTRY_FORMAT {
+            return Err(Untrusted::NewerFormat(entry.format));
+        }
+        let trusted = &self.governance.trusted_keys;
+        let Some(note) = &entry.signature else {
+            return if trusted.is_empty() {
+                Ok(())
+            } else {
+                Err(Untrusted::Unsigned)
+            };
+        };
+        let candidates: Vec<&str> = if trusted.is_empty() {
+            (entry.changes.iter())
+                .filter_map(|c| match c {
+                    Change::KeyTrusted { key, .. } => Some(key.as_str()),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            trusted.keys().map(String::as_str).collect()
+        };
+        for key in candidates {
+            let Ok(verifier) = VerifierKey::parse(key) else {
+                continue;
+            };
+            if let Ok(text) = verifier.open(note) {
+                return if text == entry.signed_text() {
+                    Ok(())
+                } else {
+                    Err(Untrusted::Edited)
+                };
+            }
+        }
+        Err(Untrusted::UnknownSigner {
+            signer: Entry::signer_name(note),
+        })
     }
 
     /// The tree head as of this snapshot, to be signed.
@@ -284,7 +469,7 @@ impl Snapshot {
             if let Some(why) = governance.check(change, &keeps_files) {
                 return Some(why);
             }
-            governance.apply(change);
+            governance.apply(change, self.seq + 1);
         }
         for (source, expected_lines) in &draft.sources {
             let current = self.sources.get(&source.id).map_or(0, |s| s.lines);
@@ -475,9 +660,8 @@ impl Catalog {
         let path = snapshot_path(seq);
         match self.get(&path).await? {
             Some(bytes) => Ok(Some(Self::decode(&path, &bytes)?)),
-            None => Err(CatalogError::Inconsistent {
-                seq,
-                reason: format!("snapshot {path} is missing"),
+            None => Err(CatalogError::MissingSnapshot {
+                path: path.to_string(),
             }),
         }
     }
@@ -516,12 +700,21 @@ impl Catalog {
                 return Ok(());
             };
             let entry: Entry = Self::decode(&path, &bytes)?;
+            let refused = |reason: String| CatalogError::Inconsistent {
+                seq: snapshot.seq + 1,
+                reason: format!("{reason}; run `strata verify`"),
+            };
+            // Nothing is built on an entry that does not chain or that no
+            // trusted writer signed.
             if entry.prev != snapshot.head {
-                tracing::warn!(
-                    seq = entry.seq,
-                    "catalog entry does not chain to its predecessor; run `strata verify`"
-                );
+                return Err(refused(format!(
+                    "its prev is not the hash of entry {}",
+                    snapshot.seq
+                )));
             }
+            snapshot
+                .authenticate(&entry)
+                .map_err(|e| refused(e.to_string()))?;
             snapshot.apply(&entry, &bytes)?;
         }
     }
@@ -543,8 +736,9 @@ impl Catalog {
             if let Some(why) = snapshot.conflict(&draft) {
                 return Err(CatalogError::Conflict(why));
             }
-            let entry = Entry {
+            let mut entry = Entry {
                 seq: snapshot.seq + 1,
+                format: ENTRY_FORMAT,
                 prev: snapshot.head.clone(),
                 committed_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 actor: draft.actor.clone(),
@@ -555,7 +749,9 @@ impl Catalog {
                 sources: draft.sources.iter().map(|(s, _)| s.clone()).collect(),
                 changes: draft.changes.clone(),
                 policy_version: draft.policy_version,
+                signature: None,
             };
+            self.sign(snapshot, &mut entry)?;
             let bytes = serde_json::to_vec_pretty(&entry).expect("entries serialize");
             let options = PutOptions {
                 mode: PutMode::Create,
@@ -590,6 +786,39 @@ impl Catalog {
         Err(CatalogError::Conflict(format!(
             "gave up after {MAX_COMMIT_ATTEMPTS} concurrent commits"
         )))
+    }
+
+    /// Signs `entry` with this catalog's key. The archive's first signed
+    /// entry also trusts the key; after that, a writer whose key the archive
+    /// does not trust (or that has none) cannot commit.
+    fn sign(&self, snapshot: &Snapshot, entry: &mut Entry) -> Result<(), CatalogError> {
+        let trusted = &snapshot.governance.trusted_keys;
+        let Some(seal) = &self.seal else {
+            return match trusted.is_empty() {
+                true => Ok(()),
+                false => Err(CatalogError::UntrustedWriter {
+                    key: "(no signing key)".into(),
+                }),
+            };
+        };
+        let key = seal.key.verifier().to_string();
+        if trusted.is_empty() {
+            entry.changes.insert(
+                0,
+                Change::KeyTrusted {
+                    key,
+                    reason: "the first signed entry trusts its writer's key".into(),
+                },
+            );
+        } else if !trusted.contains_key(&key) {
+            return Err(CatalogError::UntrustedWriter { key });
+        }
+        let note = seal
+            .key
+            .sign(&entry.signed_text())
+            .expect("an entry's signed text is a valid note");
+        entry.signature = Some(note);
+        Ok(())
     }
 
     /// Signs the tree head of `snapshot` and stores it (create-only: a
@@ -693,17 +922,25 @@ mod tests {
     use super::*;
     use object_store::memory::InMemory;
 
-    fn file(path: &str) -> FileMeta {
+    /// The path of a data file of tenant `t`, January 2025, named `name`.
+    fn path(name: &str) -> String {
+        format!("tenant=t/family=access/month=2025-01/part-{name}.parquet")
+    }
+
+    /// 2025-01-01T00:00:00Z in microseconds.
+    const JANUARY_2025: i64 = 1_735_689_600_000_000;
+
+    fn file(name: &str) -> FileMeta {
         FileMeta {
-            path: path.to_string(),
+            path: path(name),
             tenant: "t".into(),
             family: "access".into(),
             month: "2025-01".into(),
             size: 10,
-            sha256: sha256_hex(path.as_bytes()),
+            sha256: sha256_hex(name.as_bytes()),
             rows: 3,
-            min_ts: 1,
-            max_ts: 2,
+            min_ts: JANUARY_2025 + 1,
+            max_ts: JANUARY_2025 + 2,
             location: None,
             key_version: None,
         }
@@ -828,7 +1065,10 @@ mod tests {
         let mut b = catalog.load().await.unwrap();
         assert_eq!(catalog.commit(&mut a, add(&["a"])).await.unwrap(), 1);
         assert_eq!(catalog.commit(&mut b, add(&["b"])).await.unwrap(), 2);
-        assert_eq!(b.files.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            b.files.keys().cloned().collect::<Vec<_>>(),
+            [path("a"), path("b")]
+        );
         assert_eq!(catalog.load().await.unwrap().files.len(), 2);
     }
 
@@ -853,7 +1093,10 @@ mod tests {
         let err = catalog.commit(&mut b, second).await.unwrap_err();
         assert!(matches!(err, CatalogError::Conflict(_)), "{err}");
         let loaded = catalog.load().await.unwrap();
-        assert_eq!(loaded.files.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(
+            loaded.files.keys().cloned().collect::<Vec<_>>(),
+            [path("a")]
+        );
         assert_eq!(loaded.sources["src"].lines, 10);
     }
 

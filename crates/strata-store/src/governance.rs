@@ -43,6 +43,15 @@ impl Partition {
         )
     }
 
+    /// Why this is not a partition strata could hold, if it is not.
+    pub fn malformed(&self) -> Option<String> {
+        let valid = strata_schema::valid_tenant(&self.tenant)
+            && strata_schema::Family::parse(&self.family).is_some()
+            && self.month.len() == 7
+            && self.days().is_some();
+        (!valid).then(|| format!("{self} is not a partition (tenant, family, YYYY-MM)"))
+    }
+
     /// The first day of the month and the first day of the next.
     fn days(&self) -> Option<(NaiveDate, NaiveDate)> {
         let start = NaiveDate::parse_from_str(&format!("{}-01", self.month), "%Y-%m-%d").ok()?;
@@ -201,6 +210,76 @@ pub enum Change {
         /// The key versions destroyed.
         versions: Vec<u32>,
     },
+    /// A signing key whose entries the archive accepts from now on
+    /// (`<name>+<key id>+<base64>`). The first signed entry of an archive
+    /// trusts its own signer; later keys are added by a trusted writer.
+    KeyTrusted {
+        /// The verifier key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A signing key whose entries the archive no longer accepts; what it
+    /// signed before stays valid.
+    KeyRetired {
+        /// The verifier key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Change {
+    /// Why this change is not one strata writes, if it is not: a bad
+    /// tenant, partition or time, or a policy that does not parse. Such a
+    /// change is refused rather than read with a default (an unreadable
+    /// time taken as 1970 would make a partition due for deletion at once).
+    pub fn malformed(&self) -> Option<String> {
+        let time = |what: &str, text: &str| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .is_err()
+                .then(|| format!("{what} {text:?} is not an RFC 3339 time"))
+        };
+        let tenant = |t: &str| {
+            (!strata_schema::valid_tenant(t)).then(|| format!("{t:?} is not a tenant name"))
+        };
+        match self {
+            Change::PolicySet { policy } => strata_policy::parse(&policy.text)
+                .err()
+                .map(|e| format!("policy version {} does not parse: {e}", policy.version))
+                .or_else(|| time("the policy's time", &policy.set_at)),
+            Change::HoldAdded { hold } => tenant(&hold.tenant)
+                .or_else(|| {
+                    let family = hold.family.as_deref();
+                    family
+                        .filter(|f| strata_schema::Family::parse(f).is_none())
+                        .map(|f| format!("{f:?} is not a family"))
+                })
+                .or_else(|| time("the hold's time", &hold.added_at)),
+            Change::ExpiryMarked { mark } => mark
+                .partition
+                .malformed()
+                .or_else(|| time("the mark's time", &mark.marked_at))
+                .or_else(|| time("the mark's sweep time", &mark.sweep_after)),
+            Change::ExpiryCancelled { partition, .. } | Change::ExpirySwept { partition } => {
+                partition.malformed()
+            }
+            Change::ShredScheduled {
+                tenant: t,
+                destroy_after,
+                ..
+            } => tenant(t).or_else(|| time("the shred's time", destroy_after)),
+            Change::KeyRotated { tenant: t, .. } | Change::KeysShredded { tenant: t, .. } => {
+                tenant(t)
+            }
+            Change::KeyTrusted { key, .. } | Change::KeyRetired { key, .. } => {
+                strata_integrity::VerifierKey::parse(key)
+                    .err()
+                    .map(|e| format!("{key:?} is not a verifier key: {e}"))
+            }
+            Change::HoldReleased { .. } => None,
+        }
+    }
 }
 
 /// Governance state as of one commit (part of [`Snapshot`]).
@@ -227,6 +306,10 @@ pub struct Governance {
     /// Tenants whose keys were destroyed, with the versions.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub shredded: BTreeMap<String, Vec<u32>>,
+    /// Verifier keys whose signed entries the archive accepts, with the
+    /// sequence number of the entry that trusted each.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trusted_keys: BTreeMap<String, u64>,
 }
 
 impl Governance {
@@ -245,6 +328,15 @@ impl Governance {
         self.policy.as_ref().map_or(0, |p| p.version)
     }
 
+    /// Whether `location` is a cold store of the policy in force: the only
+    /// stores besides the archive that strata writes to or deletes from.
+    pub fn names_store(&self, location: &str) -> bool {
+        self.policy
+            .as_ref()
+            .and_then(|p| strata_policy::parse(&p.text).ok())
+            .is_some_and(|policy| policy.cold_stores().any(|(_, store)| store == location))
+    }
+
     /// Why `change` cannot apply to this state, if it cannot.
     /// `keeps_files` says whether a partition still has files once the
     /// entry's removals are applied.
@@ -253,6 +345,9 @@ impl Governance {
         change: &Change,
         keeps_files: &dyn Fn(&Partition) -> bool,
     ) -> Option<String> {
+        if let Some(why) = change.malformed() {
+            return Some(why);
+        }
         match change {
             Change::PolicySet { policy } if policy.version != self.policy_version() + 1 => {
                 Some(format!(
@@ -300,12 +395,21 @@ impl Governance {
             Change::ExpirySwept { partition } if keeps_files(partition) => Some(format!(
                 "{partition} still has files the sweep does not remove"
             )),
+            Change::KeyTrusted { key, .. } if self.trusted_keys.contains_key(key) => {
+                Some(format!("key {key} is already trusted"))
+            }
+            Change::KeyRetired { key, .. } if !self.trusted_keys.contains_key(key) => {
+                Some(format!("key {key} is not trusted"))
+            }
+            Change::KeyRetired { key, .. } if self.trusted_keys.len() == 1 => Some(format!(
+                "key {key} is the archive's only trusted key: trust another one first"
+            )),
             _ => None,
         }
     }
 
-    /// Applies a change already checked.
-    pub(crate) fn apply(&mut self, change: &Change) {
+    /// Applies a change already checked, made by entry `seq`.
+    pub(crate) fn apply(&mut self, change: &Change, seq: u64) {
         match change {
             Change::PolicySet { policy } => self.policy = Some(policy.clone()),
             Change::HoldAdded { hold } => {
@@ -341,6 +445,12 @@ impl Governance {
             Change::KeysShredded { tenant, versions } => {
                 self.shreds.remove(tenant);
                 self.shredded.insert(tenant.clone(), versions.clone());
+            }
+            Change::KeyTrusted { key, .. } => {
+                self.trusted_keys.insert(key.clone(), seq);
+            }
+            Change::KeyRetired { key, .. } => {
+                self.trusted_keys.remove(key);
             }
         }
     }

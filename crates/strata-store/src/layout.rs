@@ -77,6 +77,44 @@ impl std::fmt::Display for PartitionKey {
     }
 }
 
+/// Whether `path` is the path of a data file of `key`:
+/// `<key.dir()>/part-<letters, digits, '-', '_'>.parquet`. Every object a
+/// writer creates or deletes in a store is of this shape, so a forged record
+/// can never point one at a catalog object or at anything outside a partition.
+pub fn is_data_file_path(path: &str, key: &PartitionKey) -> bool {
+    path.strip_prefix(&key.dir())
+        .and_then(|rest| rest.strip_prefix("/part-"))
+        .and_then(|rest| rest.strip_suffix(".parquet"))
+        .is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
+}
+
+/// The partition a data file path names, if `path` is one (see [`is_data_file_path`]).
+pub fn partition_of_path(path: &str) -> Option<PartitionKey> {
+    let mut parts = path.split('/');
+    let tenant = parts.next()?.strip_prefix("tenant=")?;
+    let family = Family::parse(parts.next()?.strip_prefix("family=")?)?;
+    let (year, month) = parts.next()?.strip_prefix("month=")?.split_once('-')?;
+    let key = PartitionKey {
+        tenant: tenant.to_string(),
+        family,
+        year: year.parse().ok()?,
+        month: month.parse().ok()?,
+    };
+    let well_formed = strata_schema::valid_tenant(tenant)
+        && YEARS.contains(&key.year)
+        && (1..=12).contains(&key.month)
+        && is_data_file_path(path, &key);
+    well_formed.then_some(key)
+}
+
+/// Years a partition can have: the event contract's.
+const YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
+
 /// A fresh, unique path for a new data file of `key`.
 pub fn data_file_path(key: &PartitionKey) -> String {
     let now = Utc::now().format("%Y%m%dT%H%M%S");
@@ -103,5 +141,28 @@ mod tests {
         assert!(path.starts_with("tenant=acme/family=data_usage/month=2025-03/part-"));
         assert!(path.ends_with(".parquet"));
         assert_ne!(path, data_file_path(&a));
+        assert_eq!(partition_of_path(&path), Some(a));
+    }
+
+    #[test]
+    fn only_data_file_paths_name_a_partition() {
+        let good = "tenant=acme/family=access/month=2025-03/part-20250301T000000-00ff.parquet";
+        assert!(partition_of_path(good).is_some());
+        for bad in [
+            "_strata/log/00000000000000000001.json",
+            "tenant=acme/family=access/month=2025-03/../../../etc/passwd",
+            "tenant=acme/family=access/month=2025-03/part-x.parquet/extra",
+            "tenant=acme/family=access/month=2025-03/part-.parquet",
+            "tenant=acme/family=access/month=2025-03/part-a/b.parquet",
+            "tenant=Acme/family=access/month=2025-03/part-x.parquet",
+            "tenant=acme/family=other/month=2025-03/part-x.parquet",
+            "tenant=acme/family=access/month=2025-13/part-x.parquet",
+            "tenant=acme/family=access/month=2025-3/part-x.parquet",
+            "tenant=acme/family=access/month=0999-03/part-x.parquet",
+            "/tenant=acme/family=access/month=2025-03/part-x.parquet",
+            ".bashrc",
+        ] {
+            assert_eq!(partition_of_path(bad), None, "{bad}");
+        }
     }
 }

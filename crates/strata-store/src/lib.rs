@@ -10,13 +10,15 @@ mod writers;
 
 pub use archive::{Archive, ArchiveError, Missing, open_archive, open_location};
 pub use catalog::{
-    CHECKPOINT_PREFIX, Catalog, CatalogError, Draft, EXPIRE_OPERATION, Entry, FileMeta,
-    GENESIS_HASH, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_PREFIX, Snapshot, SourceProgress,
-    WITNESS_HEARTBEAT, WITNESS_LATEST, checkpoint_name, checkpoint_path, entry_path, get_if_exists,
-    seq_of, sha256_hex, snapshot_path,
+    CHECKPOINT_PREFIX, Catalog, CatalogError, Draft, ENTRY_FORMAT, EXPIRE_OPERATION, Entry,
+    FileMeta, GENESIS_HASH, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_PREFIX, Snapshot,
+    SourceProgress, Untrusted, WITNESS_HEARTBEAT, WITNESS_LATEST, checkpoint_name, checkpoint_path,
+    entry_path, get_if_exists, seq_of, sha256_hex, snapshot_path,
 };
 pub use governance::{Change, Governance, Hold, Mark, Partition, PolicyVersion};
-pub use layout::{CATALOG_PREFIX, PartitionKey, data_file_path};
+pub use layout::{
+    CATALOG_PREFIX, PartitionKey, data_file_path, is_data_file_path, partition_of_path,
+};
 pub use writers::{
     Pending, Reconciled, WRITERS_PREFIX, Writer, WriterRecord, delete_objects, host_name,
     reconcile, writer_records,

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::{Missing, open_location};
 use crate::catalog::{Catalog, CatalogError, FileMeta, get_if_exists};
+use crate::layout::partition_of_path;
 
 /// Prefix of the writer records.
 pub const WRITERS_PREFIX: &str = "_strata/writers";
@@ -72,11 +73,23 @@ impl Pending {
 }
 
 impl WriterRecord {
-    /// Whether the writer is gone, as seen from this process at `now`.
+    /// Whether the writer is gone, as seen from this process at `now`. A
+    /// record whose time cannot be read is never taken for a dead writer:
+    /// guessing wrong would delete a live writer's uploads.
     fn is_stale(&self, now: DateTime<Utc>) -> bool {
-        let silent = DateTime::parse_from_rfc3339(&self.alive_at).map_or(true, |t| {
-            now.signed_duration_since(t).to_std().unwrap_or_default() > STALE_AFTER
-        });
+        let Ok(alive_at) = DateTime::parse_from_rfc3339(&self.alive_at) else {
+            tracing::warn!(
+                writer = self.id,
+                "writer record has an unreadable time {:?}; left alone",
+                self.alive_at
+            );
+            return false;
+        };
+        let silent = now
+            .signed_duration_since(alive_at)
+            .to_std()
+            .unwrap_or_default()
+            > STALE_AFTER;
         silent || (self.host == host_name() && !process_exists(self.pid))
     }
 }
@@ -245,7 +258,30 @@ pub async fn reconcile(
                 .get(&p.path)
                 .is_some_and(|f| f.location == p.location)
         };
-        let leftovers = record.pending.iter().filter(|p| !committed(p));
+        // Only data files in the archive or a store the catalog names are
+        // ever deleted: a forged record cannot point at a catalog object, a
+        // home folder, or a store the policy does not know.
+        let deletable = |p: &&Pending| {
+            let known_store = p.location.as_deref().is_none_or(|location| {
+                snapshot.governance.names_store(location)
+                    || (snapshot.files.values()).any(|f| f.location.as_deref() == Some(location))
+            });
+            let ok = known_store && partition_of_path(&p.path).is_some();
+            if !ok {
+                tracing::warn!(
+                    writer = record.id,
+                    "writer record names {:?} in {:?}, which strata never writes; not deleted",
+                    p.path,
+                    p.location
+                );
+            }
+            ok
+        };
+        let leftovers = record
+            .pending
+            .iter()
+            .filter(|p| !committed(p))
+            .filter(deletable);
         done.objects += delete_objects(store, leftovers).await?;
         match store.delete(&record_path(&record.id)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => done.writers += 1,
@@ -266,14 +302,14 @@ mod tests {
     use crate::catalog::Draft;
     use object_store::memory::InMemory;
 
-    fn meta(path: &str) -> FileMeta {
+    fn meta(name: &str) -> FileMeta {
         FileMeta {
-            path: path.to_string(),
+            path: format!("tenant=t/family=access/month=1970-01/part-{name}.parquet"),
             tenant: "t".into(),
             family: "access".into(),
-            month: "2025-01".into(),
+            month: "1970-01".into(),
             size: 1,
-            sha256: String::new(),
+            sha256: "0".repeat(64),
             rows: 1,
             min_ts: 0,
             max_ts: 0,
@@ -293,19 +329,20 @@ mod tests {
         let mut writer = Writer::register(store.clone(), "ingest", "test")
             .await
             .unwrap();
+        let (a, b) = (meta("a"), meta("b"));
         writer
-            .set_pending(vec![
-                Pending::of(&meta("a.parquet")),
-                Pending::of(&meta("b.parquet")),
-            ])
+            .set_pending(vec![Pending::of(&a), Pending::of(&b)])
             .await
             .unwrap();
-        for path in ["a.parquet", "b.parquet"] {
-            store.put(&Path::from(path), "x".into()).await.unwrap();
+        for file in [&a, &b] {
+            store
+                .put(&Path::from(file.path.as_str()), "x".into())
+                .await
+                .unwrap();
         }
         let mut snapshot = catalog.load().await.unwrap();
         let draft = Draft {
-            add: vec![meta("a.parquet")],
+            add: vec![a.clone()],
             ..Default::default()
         };
         catalog.commit(&mut snapshot, draft).await.unwrap();
@@ -315,7 +352,7 @@ mod tests {
             reconcile(&store, &catalog).await.unwrap(),
             Reconciled::default()
         );
-        assert!(exists(store.as_ref(), "b.parquet").await);
+        assert!(exists(store.as_ref(), &b.path).await);
 
         // Silent for over an hour: presumed dead.
         writer.record.alive_at = "2020-01-01T00:00:00Z".into();
@@ -328,12 +365,81 @@ mod tests {
                 objects: 1
             }
         );
-        assert!(exists(store.as_ref(), "a.parquet").await, "committed: kept");
+        assert!(exists(store.as_ref(), &a.path).await, "committed: kept");
         assert!(
-            !exists(store.as_ref(), "b.parquet").await,
+            !exists(store.as_ref(), &b.path).await,
             "uncommitted: removed"
         );
         assert!(writer_records(store.as_ref()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_forged_writer_record_deletes_nothing_strata_did_not_write() {
+        let outside = tempfile::tempdir().unwrap();
+        let precious = outside
+            .path()
+            .join("tenant=t/family=access/month=1970-01/part-x.parquet");
+        std::fs::create_dir_all(precious.parent().unwrap()).unwrap();
+        std::fs::write(&precious, "keep me").unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::new(store.clone());
+        let mut snapshot = catalog.load().await.unwrap();
+        catalog
+            .commit(&mut snapshot, Draft::default())
+            .await
+            .unwrap();
+        let entry = "_strata/log/00000000000000000001.json";
+        let mut forged = Writer::register(store.clone(), "ingest", "mallory")
+            .await
+            .unwrap();
+        forged
+            .set_pending(vec![
+                Pending {
+                    location: None,
+                    path: entry.into(),
+                },
+                Pending {
+                    location: Some(outside.path().display().to_string()),
+                    path: "tenant=t/family=access/month=1970-01/part-x.parquet".into(),
+                },
+            ])
+            .await
+            .unwrap();
+        forged.record.alive_at = "2020-01-01T00:00:00Z".into();
+        forged.save().await.unwrap();
+        let done = reconcile(&store, &catalog).await.unwrap();
+        assert_eq!(done.objects, 0);
+        assert!(
+            exists(store.as_ref(), entry).await,
+            "the catalog entry is kept"
+        );
+        assert!(
+            precious.exists(),
+            "a store the catalog does not name is never touched"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_with_an_unreadable_time_is_not_taken_for_a_dead_writer() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::new(store.clone());
+        let mut writer = Writer::register(store.clone(), "ingest", "test")
+            .await
+            .unwrap();
+        let file = meta("c");
+        writer.set_pending(vec![Pending::of(&file)]).await.unwrap();
+        store
+            .put(&Path::from(file.path.as_str()), "x".into())
+            .await
+            .unwrap();
+        writer.record.alive_at = "yesterday-ish".into();
+        writer.record.host = "another-host".into();
+        writer.save().await.unwrap();
+        assert_eq!(
+            reconcile(&store, &catalog).await.unwrap(),
+            Reconciled::default()
+        );
+        assert!(exists(store.as_ref(), &file.path).await);
     }
 
     #[tokio::test]

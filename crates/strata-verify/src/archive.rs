@@ -12,9 +12,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use strata_integrity::{Checkpoint, MerkleLog, VerifierKey, verify_consistency};
 use strata_store::{
-    CATALOG_PREFIX, CHECKPOINT_PREFIX, EXPIRE_OPERATION, Entry, FileMeta, HEARTBEAT_PREFIX,
-    LOG_PREFIX, Missing, SNAPSHOT_PREFIX, Snapshot, WriterRecord, entry_path, get_if_exists,
-    open_location, seq_of, sha256_hex, writer_records,
+    CATALOG_PREFIX, CHECKPOINT_PREFIX, Change, EXPIRE_OPERATION, Entry, FileMeta, HEARTBEAT_PREFIX,
+    LOG_PREFIX, Missing, SNAPSHOT_PREFIX, Snapshot, Untrusted, WriterRecord, entry_path,
+    get_if_exists, open_location, seq_of, sha256_hex, writer_records,
 };
 
 use crate::{Code, Finding, VerifyError};
@@ -127,6 +127,46 @@ struct Replay {
     expired_partitions: BTreeSet<(String, String, String)>,
     /// Entries whose `prev` is not the hash of the entry before.
     link_breaks: Vec<u64>,
+    /// Entries no trusted writer signed, and why.
+    untrusted: Vec<(u64, Untrusted)>,
+    /// Every key a signed entry ever trusted, in the order trusted: the
+    /// first is the archive's root key, which trusted the others (directly
+    /// or through keys it trusted).
+    ever_trusted: Vec<String>,
+}
+
+impl Replay {
+    /// The keys checkpoints and heartbeats may be signed by: the pinned key,
+    /// and when it is the archive's root key, every key the log trusted
+    /// since. A later key vouches for nothing on its own: whoever rewrites
+    /// the whole log can trust any key they like in it, but cannot sign as
+    /// the root.
+    fn signers(&self, pinned: &VerifierKey) -> Vec<VerifierKey> {
+        let is_root = self.ever_trusted.first() == Some(&pinned.to_string());
+        let others = (self.ever_trusted.iter())
+            .filter(|_| is_root)
+            .filter_map(|k| VerifierKey::parse(k).ok())
+            .filter(|k| k != pinned);
+        std::iter::once(pinned.clone()).chain(others).collect()
+    }
+}
+
+/// Opens a note with the first of `keys` that signed it; the pinned key's
+/// error (the first) otherwise.
+fn open_with<T>(
+    keys: &[VerifierKey],
+    open: impl Fn(&VerifierKey) -> Result<T, strata_integrity::NoteError>,
+) -> Result<T, String> {
+    let mut first_error = None;
+    for key in keys {
+        match open(key) {
+            Ok(opened) => return Ok(opened),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.map_or_else(|| "no key to check it with".into(), |e| e.to_string()))
 }
 
 async fn get(store: &dyn ObjectStore, path: &Path) -> Result<Option<bytes::Bytes>, VerifyError> {
@@ -257,6 +297,8 @@ async fn replay_log(
         ever_added: HashSet::new(),
         expired_partitions: BTreeSet::new(),
         link_breaks: Vec::new(),
+        untrusted: Vec::new(),
+        ever_trusted: Vec::new(),
     };
     // Only listed entries are read: a gap, however wide (a stray name such as
     // entry 18446744073709551615), is one finding, not one read per number.
@@ -331,6 +373,17 @@ async fn replay_log(
                 ));
             }
         }
+        // Checked against the state before it; replayed all the same, so
+        // that later entries are judged on the history as written.
+        match replay.state.authenticate(&entry) {
+            Ok(()) => replay
+                .ever_trusted
+                .extend(entry.changes.iter().filter_map(|c| match c {
+                    Change::KeyTrusted { key, .. } => Some(key.clone()),
+                    _ => None,
+                })),
+            Err(why) => replay.untrusted.push((seq, why)),
+        }
         // Replay even a renumbered entry so that later entries still apply.
         let renumbered = Entry {
             seq: replay.state.seq + 1,
@@ -401,6 +454,7 @@ async fn check_checkpoints(
     findings: &mut Vec<Finding>,
 ) -> Result<Coverage, VerifyError> {
     let checkpoints = numbered(store, CHECKPOINT_PREFIX, findings).await?;
+    let signers = replay.signers(&options.key);
     let newest_within_log = checkpoints
         .keys()
         .rev()
@@ -416,7 +470,7 @@ async fn check_checkpoints(
         };
         let checkpoint = match std::str::from_utf8(&note)
             .map_err(|_| "the note is not UTF-8".to_string())
-            .and_then(|note| Checkpoint::open(note, &options.key).map_err(|e| e.to_string()))
+            .and_then(|note| open_with(&signers, |key| Checkpoint::open(note, key)))
         {
             Ok(checkpoint) => checkpoint,
             Err(why) => {
@@ -476,8 +530,28 @@ async fn check_checkpoints(
             &format!("the log up to entry {seq} is not what checkpoint {seq} signed: the entry was edited, replaced or reordered"),
         ));
     }
+    for (seq, why) in &replay.untrusted {
+        // An edit is reported once, as the chain break the checkpoint shows.
+        if *why == Untrusted::Edited && first_mismatch == Some(*seq) {
+            continue;
+        }
+        let code = match why {
+            Untrusted::Edited => Code::ChainBroken,
+            _ => Code::BadSignature,
+        };
+        findings.push(Finding::new(
+            code,
+            entry_path(*seq).as_ref(),
+            Some(*seq),
+            &why.to_string(),
+        ));
+    }
+    let edited = |seq: u64| {
+        first_mismatch == Some(seq)
+            || (replay.untrusted.iter()).any(|(s, why)| *s == seq && *why == Untrusted::Edited)
+    };
     for &seq in &replay.link_breaks {
-        if first_mismatch.is_some_and(|edited| seq == edited || seq == edited + 1) {
+        if edited(seq) || (seq > 1 && edited(seq - 1)) {
             continue; // the edited entry and its successor's link: already reported
         }
         findings.push(Finding::new(
@@ -508,6 +582,7 @@ async fn check_heartbeats(
     findings: &mut Vec<Finding>,
 ) -> Result<Heartbeats, VerifyError> {
     let paths = list(store, HEARTBEAT_PREFIX).await?;
+    let signers = replay.signers(&options.key);
     let mut last: Option<String> = None;
     for path in &paths {
         let Some(note) = get(store, path).await? else {
@@ -516,7 +591,7 @@ async fn check_heartbeats(
         let finding = |code, detail: &str| Finding::new(code, path.as_ref(), None, detail);
         let opened = std::str::from_utf8(&note)
             .map_err(|_| "the note is not UTF-8".to_string())
-            .and_then(|note| options.key.open(note).map_err(|e| e.to_string()))
+            .and_then(|note| open_with(&signers, |key| key.open(note)))
             .and_then(|text| {
                 let time = Checkpoint::heartbeat_time(text).map(String::from);
                 Ok((Checkpoint::parse(text).map_err(|e| e.to_string())?, time))
@@ -566,7 +641,8 @@ fn check_trusted(
     findings: &mut Vec<Finding>,
 ) {
     let finding = |code, detail: &str| Finding::new(code, &trusted.source, None, detail);
-    let checkpoint = match Checkpoint::open(&trusted.note, &options.key) {
+    let signers = replay.signers(&options.key);
+    let checkpoint = match open_with(&signers, |key| Checkpoint::open(&trusted.note, key)) {
         Ok(checkpoint) => checkpoint,
         Err(e) => {
             findings.push(finding(
@@ -801,7 +877,7 @@ mod tests {
     use object_store::PutPayload;
     use object_store::memory::InMemory;
     use strata_integrity::SigningKey;
-    use strata_store::{Catalog, Draft};
+    use strata_store::{Catalog, CatalogError, Draft, checkpoint_path};
 
     /// An archive of `commits` sealed commits, each adding one real object.
     async fn archive(commits: u64) -> (Arc<InMemory>, Catalog, SigningKey) {
@@ -812,9 +888,14 @@ mod tests {
             .with_seal(key.clone(), None);
         let mut snapshot = catalog.load().await.unwrap();
         for i in 0..commits {
-            add_file(&store, &catalog, &mut snapshot, &format!("t/f{i}.parquet")).await;
+            add_file(&store, &catalog, &mut snapshot, &data_path(i)).await;
         }
         (store, catalog, key)
+    }
+
+    /// The path of the `i`th test file.
+    fn data_path(i: u64) -> String {
+        format!("tenant=t/family=access/month=1970-01/part-f{i}.parquet")
     }
 
     async fn add_file(store: &InMemory, catalog: &Catalog, snapshot: &mut Snapshot, path: &str) {
@@ -830,7 +911,7 @@ mod tests {
             path: path.to_string(),
             tenant: "t".into(),
             family: "access".into(),
-            month: "2025-01".into(),
+            month: "1970-01".into(),
             size: bytes.len() as u64,
             sha256: sha256_hex(bytes.as_bytes()),
             rows: 1,
@@ -883,7 +964,7 @@ mod tests {
         let path = strata_store::snapshot_path(4);
         let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
         let mut snapshot: Snapshot = serde_json::from_slice(&bytes).unwrap();
-        snapshot.files.remove("t/f0.parquet");
+        snapshot.files.remove(&data_path(0));
         store
             .put(&path, serde_json::to_vec(&snapshot).unwrap().into())
             .await
@@ -892,25 +973,89 @@ mod tests {
         assert_eq!(codes(&report), [(Code::Modified, path.to_string())]);
     }
 
-    #[tokio::test]
-    async fn commits_without_the_key_are_unsealed() {
-        let (store, _, key) = archive(3).await;
-        let unsigned = Catalog::new(store.clone());
-        let mut snapshot = unsigned.load().await.unwrap();
-        add_file(&store, &unsigned, &mut snapshot, "t/sneaky.parquet").await;
-        let report = run(store.clone(), &key).await;
-        assert_eq!(
-            codes(&report),
-            [(Code::Unsealed, entry_path(4).to_string())]
-        );
-        assert_eq!(report.summary.signed_size, 3);
+    /// Appends entry 4 to the three-entry archive in `store` as someone with
+    /// write access to the bucket would: correct `prev`, signed by `signer`
+    /// if given.
+    async fn forge_entry(store: &Arc<InMemory>, signer: Option<&SigningKey>) {
+        let catalog = Catalog::new(store.clone());
+        let snapshot = catalog.load().await.unwrap();
+        let mut entry = strata_store::Entry {
+            seq: 4,
+            format: strata_store::ENTRY_FORMAT,
+            prev: snapshot.head.clone(),
+            committed_at: "2026-01-01T00:00:00Z".into(),
+            actor: "mallory".into(),
+            operation: "hold-release".into(),
+            reason: None,
+            add: Vec::new(),
+            remove: Vec::new(),
+            sources: Vec::new(),
+            changes: Vec::new(),
+            policy_version: None,
+            signature: None,
+        };
+        entry.signature = signer.map(|key| key.sign(&entry.signed_text()).unwrap());
+        let bytes = serde_json::to_vec_pretty(&entry).unwrap();
+        store.put(&entry_path(4), bytes.into()).await.unwrap();
+    }
 
-        // A stray object among the entries is reported too.
+    #[tokio::test]
+    async fn an_appended_entry_no_trusted_writer_signed_is_a_bad_signature() {
+        let stranger = SigningKey::generate("strata-elsewhere").unwrap();
+        for signer in [None, Some(&stranger)] {
+            let (store, catalog, key) = archive(3).await;
+            forge_entry(&store, signer).await;
+            let report = run(store.clone(), &key).await;
+            assert_eq!(
+                codes(&report),
+                [
+                    (Code::BadSignature, entry_path(4).to_string()),
+                    (Code::Unsealed, entry_path(4).to_string())
+                ],
+                "{signer:?}"
+            );
+            assert_eq!(report.summary.signed_size, 3);
+            // No writer builds on it, and none signs it.
+            let err = catalog.load().await.unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("catalog entry {} is refused", entry_path(4))),
+                "{err}"
+            );
+            assert!(store.head(&checkpoint_path(4)).await.is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_key_the_archive_does_not_trust_cannot_commit() {
+        let (store, _, _) = archive(2).await;
+        let stranger = SigningKey::generate("strata-elsewhere").unwrap();
+        for catalog in [
+            Catalog::new(store.clone()),
+            Catalog::new(store.clone()).with_seal(stranger, None),
+        ] {
+            let mut snapshot = catalog.load().await.unwrap();
+            let draft = Draft {
+                operation: "hold-add".into(),
+                ..Default::default()
+            };
+            let err = catalog.commit(&mut snapshot, draft).await.unwrap_err();
+            assert!(matches!(err, CatalogError::UntrustedWriter { .. }), "{err}");
+        }
+        assert!(store.head(&entry_path(3)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stray_object_among_the_entries_is_unsealed() {
+        let (store, _, key) = archive(3).await;
         store
             .put(&Path::from("_strata/log/notes.txt"), "hi".into())
             .await
             .unwrap();
         let report = run(store, &key).await;
-        assert!(codes(&report).contains(&(Code::Unsealed, "_strata/log/notes.txt".to_string())));
+        assert_eq!(
+            codes(&report),
+            [(Code::Unsealed, "_strata/log/notes.txt".to_string())]
+        );
     }
 }
