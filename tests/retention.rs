@@ -535,3 +535,40 @@ fn kill_9_during_a_run_then_rerun_ends_as_an_uninterrupted_run() {
     assert_eq!(state(archive), expected);
     assert_intact(archive);
 }
+
+#[test]
+fn retrying_a_hold_or_a_shred_that_landed_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.ndjson");
+    generate(
+        &input,
+        &["--events", "300", "--tenants", "2", "--days", "20"],
+    );
+    let archive = dir.path().join("archive");
+    run_ok(strata(&archive).args(["ingest", "--quiet"]).arg(&input));
+    let hold = [
+        "hold",
+        "add",
+        "--tenant",
+        "acme-health",
+        "--reason",
+        "case 7",
+    ];
+    let first = run_ok(strata(&archive).args(hold));
+    let again = run_ok(strata(&archive).args(hold));
+    assert_eq!(first, again, "the retry reports the same hold");
+    assert_eq!(count_audit(&archive, "hold_added"), 1);
+    // A shred needs every file encrypted; an empty tenant has none.
+    let shred = [
+        "keys",
+        "shred",
+        "--tenant",
+        "nobody-yet",
+        "--reason",
+        "erasure 9",
+    ];
+    let first = run_ok(strata(&archive).args(shred).args(["--now", "2025-01-01"]));
+    let again = run_ok(strata(&archive).args(shred).args(["--now", "2025-01-02"]));
+    assert_eq!(first, again, "the retry reports the same schedule");
+    assert_eq!(count_audit(&archive, "shred_scheduled"), 1);
+}

@@ -131,6 +131,21 @@ pub async fn add_hold(
         ));
     }
     let mut snapshot = archive.catalog.load().await?;
+    // A retry of a hold that landed (same scope, same reason) is that hold,
+    // not a second one.
+    let placed = snapshot.governance.holds.values().find(|h| {
+        (&h.tenant, &h.family, h.from, h.to, &h.reason)
+            == (
+                &request.tenant,
+                &request.family,
+                request.from,
+                request.to,
+                &request.reason,
+            )
+    });
+    if let Some(hold) = placed {
+        return Ok(hold.clone());
+    }
     let hold = Hold {
         id: snapshot.governance.holds_placed + 1,
         tenant: request.tenant,
@@ -327,6 +342,10 @@ pub async fn schedule_shred(
     now: DateTime<Utc>,
 ) -> Result<String, RetentionError> {
     let mut snapshot = archive.catalog.load().await?;
+    // A retry of a scheduling that landed answers as the first did.
+    if let Some(destroy_after) = snapshot.governance.shreds.get(tenant) {
+        return Ok(destroy_after.clone());
+    }
     if let Some(hold) = snapshot.governance.tenant_held(tenant) {
         return Err(RetentionError::Refused(format!(
             "tenant {tenant} is under legal hold {} ({}): its keys cannot be shredded",

@@ -14,7 +14,7 @@
 //! `_strata/snapshots/<n>.json` and `_strata/_last_snapshot` points at
 //! it, so loading reads one snapshot and the few entries after it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -325,8 +325,9 @@ pub struct Snapshot {
     pub tree: Frontier,
     /// Live data files by path.
     pub files: BTreeMap<String, FileMeta>,
-    /// Input progress by source id.
-    pub sources: HashMap<String, SourceProgress>,
+    /// Input progress by source id (sorted, so that a snapshot's bytes
+    /// depend only on its content).
+    pub sources: BTreeMap<String, SourceProgress>,
     /// Retention policy, legal holds and expiry marks.
     #[serde(default)]
     pub governance: Governance,
@@ -595,6 +596,19 @@ pub fn seq_of(path: &Path) -> Option<u64> {
 /// Prefix of the state snapshots.
 pub const SNAPSHOT_PREFIX: &str = "_strata/snapshots";
 
+/// Prefix of the snapshots' signatures.
+pub const SNAPSHOT_NOTE_PREFIX: &str = "_strata/snapshot-notes";
+
+/// Where the signature of snapshot `seq` is stored.
+pub fn snapshot_note_path(seq: u64) -> Path {
+    Path::from(format!("{SNAPSHOT_NOTE_PREFIX}/{seq:020}.note"))
+}
+
+/// What a writer signs for the snapshot after entry `seq` stored as `bytes`.
+fn snapshot_signed_text(seq: u64, bytes: &[u8]) -> String {
+    format!("strata catalog snapshot {seq}\n{}\n", sha256_hex(bytes))
+}
+
 /// Where the snapshot of the state after entry `seq` is stored.
 pub fn snapshot_path(seq: u64) -> Path {
     Path::from(format!("{SNAPSHOT_PREFIX}/{seq:020}.json"))
@@ -642,7 +656,9 @@ impl Catalog {
     }
 
     /// The newest snapshot: the one `_last_snapshot` names, or else the
-    /// highest-numbered one found by listing.
+    /// highest-numbered one found by listing, if it can be trusted (see
+    /// [`Catalog::vouched_for`]); `None` otherwise, and the log is replayed
+    /// from its first entry.
     async fn latest_snapshot(&self) -> Result<Option<Snapshot>, CatalogError> {
         let hinted = match self.get(&last_snapshot_path()).await? {
             Some(bytes) => Some(Self::decode::<LastSnapshot>(&last_snapshot_path(), &bytes)?.seq),
@@ -658,12 +674,72 @@ impl Catalog {
         };
         let Some(seq) = seq else { return Ok(None) };
         let path = snapshot_path(seq);
-        match self.get(&path).await? {
-            Some(bytes) => Ok(Some(Self::decode(&path, &bytes)?)),
-            None => Err(CatalogError::MissingSnapshot {
+        let Some(bytes) = self.get(&path).await? else {
+            return Err(CatalogError::MissingSnapshot {
                 path: path.to_string(),
-            }),
+            });
+        };
+        let snapshot: Snapshot = Self::decode(&path, &bytes)?;
+        match self.vouched_for(&snapshot, &bytes).await? {
+            Ok(()) => Ok(Some(snapshot)),
+            Err(why) => {
+                tracing::warn!("catalog snapshot {path} is not used: {why}; replaying the log");
+                Ok(None)
+            }
         }
+    }
+
+    /// Whether the snapshot stored as `bytes` summarises this archive's log:
+    /// its head is the hash of the entry it names, and, once entries are
+    /// signed, it is signed by the key that signed that entry. Whoever can
+    /// write the bucket cannot sign as that key, so cannot make loading
+    /// trust a snapshot of files, holds or keys the log never had.
+    async fn vouched_for(
+        &self,
+        snapshot: &Snapshot,
+        bytes: &[u8],
+    ) -> Result<Result<(), String>, CatalogError> {
+        let Some((entry, hash)) = self.read_entry(snapshot.seq).await? else {
+            return Ok(Err(format!("entry {} is missing", snapshot.seq)));
+        };
+        if hash != snapshot.head {
+            return Ok(Err(format!(
+                "its head is not the hash of entry {}",
+                snapshot.seq
+            )));
+        }
+        let Some(entry_note) = &entry.signature else {
+            // An unsigned entry: only a snapshot of an archive that trusts
+            // no key yet can be as old as that.
+            return Ok(match snapshot.governance.trusted_keys.is_empty() {
+                true => Ok(()),
+                false => Err("it trusts keys, but the entry it names is unsigned".into()),
+            });
+        };
+        let signer = (snapshot.governance.trusted_keys.keys())
+            .filter_map(|k| VerifierKey::parse(k).ok())
+            .find(|key| key.open(entry_note).is_ok());
+        let Some(signer) = signer else {
+            return Ok(Err(format!(
+                "none of its trusted keys signed entry {}",
+                snapshot.seq
+            )));
+        };
+        let Some(note) = self.get(&snapshot_note_path(snapshot.seq)).await? else {
+            return Ok(Err("it has no signature".into()));
+        };
+        let vouched = std::str::from_utf8(&note)
+            .ok()
+            .and_then(|note| signer.open(note).ok())
+            .is_some_and(|text| text == snapshot_signed_text(snapshot.seq, bytes));
+        Ok(match vouched {
+            true => Ok(()),
+            false => Err(format!(
+                "it is not signed by {}, which signed entry {}",
+                signer.name(),
+                snapshot.seq
+            )),
+        })
     }
 
     /// Loads the current state: the newest snapshot plus the entries after it.
@@ -757,31 +833,42 @@ impl Catalog {
                 mode: PutMode::Create,
                 ..Default::default()
             };
-            match self
+            let put = self
                 .store
                 .put_opts(
                     &entry_path(entry.seq),
                     PutPayload::from(bytes.clone()),
                     options,
                 )
-                .await
-            {
-                Ok(_) => {
-                    snapshot.apply(&entry, &bytes)?;
-                    if entry.seq.is_multiple_of(self.snapshot_interval) {
-                        self.write_snapshot(snapshot).await;
-                    }
-                    self.seal(snapshot)
-                        .await
-                        .map_err(|source| CatalogError::Seal {
-                            seq: entry.seq,
-                            source,
-                        })?;
-                    return Ok(entry.seq);
-                }
-                Err(object_store::Error::AlreadyExists { .. }) => self.refresh(snapshot).await?,
-                Err(e) => return Err(e.into()),
+                .await;
+            // A put reported as failed (a timeout, or `AlreadyExists` on a
+            // retried request) may have landed: then the entry there is ours.
+            let landed = match put {
+                Ok(_) => true,
+                Err(e) => match self.get(&entry_path(entry.seq)).await {
+                    Ok(Some(stored)) if stored == bytes => true,
+                    Ok(Some(_)) if matches!(e, object_store::Error::AlreadyExists { .. }) => false,
+                    _ => return Err(e.into()),
+                },
+            };
+            if !landed {
+                self.refresh(snapshot).await?;
+                continue;
             }
+            snapshot.apply(&entry, &bytes)?;
+            if entry.seq.is_multiple_of(self.snapshot_interval) {
+                self.write_snapshot(snapshot).await;
+            }
+            // The commit stands without its checkpoint: the next writer to
+            // load the catalog signs the head, and verify says UNSEALED until then.
+            if let Err(e) = self.seal(snapshot).await {
+                tracing::warn!(
+                    seq = entry.seq,
+                    "commit {} landed but its checkpoint could not be written: {e}",
+                    entry.seq
+                );
+            }
+            return Ok(entry.seq);
         }
         Err(CatalogError::Conflict(format!(
             "gave up after {MAX_COMMIT_ATTEMPTS} concurrent commits"
@@ -869,22 +956,32 @@ impl Catalog {
     /// Writes a snapshot of `snapshot`. Best effort: a missing snapshot
     /// only makes loading read more entries, so failures are logged, not raised.
     pub async fn write_snapshot(&self, snapshot: &Snapshot) {
-        let bytes = serde_json::to_vec(snapshot).expect("snapshots serialize");
-        let written =
-            match put_create(&*self.store, &snapshot_path(snapshot.seq), bytes.into()).await {
-                Ok(()) => {
-                    let hint = serde_json::to_vec(&LastSnapshot { seq: snapshot.seq })
-                        .expect("serializes");
-                    self.store
-                        .put(&last_snapshot_path(), hint.into())
-                        .await
-                        .map(|_| ())
-                }
-                Err(e) => Err(e),
-            };
-        if let Err(e) = written {
+        if let Err(e) = self.try_write_snapshot(snapshot).await {
             tracing::warn!(seq = snapshot.seq, "could not write catalog snapshot: {e}");
         }
+    }
+
+    /// Stores the snapshot, its signature (with a key), then the hint that
+    /// names it: a snapshot is never named before it can be checked.
+    async fn try_write_snapshot(&self, snapshot: &Snapshot) -> Result<(), object_store::Error> {
+        let bytes = serde_json::to_vec(snapshot).expect("snapshots serialize");
+        if let Some(seal) = &self.seal {
+            let text = snapshot_signed_text(snapshot.seq, &bytes);
+            let note = seal
+                .key
+                .sign(&text)
+                .expect("a snapshot's signed text is a valid note");
+            put_create(
+                &*self.store,
+                &snapshot_note_path(snapshot.seq),
+                note.into_bytes().into(),
+            )
+            .await?;
+        }
+        put_create(&*self.store, &snapshot_path(snapshot.seq), bytes.into()).await?;
+        let hint = serde_json::to_vec(&LastSnapshot { seq: snapshot.seq }).expect("serializes");
+        self.store.put(&last_snapshot_path(), hint.into()).await?;
+        Ok(())
     }
 }
 
@@ -1056,6 +1153,99 @@ mod tests {
             Checkpoint::open(&read(&*store, &checkpoint_path(1)).await, &verifier).unwrap();
         assert_eq!(checkpoint.size, 1);
         assert_eq!(checkpoint.root, loaded.checkpoint().root);
+    }
+
+    #[tokio::test]
+    async fn a_commit_whose_answer_was_lost_is_a_value_not_an_error() {
+        use strata_faults::{Fault, FaultyStore, Kind};
+        let store = FaultyStore::new(Arc::new(InMemory::new()));
+        let catalog = Catalog::new(store.clone());
+        let mut snap = catalog.load().await.unwrap();
+        // The entry's put lands, but the writer is told it failed.
+        store.arm(Kind::Put, 1, Fault::Lost);
+        assert_eq!(catalog.commit(&mut snap, add(&["a"])).await.unwrap(), 1);
+        assert!(store.tripped());
+        // A put that never landed is an error, and nothing was committed.
+        store.arm(Kind::Put, 1, Fault::Fail);
+        assert!(catalog.commit(&mut snap, add(&["b"])).await.is_err());
+        store.disarm();
+        let loaded = catalog.load().await.unwrap();
+        assert_eq!((loaded.seq, loaded.files.len()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_commit_stands_when_its_checkpoint_cannot_be_written() {
+        use strata_faults::{Fault, FaultyStore, Kind};
+        let store = FaultyStore::new(Arc::new(InMemory::new()));
+        let key = SigningKey::generate("strata/test").unwrap();
+        let catalog = Catalog::new(store.clone()).with_seal(key, None);
+        let mut snap = catalog.load().await.unwrap();
+        // Put 1 is the entry, put 2 its checkpoint.
+        store.arm(Kind::Put, 2, Fault::Fail);
+        assert_eq!(catalog.commit(&mut snap, add(&["a"])).await.unwrap(), 1);
+        assert!(store.tripped());
+        store.disarm();
+        assert!(
+            get_if_exists(&*store, &checkpoint_path(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The next writer to load signs it.
+        catalog.load().await.unwrap();
+        assert!(
+            get_if_exists(&*store, &checkpoint_path(1))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn loading_ignores_a_snapshot_the_log_does_not_vouch_for() {
+        let store = Arc::new(InMemory::new());
+        let key = SigningKey::generate("strata/test").unwrap();
+        let catalog = Catalog::new(store.clone())
+            .with_snapshot_interval(2)
+            .with_seal(key, None);
+        let mut snap = catalog.load().await.unwrap();
+        catalog.commit(&mut snap, add(&["a"])).await.unwrap();
+        let hold = crate::Hold {
+            id: 1,
+            tenant: "t".into(),
+            family: None,
+            from: None,
+            to: None,
+            reason: "case 1".into(),
+            added_at: "2025-01-01T00:00:00Z".into(),
+            added_by: "test".into(),
+        };
+        let draft = Draft {
+            changes: vec![Change::HoldAdded { hold }],
+            ..Default::default()
+        };
+        catalog.commit(&mut snap, draft).await.unwrap();
+        assert_eq!(
+            catalog.load().await.unwrap(),
+            snap,
+            "the signed snapshot is used"
+        );
+
+        // Someone with write access drops the hold from snapshot 2.
+        let path = snapshot_path(2);
+        let mut doctored: Snapshot = serde_json::from_str(&read(&*store, &path).await).unwrap();
+        doctored.governance.holds.clear();
+        store
+            .put(&path, serde_json::to_vec(&doctored).unwrap().into())
+            .await
+            .unwrap();
+        let loaded = catalog.load().await.unwrap();
+        assert_eq!(
+            loaded.governance.holds.len(),
+            1,
+            "the log is replayed instead"
+        );
+        assert_eq!(loaded, snap);
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! checkpoints and against the objects in the store.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -221,6 +222,15 @@ pub async fn verify(
     let snapshots = numbered(store, SNAPSHOT_PREFIX, &mut findings).await?;
     let replay = replay_log(store, &entries, &snapshots, &mut findings).await?;
     let entry_count = entries.keys().next_back().copied().unwrap_or(0);
+    let beyond_log = (Bound::Excluded(entry_count), Bound::Unbounded);
+    for (&seq, path) in snapshots.range(beyond_log) {
+        findings.push(Finding::new(
+            Code::Modified,
+            path.as_ref(),
+            Some(seq),
+            &format!("a snapshot of entry {seq}, but the log has {entry_count} entries"),
+        ));
+    }
 
     let checkpoints =
         check_checkpoints(store, options, &replay, entry_count, &mut findings).await?;
@@ -415,15 +425,10 @@ async fn compare_snapshot(
     let Some(bytes) = get(store, path).await? else {
         return Ok(());
     };
-    let matches = serde_json::from_slice::<Snapshot>(&bytes).is_ok_and(|snapshot| {
-        let expected = &replay.state;
-        snapshot.seq == expected.seq
-            && snapshot.head == expected.head
-            && snapshot.origin == expected.origin
-            && snapshot.tree == expected.tree
-            && snapshot.files == expected.files
-            && snapshot.sources == expected.sources
-    });
+    // Every field: files, sources and governance (policy, holds, marks,
+    // shreds, trusted keys) alike.
+    let matches =
+        serde_json::from_slice::<Snapshot>(&bytes).is_ok_and(|snapshot| snapshot == replay.state);
     if !matches {
         findings.push(Finding::new(
             Code::Modified,
@@ -971,6 +976,29 @@ mod tests {
             .unwrap();
         let report = run(store, &key).await;
         assert_eq!(codes(&report), [(Code::Modified, path.to_string())]);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_with_other_governance_or_beyond_the_log_is_modified() {
+        let (store, _, key) = archive(4).await;
+        let path = strata_store::snapshot_path(4);
+        let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+        let mut snapshot: Snapshot = serde_json::from_slice(&bytes).unwrap();
+        snapshot.governance.trusted_keys.clear();
+        store
+            .put(&path, serde_json::to_vec(&snapshot).unwrap().into())
+            .await
+            .unwrap();
+        let beyond = strata_store::snapshot_path(9);
+        store.put(&beyond, bytes.into()).await.unwrap();
+        let report = run(store, &key).await;
+        assert_eq!(
+            codes(&report),
+            [
+                (Code::Modified, path.to_string()),
+                (Code::Modified, beyond.to_string())
+            ]
+        );
     }
 
     /// Appends entry 4 to the three-entry archive in `store` as someone with
