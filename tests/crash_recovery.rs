@@ -83,6 +83,7 @@ fn kill_9_during_ingest_then_rerun_keeps_every_line_exactly_once() {
         "the ingest finished before it could be killed twice; make the input larger"
     );
 
+    wait_for_leases();
     let out = run_expect(strata(&archive).arg("ingest").arg(&input), 0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("resumed after line"));
     assert_eq!(count(&archive, "SELECT count(*) AS n FROM events"), events);
@@ -161,6 +162,7 @@ fn kill_9_during_compaction_never_loses_or_doubles_rows() {
             events
         );
     }
+    wait_for_leases();
     run_ok(strata(&archive).arg("compact"));
     let (files_after, partitions) = files_and_partitions(&archive);
     assert_eq!(
@@ -174,6 +176,69 @@ fn kill_9_during_compaction_never_loses_or_doubles_rows() {
     assert_eq!(
         count(&archive, "SELECT count(DISTINCT event_id) AS n FROM events"),
         events
+    );
+    assert_no_strays(&archive);
+}
+
+#[test]
+fn concurrent_ingests_and_a_compaction_all_succeed_and_keep_every_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let inputs: Vec<_> = (1..=4)
+        .map(|seed| {
+            let input = dir.path().join(format!("events-{seed}.ndjson"));
+            generate(
+                &input,
+                &[
+                    "--events",
+                    "8000",
+                    "--tenants",
+                    "3",
+                    "--days",
+                    "60",
+                    "--seed",
+                    &seed.to_string(),
+                ],
+            );
+            input
+        })
+        .collect();
+    // Small files for the compaction to merge while the others ingest.
+    run_ok(
+        strata(&archive)
+            .args(["ingest", "--quiet", "--no-compact", "--chunk-mib", "1"])
+            .arg(&inputs[0]),
+    );
+    let mut children: Vec<_> = inputs[1..]
+        .iter()
+        .map(|input| {
+            strata(&archive)
+                .args(["ingest", "--quiet", "--chunk-mib", "1"])
+                .arg(input)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children.push(
+        strata(&archive)
+            .arg("compact")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "every concurrent command succeeds:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(count(&archive, "SELECT count(*) AS n FROM events"), 32_000);
+    assert_eq!(
+        count(&archive, "SELECT count(DISTINCT event_id) AS n FROM events"),
+        32_000
     );
     assert_no_strays(&archive);
 }

@@ -526,6 +526,7 @@ fn kill_9_during_a_run_then_rerun_ends_as_an_uninterrupted_run() {
                 assert_eq!(Some(&n), whole.get(&partition), "{partition:?}");
             }
         }
+        wait_for_leases();
         retention_run(archive, now);
     }
     assert!(

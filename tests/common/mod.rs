@@ -17,10 +17,20 @@ pub fn keyring(archive: &Path) -> PathBuf {
     }
 }
 
+/// Writer leases in tests, in seconds: short, so that a rerun after a
+/// `kill -9` can clean up without waiting the default two minutes.
+pub const LEASE_SECS: u64 = 3;
+
+/// Waits until the lease of every writer killed so far has run out.
+pub fn wait_for_leases() {
+    std::thread::sleep(std::time::Duration::from_millis(LEASE_SECS * 1000 + 300));
+}
+
 /// A `strata` command on the archive at `archive`.
 pub fn strata(archive: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     cmd.env("STRATA_ARCHIVE", archive)
+        .env("STRATA_WRITER_LEASE_SECS", LEASE_SECS.to_string())
         .env("STRATA_KEYRING", keyring(archive))
         .env_remove("STRATA_WITNESS")
         .env("STRATA_ACTOR", "test")

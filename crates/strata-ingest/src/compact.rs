@@ -125,48 +125,94 @@ fn plan(files: impl Iterator<Item = FileMeta>, target: u64, limit: u64) -> Vec<V
     groups
 }
 
-/// Merges small files in every partition of `archive`.
+/// Merges small files in every partition of `archive`. A merge that loses a
+/// race with another writer (a source merged or expired meanwhile) is
+/// discarded and the partition planned again from the new state; what a
+/// failed compaction uploaded is removed before it returns the error.
 pub async fn compact(
     archive: &Archive,
     options: CompactOptions,
 ) -> Result<CompactReport, IngestError> {
     reconcile(&archive.store, &archive.catalog).await?;
-    let mut snapshot = archive.catalog.load().await?;
     let mut report = CompactReport::default();
     let mut writer = None;
+    let compacted = compact_rounds(archive, &options, &mut writer, &mut report).await;
+    match (compacted, writer) {
+        (Ok(()), Some(writer)) => writer.finish().await?,
+        (Err(e), Some(writer)) => {
+            writer.abandon(&archive.catalog).await;
+            return Err(e);
+        }
+        (result, None) => result?,
+    }
+    Ok(report)
+}
+
+/// Most times compaction plans again after losing races before giving up.
+const MAX_REPLANS: usize = 20;
+
+async fn compact_rounds(
+    archive: &Archive,
+    options: &CompactOptions,
+    writer: &mut Option<Writer>,
+    report: &mut CompactReport,
+) -> Result<(), IngestError> {
+    let mut snapshot = archive.catalog.load().await?;
+    let mut replans = 0;
     // A partition with more small files than one merge takes is merged in
     // rounds: each round's merged files are merged by the next.
-    loop {
+    'plan: loop {
         let groups = plan(
             compactable(&snapshot, options.keys.is_some()),
             options.target_bytes,
             options.group_limit(),
         );
         if groups.is_empty() {
-            break;
+            return Ok(());
         }
         if writer.is_none() {
-            writer =
-                Some(Writer::register(archive.store.clone(), "compact", &options.actor).await?);
+            let registered = Writer::register(archive.store.clone(), "compact", &options.actor);
+            *writer = Some(registered.await?);
         }
         let writer = writer.as_mut().expect("registered above");
         for batch in groups.chunks(options.merges_per_commit.max(1)) {
-            let added = merge_batch(archive, &options, writer, batch).await?;
             let removed: Vec<FileMeta> = batch.iter().flatten().cloned().collect();
+            let committed = match merge_batch(archive, options, writer, batch).await {
+                Ok(added) => {
+                    let draft = Draft {
+                        operation: "compact".into(),
+                        actor: options.actor.clone(),
+                        reason: Some("merge small files of a partition".into()),
+                        add: added.clone(),
+                        remove: removed.clone(),
+                        ..Default::default()
+                    };
+                    let commit = archive.catalog.commit(&mut snapshot, draft).await;
+                    commit.map(|_| added).map_err(IngestError::from)
+                }
+                Err(e) => Err(e),
+            };
+            let added = match committed {
+                Ok(added) => added,
+                Err(e) => {
+                    // Lost a race if a source is gone from the catalog now.
+                    snapshot = archive.catalog.load().await?;
+                    let raced = removed
+                        .iter()
+                        .any(|f| !snapshot.files.contains_key(&f.path));
+                    if !raced || replans == MAX_REPLANS {
+                        return Err(e);
+                    }
+                    replans += 1;
+                    writer.discard_pending(&snapshot).await?;
+                    continue 'plan;
+                }
+            };
             report.partitions += batch.len();
             report.files_removed += removed.len();
             report.bytes_removed += removed.iter().map(|f| f.size).sum::<u64>();
             report.files_added += added.len();
             report.bytes_added += added.iter().map(|f| f.size).sum::<u64>();
-            let draft = Draft {
-                operation: "compact".into(),
-                actor: options.actor.clone(),
-                reason: Some("merge small files of a partition".into()),
-                add: added,
-                remove: removed.clone(),
-                ..Default::default()
-            };
-            archive.catalog.commit(&mut snapshot, draft).await?;
             // Deleting after the commit: a crash here leaves unreferenced objects, never missing ones.
             for file in &removed {
                 if let Err(e) = archive.store.delete(&Path::from(file.path.as_str())).await {
@@ -175,10 +221,6 @@ pub async fn compact(
             }
         }
     }
-    if let Some(writer) = writer {
-        writer.finish().await?;
-    }
-    Ok(report)
 }
 
 /// The files compaction may merge: files in the archive itself, of

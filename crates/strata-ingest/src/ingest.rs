@@ -276,7 +276,13 @@ pub async fn ingest<O: Observer + 'static>(
             chunk: Chunk::default(),
         };
         for input in &inputs {
-            run.ingest_one(input)?;
+            if let Err(e) = run.ingest_one(input) {
+                // Remove what this run uploaded but did not commit.
+                run.handle
+                    .clone()
+                    .block_on(run.writer.abandon(&run.archive.catalog));
+                return Err(e);
+            }
         }
         Ok::<_, IngestError>((run.report, run.observer, run.writer))
     })

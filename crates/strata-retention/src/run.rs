@@ -71,177 +71,188 @@ pub async fn run(
         return Ok(report);
     }
     let mut writer = Writer::register(archive.store.clone(), "retention", actor).await?;
-    let draft = |operation: &str, reason: String| Draft {
-        operation: operation.to_string(),
-        actor: actor.to_string(),
-        reason: Some(reason),
-        policy_version: Some(version),
-        ..Default::default()
-    };
-    let of_kind = |kind| {
-        plan.actions
-            .iter()
-            .filter(move |a: &&Action| a.kind == kind)
-    };
-    let now_text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // What a failed run uploaded or orphaned is removed before it returns.
+    let outcome = async {
+        let draft = |operation: &str, reason: String| Draft {
+            operation: operation.to_string(),
+            actor: actor.to_string(),
+            reason: Some(reason),
+            policy_version: Some(version),
+            ..Default::default()
+        };
+        let of_kind = |kind| {
+            plan.actions
+                .iter()
+                .filter(move |a: &&Action| a.kind == kind)
+        };
+        let now_text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 
-    let unmarks: Vec<&Action> = of_kind(ActionKind::Unmark).collect();
-    for chunk in unmarks.chunks(PARTITIONS_PER_COMMIT) {
-        let mut commit = draft("expire-cancel", "a legal hold covers the partitions".into());
-        commit.changes = chunk
-            .iter()
-            .map(|a| Change::ExpiryCancelled {
-                partition: a.partition.clone(),
-                reason: a.reason.clone(),
-            })
-            .collect();
-        archive.catalog.commit(&mut snapshot, commit).await?;
-        report.commits += 1;
-        chunk.iter().for_each(|a| observer.done(a));
-    }
-
-    let sweeps: Vec<&Action> = of_kind(ActionKind::Sweep).collect();
-    for chunk in sweeps.chunks(PARTITIONS_PER_COMMIT) {
-        let files: Vec<FileMeta> = chunk.iter().flat_map(|a| a.files.clone()).collect();
-        writer
-            .set_pending(files.iter().map(Pending::of).collect())
-            .await?;
-        let mut commit = draft(
-            strata_store::EXPIRE_OPERATION,
-            "retention period and grace period over".into(),
-        );
-        commit.remove = files.clone();
-        commit.changes = chunk
-            .iter()
-            .map(|a| Change::ExpirySwept {
-                partition: a.partition.clone(),
-            })
-            .collect();
-        archive.catalog.commit(&mut snapshot, commit).await?;
-        report.commits += 1;
-        report.objects_deleted += delete_files(archive, &files).await?;
-        chunk.iter().for_each(|a| observer.done(a));
-    }
-
-    let marks: Vec<&Action> = of_kind(ActionKind::Mark).collect();
-    for chunk in marks.chunks(PARTITIONS_PER_COMMIT) {
-        let mut commit = draft(
-            "expire-mark",
-            "retention period over: hidden now, deleted after the grace period".into(),
-        );
-        commit.changes = chunk
-            .iter()
-            .map(|a| Change::ExpiryMarked {
-                mark: Mark {
+        let unmarks: Vec<&Action> = of_kind(ActionKind::Unmark).collect();
+        for chunk in unmarks.chunks(PARTITIONS_PER_COMMIT) {
+            let mut commit = draft("expire-cancel", "a legal hold covers the partitions".into());
+            commit.changes = chunk
+                .iter()
+                .map(|a| Change::ExpiryCancelled {
                     partition: a.partition.clone(),
-                    marked_at: now_text.clone(),
-                    sweep_after: a.sweep_after.clone().expect("marks have a sweep time"),
-                    policy_version: version,
-                },
-            })
-            .collect();
-        archive.catalog.commit(&mut snapshot, commit).await?;
-        report.commits += 1;
-        chunk.iter().for_each(|a| observer.done(a));
-    }
+                    reason: a.reason.clone(),
+                })
+                .collect();
+            archive.catalog.commit(&mut snapshot, commit).await?;
+            report.commits += 1;
+            chunk.iter().for_each(|a| observer.done(a));
+        }
 
-    for action in of_kind(ActionKind::Encrypt) {
-        let commit = draft("encrypt", action.reason.clone());
-        encrypt(
-            archive,
-            &mut snapshot,
-            &mut writer,
-            keys,
-            &action.files,
-            commit,
-        )
-        .await?;
-        report.commits += 1;
-        report.objects_deleted += delete_files(archive, &action.files).await?;
-        observer.done(action);
-    }
-
-    for action in of_kind(ActionKind::Tier) {
-        let location = action.to.as_deref().expect("tier actions name their store");
-        let cold = open_location(location, Missing::Create)?;
-        let (bytes, mut meta) = merge_files(
-            archive,
-            &action.files,
-            COLD_ZSTD_LEVEL,
-            keys,
-            action.encrypt,
-        )
-        .await?;
-        meta.location = Some(location.to_string());
-        writer.set_pending(replacing(&meta, &action.files)).await?;
-        let path = Path::from(meta.path.as_str());
-        cold.put(&path, bytes.into()).await?;
-        check_copy(cold.as_ref(), &meta, &action.files, keys).await?;
-        let mut commit = draft("tier", action.reason.clone());
-        commit.remove = action.files.clone();
-        report.bytes_tiered += meta.size;
-        commit.add = vec![meta];
-        archive.catalog.commit(&mut snapshot, commit).await?;
-        report.commits += 1;
-        report.objects_deleted += delete_files(archive, &action.files).await?;
-        observer.done(action);
-    }
-    for shred in plan.shreds.iter().filter(|s| s.held_by.is_none()) {
-        let keys = keys.ok_or_else(|| {
-            RetentionError::Refused(format!(
-                "shredding tenant {} needs the keyring (--keyring)",
-                shred.tenant
-            ))
-        })?;
-        let tenant = &shred.tenant;
-        // The erasure covers every file of the tenant: files that arrived in
-        // plaintext since it was scheduled are first encrypted under the
-        // keys about to be destroyed.
-        for files in plaintext_partitions(&snapshot, tenant) {
-            let commit = draft(
-                "encrypt",
-                format!("tenant {tenant} is to be crypto-shredded: its files must be encrypted"),
+        let sweeps: Vec<&Action> = of_kind(ActionKind::Sweep).collect();
+        for chunk in sweeps.chunks(PARTITIONS_PER_COMMIT) {
+            let files: Vec<FileMeta> = chunk.iter().flat_map(|a| a.files.clone()).collect();
+            writer
+                .set_pending(files.iter().map(Pending::of).collect())
+                .await?;
+            let mut commit = draft(
+                strata_store::EXPIRE_OPERATION,
+                "retention period and grace period over".into(),
             );
+            commit.remove = files.clone();
+            commit.changes = chunk
+                .iter()
+                .map(|a| Change::ExpirySwept {
+                    partition: a.partition.clone(),
+                })
+                .collect();
+            archive.catalog.commit(&mut snapshot, commit).await?;
+            report.commits += 1;
+            report.objects_deleted += delete_files(archive, &files).await?;
+            chunk.iter().for_each(|a| observer.done(a));
+        }
+
+        let marks: Vec<&Action> = of_kind(ActionKind::Mark).collect();
+        for chunk in marks.chunks(PARTITIONS_PER_COMMIT) {
+            let mut commit = draft(
+                "expire-mark",
+                "retention period over: hidden now, deleted after the grace period".into(),
+            );
+            commit.changes = chunk
+                .iter()
+                .map(|a| Change::ExpiryMarked {
+                    mark: Mark {
+                        partition: a.partition.clone(),
+                        marked_at: now_text.clone(),
+                        sweep_after: a.sweep_after.clone().expect("marks have a sweep time"),
+                        policy_version: version,
+                    },
+                })
+                .collect();
+            archive.catalog.commit(&mut snapshot, commit).await?;
+            report.commits += 1;
+            chunk.iter().for_each(|a| observer.done(a));
+        }
+
+        for action in of_kind(ActionKind::Encrypt) {
+            let commit = draft("encrypt", action.reason.clone());
             encrypt(
                 archive,
                 &mut snapshot,
                 &mut writer,
-                Some(keys),
-                &files,
+                keys,
+                &action.files,
                 commit,
             )
             .await?;
             report.commits += 1;
-            report.objects_deleted += delete_files(archive, &files).await?;
+            report.objects_deleted += delete_files(archive, &action.files).await?;
+            observer.done(action);
         }
-        // The receipt is committed before any key is destroyed: a hold
-        // placed since the plan makes the commit conflict, and the hold wins.
-        let versions = keys
-            .live_versions(tenant)
-            .map_err(|e| RetentionError::Refused(e.to_string()))?;
-        let mut commit = draft(
-            "shred",
-            format!("crypto-shredding scheduled until {}", shred.destroy_after),
-        );
-        commit.changes = vec![Change::KeysShredded {
-            tenant: tenant.clone(),
-            versions,
-        }];
-        match archive.catalog.commit(&mut snapshot, commit).await {
-            Ok(_) => {}
-            Err(CatalogError::Conflict(why)) => {
-                tracing::warn!("shredding of tenant {tenant} not done: {why}");
-                report
-                    .shreds_refused
-                    .push(format!("tenant {tenant}: {why}"));
-                continue;
+
+        for action in of_kind(ActionKind::Tier) {
+            let location = action.to.as_deref().expect("tier actions name their store");
+            let cold = open_location(location, Missing::Create)?;
+            let (bytes, mut meta) = merge_files(
+                archive,
+                &action.files,
+                COLD_ZSTD_LEVEL,
+                keys,
+                action.encrypt,
+            )
+            .await?;
+            meta.location = Some(location.to_string());
+            writer.set_pending(replacing(&meta, &action.files)).await?;
+            let path = Path::from(meta.path.as_str());
+            cold.put(&path, bytes.into()).await?;
+            check_copy(cold.as_ref(), &meta, &action.files, keys).await?;
+            let mut commit = draft("tier", action.reason.clone());
+            commit.remove = action.files.clone();
+            report.bytes_tiered += meta.size;
+            commit.add = vec![meta];
+            archive.catalog.commit(&mut snapshot, commit).await?;
+            report.commits += 1;
+            report.objects_deleted += delete_files(archive, &action.files).await?;
+            observer.done(action);
+        }
+        for shred in plan.shreds.iter().filter(|s| s.held_by.is_none()) {
+            let keys = keys.ok_or_else(|| {
+                RetentionError::Refused(format!(
+                    "shredding tenant {} needs the keyring (--keyring)",
+                    shred.tenant
+                ))
+            })?;
+            let tenant = &shred.tenant;
+            // The erasure covers every file of the tenant: files that arrived in
+            // plaintext since it was scheduled are first encrypted under the
+            // keys about to be destroyed.
+            for files in plaintext_partitions(&snapshot, tenant) {
+                let commit = draft(
+                    "encrypt",
+                    format!(
+                        "tenant {tenant} is to be crypto-shredded: its files must be encrypted"
+                    ),
+                );
+                encrypt(
+                    archive,
+                    &mut snapshot,
+                    &mut writer,
+                    Some(keys),
+                    &files,
+                    commit,
+                )
+                .await?;
+                report.commits += 1;
+                report.objects_deleted += delete_files(archive, &files).await?;
             }
-            Err(e) => return Err(e.into()),
+            // The receipt is committed before any key is destroyed: a hold
+            // placed since the plan makes the commit conflict, and the hold wins.
+            let versions = keys
+                .live_versions(tenant)
+                .map_err(|e| RetentionError::Refused(e.to_string()))?;
+            let mut commit = draft(
+                "shred",
+                format!("crypto-shredding scheduled until {}", shred.destroy_after),
+            );
+            commit.changes = vec![Change::KeysShredded {
+                tenant: tenant.clone(),
+                versions,
+            }];
+            match archive.catalog.commit(&mut snapshot, commit).await {
+                Ok(_) => {}
+                Err(CatalogError::Conflict(why)) => {
+                    tracing::warn!("shredding of tenant {tenant} not done: {why}");
+                    report
+                        .shreds_refused
+                        .push(format!("tenant {tenant}: {why}"));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            report.commits += 1;
+            report.tenants_shredded += 1;
         }
-        report.commits += 1;
-        report.tenants_shredded += 1;
+        destroy_shredded_keys(&snapshot, keys)?;
+        Ok::<_, RetentionError>(())
     }
-    destroy_shredded_keys(&snapshot, keys)?;
+    .await;
+    if let Err(e) = outcome {
+        writer.abandon(&archive.catalog).await;
+        return Err(e);
+    }
     writer.finish().await?;
     report.plan = Some(plan);
     Ok(report)

@@ -82,6 +82,15 @@ pub enum CatalogError {
         /// The writer's verifier key.
         key: String,
     },
+    /// A writer could not renew its lease in time: others may already treat
+    /// it as dead, so it stops before creating or orphaning anything more.
+    #[error(
+        "writer {writer} could not renew its lease in time and stopped; rerun the command (what it uploaded is cleaned up once its lease has run out)"
+    )]
+    LeaseLost {
+        /// The writer's instance id.
+        writer: String,
+    },
     /// A concurrent commit invalidated this one.
     #[error("commit conflict: {0}")]
     Conflict(String),

@@ -4,12 +4,17 @@
 //! commit removes are deleted after it, so a writer killed in between leaves
 //! objects the catalog does not list. To clean them up without ever touching
 //! another writer's work, every writer keeps a record under
-//! `_strata/writers/<id>.json` naming those objects (its *pending* paths)
-//! before it creates or orphans them. A record whose writer is gone (its
-//! process no longer exists on this host, or it has not been refreshed for
-//! an hour) is stale: [`reconcile`] deletes its pending paths that the
-//! catalog does not list, then the record. Every writing command reconciles
-//! first, so rerunning after a crash leaves no stray object.
+//! `_strata/writers/<instance>.json` naming those objects (its *pending*
+//! paths) before it creates or orphans them, and holds a *lease*: the record
+//! says until when the writer vouches for being alive, and a background task
+//! renews it every third of the lease. A record whose lease ran out is stale:
+//! [`reconcile`] deletes its pending paths that the catalog does not list,
+//! then the record. A writer that could not renew its lease in time stops
+//! before creating or orphaning anything more, so a lease that ran out
+//! always means a writer that will not touch its objects again, whatever
+//! host, container or pid namespace it ran in. Every writing command
+//! reconciles first, so rerunning after a crash, once the lease has run
+//! out, leaves no stray object.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,19 +27,29 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::archive::{Missing, open_location};
-use crate::catalog::{Catalog, CatalogError, FileMeta, get_if_exists};
+use crate::catalog::{Catalog, CatalogError, FileMeta, Snapshot, get_if_exists};
 use crate::layout::partition_of_path;
 
 /// Prefix of the writer records.
 pub const WRITERS_PREFIX: &str = "_strata/writers";
 
-/// A writer not heard from for this long is presumed dead, wherever it ran.
-const STALE_AFTER: Duration = Duration::from_secs(3600);
+/// A record written before leases (without `lease_until`) is stale after
+/// this long without an update.
+const LEGACY_STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// How long a lease lasts without renewal: `STRATA_WRITER_LEASE_SECS`
+/// seconds (tests shorten it), else two minutes.
+pub fn lease_duration() -> Duration {
+    std::env::var("STRATA_WRITER_LEASE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(120), Duration::from_secs_f64)
+}
 
 /// A writer's record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriterRecord {
-    /// Random id, also the record's file name.
+    /// Random 128-bit instance id, also the record's file name.
     pub id: String,
     /// What it does: `ingest`, `compact`, ...
     pub operation: String,
@@ -48,6 +63,10 @@ pub struct WriterRecord {
     pub started_at: String,
     /// When it last updated the record (RFC 3339).
     pub alive_at: String,
+    /// Until when it vouches for being alive (RFC 3339); empty in records
+    /// written before leases.
+    #[serde(default)]
+    pub lease_until: String,
     /// Objects it may have created or orphaned that the catalog may not list.
     pub pending: Vec<Pending>,
 }
@@ -73,24 +92,32 @@ impl Pending {
 }
 
 impl WriterRecord {
-    /// Whether the writer is gone, as seen from this process at `now`. A
-    /// record whose time cannot be read is never taken for a dead writer:
-    /// guessing wrong would delete a live writer's uploads.
+    /// Whether the writer's lease ran out at `now`. A record whose time
+    /// cannot be read is never taken for a dead writer: guessing wrong
+    /// would delete a live writer's uploads.
     fn is_stale(&self, now: DateTime<Utc>) -> bool {
-        let Ok(alive_at) = DateTime::parse_from_rfc3339(&self.alive_at) else {
+        let unreadable = |what: &str, text: &str| {
             tracing::warn!(
                 writer = self.id,
-                "writer record has an unreadable time {:?}; left alone",
-                self.alive_at
+                "writer record has an unreadable {what} {text:?}; left alone"
             );
-            return false;
+            false
         };
-        let silent = now
-            .signed_duration_since(alive_at)
-            .to_std()
-            .unwrap_or_default()
-            > STALE_AFTER;
-        silent || (self.host == host_name() && !process_exists(self.pid))
+        if self.lease_until.is_empty() {
+            return match DateTime::parse_from_rfc3339(&self.alive_at) {
+                Ok(alive_at) => {
+                    now.signed_duration_since(alive_at)
+                        .to_std()
+                        .unwrap_or_default()
+                        > LEGACY_STALE_AFTER
+                }
+                Err(_) => unreadable("time", &self.alive_at),
+            };
+        }
+        match DateTime::parse_from_rfc3339(&self.lease_until) {
+            Ok(until) => now > until,
+            Err(_) => unreadable("lease", &self.lease_until),
+        }
     }
 }
 
@@ -101,73 +128,175 @@ pub fn host_name() -> String {
         .unwrap_or_default()
 }
 
-#[cfg(target_os = "linux")]
-fn process_exists(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_exists(_pid: u32) -> bool {
-    true // cannot tell: rely on the record's age
-}
-
 fn record_path(id: &str) -> Path {
     Path::from(format!("{WRITERS_PREFIX}/{id}.json"))
 }
 
-/// A running writer's handle on its record.
+/// A running writer's handle on its record, whose lease a background task
+/// renews until [`Writer::finish`] (or the handle is dropped).
 pub struct Writer {
     store: Arc<dyn ObjectStore>,
-    record: WriterRecord,
+    lease: Arc<Lease>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+/// The record and until when the last stored copy vouches for the writer.
+struct Lease {
+    record: tokio::sync::Mutex<WriterRecord>,
+    /// `lease_until` of the last record the store accepted.
+    held_until: std::sync::Mutex<DateTime<Utc>>,
+    duration: Duration,
+}
+
+impl Lease {
+    /// Stores `record` with its lease extended from now.
+    async fn save(
+        &self,
+        store: &dyn ObjectStore,
+        record: &mut WriterRecord,
+    ) -> Result<(), CatalogError> {
+        let now = Utc::now();
+        let until = now + self.duration;
+        record.alive_at = rfc3339(now);
+        record.lease_until = rfc3339(until);
+        let bytes = serde_json::to_vec_pretty(&*record).expect("records serialize");
+        store
+            .put(&record_path(&record.id), PutPayload::from(bytes))
+            .await?;
+        *self.held_until.lock().expect("lease lock") = until;
+        Ok(())
+    }
+
+    /// Fails once the lease may have run out: another writer may then
+    /// delete this one's uploads, so it must not create or orphan more.
+    fn check(&self, id: &str) -> Result<(), CatalogError> {
+        let until = *self.held_until.lock().expect("lease lock");
+        // Keep a margin for the time the caller's next step takes.
+        if Utc::now() + self.duration / 10 > until {
+            return Err(CatalogError::LeaseLost {
+                writer: id.to_string(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Writer {
-    /// Registers a new writer doing `operation` for `actor`.
+    /// Registers a new writer doing `operation` for `actor`, and starts
+    /// renewing its lease.
     pub async fn register(
         store: Arc<dyn ObjectStore>,
         operation: &str,
         actor: &str,
     ) -> Result<Writer, CatalogError> {
-        let now = now();
-        let writer = Writer {
-            store,
-            record: WriterRecord {
-                id: format!("{:016x}", rand::random::<u64>()),
-                operation: operation.to_string(),
-                actor: actor.to_string(),
-                host: host_name(),
-                pid: std::process::id(),
-                started_at: now.clone(),
-                alive_at: now,
-                pending: Vec::new(),
-            },
-        };
-        writer.save().await?;
-        Ok(writer)
+        Writer::register_for(store, operation, actor, lease_duration()).await
     }
 
-    async fn save(&self) -> Result<(), CatalogError> {
-        let bytes = serde_json::to_vec_pretty(&self.record).expect("records serialize");
-        self.store
-            .put(&record_path(&self.record.id), PutPayload::from(bytes))
-            .await?;
-        Ok(())
+    /// [`Writer::register`] with leases of `duration`.
+    async fn register_for(
+        store: Arc<dyn ObjectStore>,
+        operation: &str,
+        actor: &str,
+        duration: Duration,
+    ) -> Result<Writer, CatalogError> {
+        let mut record = WriterRecord {
+            id: format!("{:032x}", rand::random::<u128>()),
+            operation: operation.to_string(),
+            actor: actor.to_string(),
+            host: host_name(),
+            pid: std::process::id(),
+            started_at: now(),
+            alive_at: String::new(),
+            lease_until: String::new(),
+            pending: Vec::new(),
+        };
+        let lease = Arc::new(Lease {
+            record: tokio::sync::Mutex::new(record.clone()),
+            held_until: std::sync::Mutex::new(Utc::now()),
+            duration,
+        });
+        lease.save(store.as_ref(), &mut record).await?;
+        *lease.record.lock().await = record;
+        let renewal = tokio::spawn(renew(store.clone(), lease.clone()));
+        Ok(Writer {
+            store,
+            lease,
+            renewal,
+        })
     }
 
     /// Records `paths` as everything this writer may leave behind from now
     /// on; call it before uploading them or before removing them from the
-    /// catalog and deleting them.
+    /// catalog and deleting them. Fails if the lease may have run out.
     pub async fn set_pending(&mut self, objects: Vec<Pending>) -> Result<(), CatalogError> {
-        self.record.pending = objects;
-        self.record.alive_at = now();
-        self.save().await
+        let mut record = self.lease.record.lock().await;
+        self.lease.check(&record.id)?;
+        record.pending = objects;
+        self.lease.save(self.store.as_ref(), &mut record).await
+    }
+
+    /// Gives up after a failure: deletes what this writer uploaded or
+    /// orphaned that no commit lists, then its record. Best effort: what it
+    /// cannot delete (the store is failing) is left to [`reconcile`] once
+    /// the lease has run out.
+    pub async fn abandon(self, catalog: &Catalog) {
+        self.renewal.abort();
+        let record = self.lease.record.lock().await.clone();
+        let cleaned = match catalog.load().await {
+            Ok(snapshot) => clean_up(&self.store, &snapshot, &record).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = cleaned {
+            tracing::warn!(
+                writer = record.id,
+                "could not remove what the failed writer left: {e}; the next write after its lease removes it"
+            );
+        }
+    }
+
+    /// Deletes what this writer uploaded or orphaned that `snapshot` does
+    /// not list and forgets it: after losing a race, before planning again.
+    pub async fn discard_pending(&mut self, snapshot: &Snapshot) -> Result<u64, CatalogError> {
+        let record = self.lease.record.lock().await.clone();
+        let deleted = delete_leftovers(&self.store, snapshot, &record).await?;
+        self.set_pending(Vec::new()).await?;
+        Ok(deleted)
     }
 
     /// Deletes the record: the writer finished and left nothing behind.
     pub async fn finish(self) -> Result<(), CatalogError> {
-        self.store.delete(&record_path(&self.record.id)).await?;
+        self.renewal.abort();
+        let id = self.lease.record.lock().await.id.clone();
+        self.store.delete(&record_path(&id)).await?;
         Ok(())
     }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // A writer that stops without finishing leaves its record to expire.
+        self.renewal.abort();
+    }
+}
+
+/// Renews the lease every third of its duration until aborted; a failed
+/// renewal is retried at the next tick (and `Lease::check` stops the writer
+/// if none succeeds in time).
+async fn renew(store: Arc<dyn ObjectStore>, lease: Arc<Lease>) {
+    loop {
+        tokio::time::sleep(lease.duration / 3).await;
+        let mut record = lease.record.lock().await;
+        if let Err(e) = lease.save(store.as_ref(), &mut record).await {
+            tracing::warn!(
+                writer = record.id,
+                "could not renew the writer's lease: {e}"
+            );
+        }
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn now() -> String {
@@ -252,41 +381,8 @@ pub async fn reconcile(
     }
     let snapshot = catalog.load().await?;
     for record in stale {
-        let committed = |p: &&Pending| {
-            snapshot
-                .files
-                .get(&p.path)
-                .is_some_and(|f| f.location == p.location)
-        };
-        // Only data files in the archive or a store the catalog names are
-        // ever deleted: a forged record cannot point at a catalog object, a
-        // home folder, or a store the policy does not know.
-        let deletable = |p: &&Pending| {
-            let known_store = p.location.as_deref().is_none_or(|location| {
-                snapshot.governance.names_store(location)
-                    || (snapshot.files.values()).any(|f| f.location.as_deref() == Some(location))
-            });
-            let ok = known_store && partition_of_path(&p.path).is_some();
-            if !ok {
-                tracing::warn!(
-                    writer = record.id,
-                    "writer record names {:?} in {:?}, which strata never writes; not deleted",
-                    p.path,
-                    p.location
-                );
-            }
-            ok
-        };
-        let leftovers = record
-            .pending
-            .iter()
-            .filter(|p| !committed(p))
-            .filter(deletable);
-        done.objects += delete_objects(store, leftovers).await?;
-        match store.delete(&record_path(&record.id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => done.writers += 1,
-            Err(e) => return Err(e.into()),
-        }
+        done.objects += clean_up(store, &snapshot, &record).await?;
+        done.writers += 1;
         tracing::info!(
             writer = record.id,
             operation = record.operation,
@@ -294,6 +390,58 @@ pub async fn reconcile(
         );
     }
     Ok(done)
+}
+
+/// Deletes the objects `record` names that `snapshot` does not list, then
+/// the record; returns how many objects were deleted.
+async fn clean_up(
+    store: &Arc<dyn ObjectStore>,
+    snapshot: &Snapshot,
+    record: &WriterRecord,
+) -> Result<u64, CatalogError> {
+    let deleted = delete_leftovers(store, snapshot, record).await?;
+    match store.delete(&record_path(&record.id)).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(deleted),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes the objects `record` names that `snapshot` does not list;
+/// returns how many were deleted.
+async fn delete_leftovers(
+    store: &Arc<dyn ObjectStore>,
+    snapshot: &Snapshot,
+    record: &WriterRecord,
+) -> Result<u64, CatalogError> {
+    let committed = |p: &&Pending| {
+        snapshot
+            .files
+            .get(&p.path)
+            .is_some_and(|f| f.location == p.location)
+    };
+    // Only data files in the archive or a store the catalog names are ever
+    // deleted: a forged record cannot point at a catalog object, a home
+    // folder, or a store the policy does not know.
+    let deletable = |p: &&Pending| {
+        let known_store = p.location.as_deref().is_none_or(|location| {
+            snapshot.governance.names_store(location)
+                || (snapshot.files.values()).any(|f| f.location.as_deref() == Some(location))
+        });
+        let ok = known_store && partition_of_path(&p.path).is_some();
+        if !ok {
+            tracing::warn!(
+                writer = record.id,
+                "writer record names {:?} in {:?}, which strata never writes; not deleted",
+                p.path,
+                p.location
+            );
+        }
+        ok
+    };
+    let leftovers = (record.pending.iter())
+        .filter(|p| !committed(p))
+        .filter(deletable);
+    delete_objects(store, leftovers).await
 }
 
 #[cfg(test)]
@@ -320,6 +468,25 @@ mod tests {
 
     async fn exists(store: &dyn ObjectStore, path: &str) -> bool {
         store.head(&Path::from(path)).await.is_ok()
+    }
+
+    /// Stores `record` as it is, as a writer (or someone forging one) would.
+    async fn store_record(store: &dyn ObjectStore, record: &WriterRecord) {
+        let bytes = serde_json::to_vec(record).unwrap();
+        store
+            .put(&record_path(&record.id), bytes.into())
+            .await
+            .unwrap();
+    }
+
+    /// Stops `writer` renewing and lets its lease run out, as if it died an hour ago.
+    async fn expire(store: &dyn ObjectStore, writer: &Writer) -> WriterRecord {
+        writer.renewal.abort();
+        let mut record = writer.lease.record.lock().await.clone();
+        record.alive_at = "2020-01-01T00:00:00Z".into();
+        record.lease_until = "2020-01-01T00:02:00Z".into();
+        store_record(store, &record).await;
+        record
     }
 
     #[tokio::test]
@@ -354,9 +521,8 @@ mod tests {
         );
         assert!(exists(store.as_ref(), &b.path).await);
 
-        // Silent for over an hour: presumed dead.
-        writer.record.alive_at = "2020-01-01T00:00:00Z".into();
-        writer.save().await.unwrap();
+        // Its lease ran out: presumed dead.
+        expire(store.as_ref(), &writer).await;
         let done = reconcile(&store, &catalog).await.unwrap();
         assert_eq!(
             done,
@@ -389,24 +555,21 @@ mod tests {
             .await
             .unwrap();
         let entry = "_strata/log/00000000000000000001.json";
-        let mut forged = Writer::register(store.clone(), "ingest", "mallory")
+        let forged = Writer::register(store.clone(), "ingest", "mallory")
             .await
             .unwrap();
-        forged
-            .set_pending(vec![
-                Pending {
-                    location: None,
-                    path: entry.into(),
-                },
-                Pending {
-                    location: Some(outside.path().display().to_string()),
-                    path: "tenant=t/family=access/month=1970-01/part-x.parquet".into(),
-                },
-            ])
-            .await
-            .unwrap();
-        forged.record.alive_at = "2020-01-01T00:00:00Z".into();
-        forged.save().await.unwrap();
+        let mut record = expire(store.as_ref(), &forged).await;
+        record.pending = vec![
+            Pending {
+                location: None,
+                path: entry.into(),
+            },
+            Pending {
+                location: Some(outside.path().display().to_string()),
+                path: "tenant=t/family=access/month=1970-01/part-x.parquet".into(),
+            },
+        ];
+        store_record(store.as_ref(), &record).await;
         let done = reconcile(&store, &catalog).await.unwrap();
         assert_eq!(done.objects, 0);
         assert!(
@@ -432,14 +595,46 @@ mod tests {
             .put(&Path::from(file.path.as_str()), "x".into())
             .await
             .unwrap();
-        writer.record.alive_at = "yesterday-ish".into();
-        writer.record.host = "another-host".into();
-        writer.save().await.unwrap();
+        let mut record = expire(store.as_ref(), &writer).await;
+        record.lease_until = "yesterday-ish".into();
+        store_record(store.as_ref(), &record).await;
         assert_eq!(
             reconcile(&store, &catalog).await.unwrap(),
             Reconciled::default()
         );
         assert!(exists(store.as_ref(), &file.path).await);
+    }
+
+    #[tokio::test]
+    async fn a_renewed_lease_protects_a_live_writer_and_a_lost_one_stops_it() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::new(store.clone());
+        let lease = Duration::from_millis(300);
+        let mut writer = Writer::register_for(store.clone(), "compact", "test", lease)
+            .await
+            .unwrap();
+        let file = meta("d");
+        writer.set_pending(vec![Pending::of(&file)]).await.unwrap();
+        store
+            .put(&Path::from(file.path.as_str()), "x".into())
+            .await
+            .unwrap();
+        // Long past its first lease, but renewed: alive, its upload kept.
+        tokio::time::sleep(lease * 4).await;
+        assert_eq!(
+            reconcile(&store, &catalog).await.unwrap(),
+            Reconciled::default()
+        );
+        assert!(exists(store.as_ref(), &file.path).await);
+        writer.set_pending(vec![Pending::of(&file)]).await.unwrap();
+        // Renewals stop (the store became unreachable, the task starved):
+        // the writer refuses to go on, and its lease runs out for the others.
+        writer.renewal.abort();
+        tokio::time::sleep(lease * 2).await;
+        let err = writer.set_pending(Vec::new()).await.unwrap_err();
+        assert!(matches!(err, CatalogError::LeaseLost { .. }), "{err}");
+        let done = reconcile(&store, &catalog).await.unwrap();
+        assert_eq!((done.writers, done.objects), (1, 1));
     }
 
     #[tokio::test]
