@@ -1258,6 +1258,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_catalog_of_format_1_entries_loads_and_its_next_signed_entry_trusts_its_writer() {
+        // Entries as strata wrote them before they were signed: no format,
+        // no signature, and no key trusted.
+        let store = Arc::new(InMemory::new());
+        let legacy = Catalog::new(store.clone());
+        let mut snap = legacy.load().await.unwrap();
+        for name in ["a", "b"] {
+            legacy.commit(&mut snap, add(&[name])).await.unwrap();
+        }
+        let mut head = GENESIS_HASH.to_string();
+        for seq in 1..=2 {
+            let path = entry_path(seq);
+            let mut entry: serde_json::Value =
+                serde_json::from_str(&read(&*store, &path).await).unwrap();
+            let fields = entry.as_object_mut().unwrap();
+            fields.remove("format");
+            fields.remove("signature");
+            fields.insert("prev".into(), head.clone().into());
+            let bytes = serde_json::to_vec_pretty(&entry).unwrap();
+            head = sha256_hex(&bytes);
+            store.put(&path, bytes.into()).await.unwrap();
+        }
+        let loaded = legacy.load().await.unwrap();
+        assert_eq!(
+            (loaded.seq, loaded.files.len(), loaded.head.clone()),
+            (2, 2, head)
+        );
+        let (entry, _) = legacy.read_entry(1).await.unwrap().unwrap();
+        assert_eq!((entry.format, entry.signature), (1, None));
+
+        let key = SigningKey::generate("strata/test").unwrap();
+        let signing = Catalog::new(store.clone()).with_seal(key.clone(), None);
+        let mut snap = signing.load().await.unwrap();
+        signing.commit(&mut snap, add(&["c"])).await.unwrap();
+        let trusted: Vec<&String> = snap.governance.trusted_keys.keys().collect();
+        assert_eq!(trusted, [&key.verifier().to_string()]);
+        // From now on an unsigned entry is refused.
+        let err = legacy.commit(&mut snap, add(&["d"])).await.unwrap_err();
+        assert!(matches!(err, CatalogError::UntrustedWriter { .. }), "{err}");
+        assert_eq!(signing.load().await.unwrap().seq, 3);
+    }
+
+    #[tokio::test]
     async fn a_concurrent_writer_loses_cleanly_and_retries_on_top() {
         let catalog = Catalog::new(Arc::new(InMemory::new()));
         let mut a = catalog.load().await.unwrap();
