@@ -12,8 +12,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use strata_ingest::{ZSTD_LEVEL_DEFAULT, merge_files, read_file};
 use strata_keys::envelope::{KeyProvider, decryption_properties};
 use strata_store::{
-    Archive, CatalogError, Change, Draft, FileMeta, Mark, Missing, Partition, Pending, Snapshot,
-    Writer, delete_objects, open_location, reconcile,
+    Archive, CatalogError, Change, Conflict, Draft, FileMeta, Mark, Missing, Partition, Pending,
+    Snapshot, Writer, delete_objects, open_location, reconcile,
 };
 
 use crate::plan::{Action, ActionKind, Plan, plan};
@@ -233,7 +233,7 @@ pub async fn run(
             }];
             match archive.catalog.commit(&mut snapshot, commit).await {
                 Ok(_) => {}
-                Err(CatalogError::Conflict(why)) => {
+                Err(CatalogError::Conflict(Conflict::Governance(why))) => {
                     tracing::warn!("shredding of tenant {tenant} not done: {why}");
                     report
                         .shreds_refused

@@ -93,7 +93,10 @@ pub enum CatalogError {
     },
     /// A concurrent commit invalidated this one.
     #[error("commit conflict: {0}")]
-    Conflict(String),
+    Conflict(#[from] Conflict),
+    /// A heartbeat could not be signed.
+    #[error("cannot sign a heartbeat: {0}")]
+    Heartbeat(String),
     /// The commit landed but its signed checkpoint could not be stored; the
     /// next commit's checkpoint will cover it.
     #[error("commit {seq} landed but its checkpoint could not be written: {source}")]
@@ -103,6 +106,38 @@ pub enum CatalogError {
         /// The cause.
         source: object_store::Error,
     },
+}
+
+/// Why a draft can no longer be committed on top of the current state
+/// (delta-rs's `CommitConflictError` is the model): the caller decides
+/// whether to plan again (a compaction that lost a race) or to report it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// A file the draft removes was removed by another commit.
+    #[error("{path} was removed by another commit")]
+    FileRemoved {
+        /// The file.
+        path: String,
+    },
+    /// An input the draft advances was advanced by another ingest.
+    #[error(
+        "{path} was advanced to line {current} by another ingest (this one expected line {expected})"
+    )]
+    SourceAdvanced {
+        /// The input's path.
+        path: String,
+        /// Where the catalog has it now.
+        current: u64,
+        /// Where the draft expected it.
+        expected: u64,
+    },
+    /// A policy, hold, expiry or key change no longer applies (a hold
+    /// placed meanwhile, a mark already made, ...).
+    #[error("{0}")]
+    Governance(String),
+    /// Other writers kept committing first.
+    #[error("gave up after {0} concurrent commits")]
+    TooManyAttempts(usize),
 }
 
 /// A data file as the catalog records it.
@@ -466,28 +501,33 @@ impl Snapshot {
     }
 
     /// Why `draft` can no longer be committed on top of this snapshot, if it can't.
-    fn conflict(&self, draft: &Draft) -> Option<String> {
-        for file in &draft.remove {
-            if !self.files.contains_key(&file.path) {
-                return Some(format!("{} was removed by another commit", file.path));
-            }
+    fn conflict(&self, draft: &Draft) -> Option<Conflict> {
+        if let Some(file) = draft
+            .remove
+            .iter()
+            .find(|f| !self.files.contains_key(&f.path))
+        {
+            return Some(Conflict::FileRemoved {
+                path: file.path.clone(),
+            });
         }
         let removed = |f: &FileMeta| draft.remove.iter().any(|r| r.path == f.path);
         let keeps_files = |p: &Partition| self.files.values().any(|f| p.contains(f) && !removed(f));
         let mut governance = self.governance.clone();
         for change in &draft.changes {
             if let Some(why) = governance.check(change, &keeps_files) {
-                return Some(why);
+                return Some(Conflict::Governance(why));
             }
             governance.apply(change, self.seq + 1);
         }
-        for (source, expected_lines) in &draft.sources {
+        for (source, expected) in &draft.sources {
             let current = self.sources.get(&source.id).map_or(0, |s| s.lines);
-            if current != *expected_lines {
-                return Some(format!(
-                    "{} was advanced to line {current} by another ingest (this one expected line {expected_lines})",
-                    source.path
-                ));
+            if current != *expected {
+                return Some(Conflict::SourceAdvanced {
+                    path: source.path.clone(),
+                    current,
+                    expected: *expected,
+                });
             }
         }
         None
@@ -879,9 +919,7 @@ impl Catalog {
             }
             return Ok(entry.seq);
         }
-        Err(CatalogError::Conflict(format!(
-            "gave up after {MAX_COMMIT_ATTEMPTS} concurrent commits"
-        )))
+        Err(Conflict::TooManyAttempts(MAX_COMMIT_ATTEMPTS).into())
     }
 
     /// Signs `entry` with this catalog's key. The archive's first signed
@@ -947,7 +985,7 @@ impl Catalog {
         let note = snapshot
             .checkpoint()
             .sign_heartbeat(&seal.key, at)
-            .map_err(|e| CatalogError::Conflict(format!("cannot sign a heartbeat: {e}")))?;
+            .map_err(|e| CatalogError::Heartbeat(e.to_string()))?;
         let payload = PutPayload::from(note.into_bytes());
         let name = format!("{}.note", at.replace(':', ""));
         put_create(
@@ -1333,7 +1371,17 @@ mod tests {
         let mut second = add(&["b"]);
         second.sources = vec![(progress(10), 0)];
         let err = catalog.commit(&mut b, second).await.unwrap_err();
-        assert!(matches!(err, CatalogError::Conflict(_)), "{err}");
+        assert!(
+            matches!(
+                err,
+                CatalogError::Conflict(Conflict::SourceAdvanced {
+                    current: 10,
+                    expected: 0,
+                    ..
+                })
+            ),
+            "{err}"
+        );
         let loaded = catalog.load().await.unwrap();
         assert_eq!(
             loaded.files.keys().cloned().collect::<Vec<_>>(),
@@ -1352,7 +1400,7 @@ mod tests {
         };
         assert!(matches!(
             catalog.commit(&mut snap, draft).await,
-            Err(CatalogError::Conflict(_))
+            Err(CatalogError::Conflict(Conflict::FileRemoved { .. }))
         ));
         assert_eq!(snap.seq, 0);
     }
