@@ -58,22 +58,9 @@ fn fixture() -> Fixture {
 fn copy_of(src: &Path) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let dst = dir.path().join("archive");
-    copy_dir(src, &dst);
+    strata_faults::copy_folder(src, &dst).unwrap();
     std::fs::copy(keyring(src), keyring(&dst)).unwrap();
     (dir, dst)
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let target = dst.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Runs `strata verify --deep --json` plus `args`; returns the exit status and report.
@@ -560,7 +547,7 @@ fn cutting_off_or_rolling_back_the_log_is_caught_with_a_trusted_checkpoint() {
     std::fs::remove_file(old.join(entry_name(n))).unwrap();
     std::fs::remove_file(old.join(checkpoint_name(n))).unwrap();
     std::fs::remove_dir_all(archive.join("_strata")).unwrap();
-    copy_dir(&old.join("_strata"), &archive.join("_strata"));
+    strata_faults::copy_folder(&old.join("_strata"), &archive.join("_strata")).unwrap();
     let (status, report) = verify(&archive, &[]);
     assert_eq!(status, 2);
     let unsealed: Vec<_> = findings(&report).into_iter().map(|f| f.1).collect();

@@ -253,3 +253,19 @@ impl ObjectStore for FaultyStore {
         guarded(self, Kind::Copy, to, call).await
     }
 }
+
+/// Copies the folder `src` (a local archive) to `dst`, recursively: each
+/// interruption a test tries starts from a fresh copy of the same archive.
+pub fn copy_folder(src: &std::path::Path, dst: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let target = dst.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_folder(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

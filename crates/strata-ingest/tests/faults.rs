@@ -1,0 +1,165 @@
+//! Every object-store call of a compaction, interrupted in turn: the run
+//! fails (or finishes, when the call was best effort), the rerun converges to
+//! what an uninterrupted compaction leaves (every row once, one file per
+//! partition), and `verify --deep` finds nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata_faults::{Fault, FaultyStore, Kind, copy_folder};
+use strata_ingest::{CompactOptions, IngestOptions, Input, compact, ingest};
+use strata_integrity::SigningKey;
+use strata_store::{Archive, Catalog, Missing, Snapshot, open_archive, open_location};
+
+/// An archive of three ingests of two tenants over two months: three small
+/// files in each of four partitions, for compaction to merge.
+async fn base(dir: &Path, key: &SigningKey) -> PathBuf {
+    let location = dir.join("base");
+    let archive = sealed_archive(&location, key);
+    for part in 0..3 {
+        let lines: String = (0..40)
+            .map(|i| {
+                let day = 1 + (i * 7 + part * 3) % 55;
+                let (month, day) = if day > 31 { (2, day - 31) } else { (1, day) };
+                format!(
+                    "{{\"ts\":\"2025-{month:02}-{day:02}T10:{i:02}:00Z\",\"tenant\":\"t{}\",\"family\":\"access\",\"action\":\"login\",\"event_id\":\"p{part}-{i}\"}}\n",
+                    i % 2
+                )
+            })
+            .collect();
+        let input = dir.join(format!("part-{part}.ndjson"));
+        std::fs::write(&input, lines).unwrap();
+        ingest(
+            &archive,
+            vec![Input::File(input)],
+            IngestOptions::default(),
+            (),
+        )
+        .await
+        .unwrap();
+    }
+    location
+}
+
+/// The archive at `location`, sealed with `key`.
+fn sealed_archive(location: &Path, key: &SigningKey) -> Archive {
+    let mut archive = open_archive(location.to_str().unwrap(), Missing::Create).unwrap();
+    archive.catalog = archive.catalog.with_seal(key.clone(), None);
+    archive
+}
+
+/// The archive at `location` through a [`FaultyStore`].
+fn faulty_archive(location: &Path, key: &SigningKey) -> (Archive, Arc<FaultyStore>) {
+    let store = FaultyStore::new(open_location(location.to_str().unwrap(), Missing::Fail).unwrap());
+    let archive = Archive {
+        store: store.clone(),
+        location: location.display().to_string(),
+        catalog: Catalog::new(store.clone()).with_seal(key.clone(), None),
+    };
+    (archive, store)
+}
+
+/// Lets the lease of every writer recorded in `location` run out, as time
+/// would after a crash.
+fn expire_leases(location: &Path) {
+    let Ok(records) = std::fs::read_dir(location.join("_strata/writers")) else {
+        return;
+    };
+    for record in records {
+        let path = record.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(mut record) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue; // a staging file the crash left mid-write
+        };
+        record["lease_until"] = "2000-01-01T00:00:00Z".into();
+        std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    }
+}
+
+/// Rows, files and partitions of `snapshot`.
+fn shape(snapshot: &Snapshot) -> (u64, usize, usize) {
+    let partitions: std::collections::BTreeSet<_> = (snapshot.files.values())
+        .map(|f| (&f.tenant, &f.family, &f.month))
+        .collect();
+    (
+        snapshot.total_rows(),
+        snapshot.files.len(),
+        partitions.len(),
+    )
+}
+
+async fn assert_verified(location: &Path, key: &SigningKey, what: &str) {
+    let store = open_location(location.to_str().unwrap(), Missing::Fail).unwrap();
+    let options = strata_verify::Options {
+        key: key.verifier(),
+        trusted: None,
+        deep: true,
+        sample: 0,
+    };
+    let report = strata_verify::verify(store, &options, &()).await.unwrap();
+    assert!(report.findings.is_empty(), "{what}: {:?}", report.findings);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_interrupted_at_any_store_call_converges_when_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate("strata-test").unwrap();
+    let base = base(dir.path(), &key).await;
+
+    // The uninterrupted run, counting its calls.
+    let reference = dir.path().join("reference");
+    copy_folder(&base, &reference).unwrap();
+    let (uninterrupted, store) = faulty_archive(&reference, &key);
+    store.disarm();
+    compact(&uninterrupted, CompactOptions::default())
+        .await
+        .unwrap();
+    let calls: Vec<(Kind, usize)> = Kind::ALL.iter().map(|&k| (k, store.calls(k))).collect();
+    let expected = shape(&uninterrupted.catalog.load().await.unwrap());
+    assert_eq!(expected, (120, 4, 4), "one file per partition");
+    assert!(
+        calls.iter().map(|(_, n)| n).sum::<usize>() > 20,
+        "{calls:?}"
+    );
+
+    let (mut cases, mut failed) = (0, 0);
+    for &(kind, count) in &calls {
+        let faults: &[Fault] = match kind {
+            Kind::Put | Kind::Delete => &[Fault::Crash, Fault::Lost],
+            _ => &[Fault::Crash],
+        };
+        for n in 1..=count {
+            for &fault in faults {
+                let what = format!("{fault:?} at {kind:?} {n} of {count}");
+                let location = dir.path().join(format!("case-{cases}"));
+                cases += 1;
+                copy_folder(&base, &location).unwrap();
+                let (archive, store) = faulty_archive(&location, &key);
+                store.arm(kind, n, fault);
+                if compact(&archive, CompactOptions::default()).await.is_err() {
+                    failed += 1;
+                }
+                assert!(store.tripped(), "{what}: the call happened");
+                store.disarm();
+                expire_leases(&location);
+                let rerun = sealed_archive(&location, &key);
+                compact(&rerun, CompactOptions::default())
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: the rerun failed: {e}"));
+                let state = rerun.catalog.load().await.unwrap();
+                assert_eq!(shape(&state), expected, "{what}");
+                assert_verified(&location, &key, &what).await;
+                std::fs::remove_dir_all(&location).unwrap();
+            }
+        }
+    }
+    // Best-effort calls (deleting merged sources, snapshots) may fail
+    // without failing the run; most interruptions stop it.
+    assert!(
+        failed * 2 > cases,
+        "{failed} of {cases} interrupted runs failed: {calls:?}"
+    );
+    eprintln!("{cases} interruptions ({failed} stopped the run): {calls:?}");
+}
