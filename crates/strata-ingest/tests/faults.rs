@@ -4,6 +4,7 @@
 //! partition), and `verify --deep` finds nothing.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use strata_faults::{Fault, FaultyStore, Kind, copy_folder};
@@ -78,16 +79,15 @@ fn expire_leases(location: &Path) {
     }
 }
 
-/// Rows, files and partitions of `snapshot`.
-fn shape(snapshot: &Snapshot) -> (u64, usize, usize) {
+/// Rows, partitions and inputs of `snapshot`, and its files if `files`
+/// (an interrupted ingest resumes in other chunks, so into other files).
+fn shape(snapshot: &Snapshot, files: bool) -> (u64, usize, usize, Option<usize>) {
     let partitions: std::collections::BTreeSet<_> = (snapshot.files.values())
         .map(|f| (&f.tenant, &f.family, &f.month))
         .collect();
-    (
-        snapshot.total_rows(),
-        snapshot.files.len(),
-        partitions.len(),
-    )
+    let complete = snapshot.sources.values().filter(|s| s.complete).count();
+    let files = files.then_some(snapshot.files.len());
+    (snapshot.total_rows(), partitions.len(), complete, files)
 }
 
 async fn assert_verified(location: &Path, key: &SigningKey, what: &str) {
@@ -102,27 +102,29 @@ async fn assert_verified(location: &Path, key: &SigningKey, what: &str) {
     assert!(report.findings.is_empty(), "{what}: {:?}", report.findings);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compaction_interrupted_at_any_store_call_converges_when_rerun() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = SigningKey::generate("strata-test").unwrap();
-    let base = base(dir.path(), &key).await;
+/// A command under test, run on an archive.
+type Command = for<'a> fn(&'a Archive) -> Pin<Box<dyn Future<Output = Result<(), String>> + 'a>>;
 
-    // The uninterrupted run, counting its calls.
-    let reference = dir.path().join("reference");
-    copy_folder(&base, &reference).unwrap();
-    let (uninterrupted, store) = faulty_archive(&reference, &key);
+/// Runs `command` on a copy of `base` once uninterrupted, then once per
+/// store call it made, interrupted there (a crash at every call, a lost
+/// answer at every put and delete), each followed, once the lease has run
+/// out, by a rerun. Every rerun must end in the uninterrupted `shape`, and
+/// verify clean. Returns (interruptions, runs they stopped).
+async fn enumerate(
+    dir: &Path,
+    base: &Path,
+    key: &SigningKey,
+    command: Command,
+    same_files: bool,
+) -> (usize, usize) {
+    let reference = dir.join("reference");
+    copy_folder(base, &reference).unwrap();
+    let (uninterrupted, store) = faulty_archive(&reference, key);
     store.disarm();
-    compact(&uninterrupted, CompactOptions::default())
-        .await
-        .unwrap();
+    command(&uninterrupted).await.unwrap();
     let calls: Vec<(Kind, usize)> = Kind::ALL.iter().map(|&k| (k, store.calls(k))).collect();
-    let expected = shape(&uninterrupted.catalog.load().await.unwrap());
-    assert_eq!(expected, (120, 4, 4), "one file per partition");
-    assert!(
-        calls.iter().map(|(_, n)| n).sum::<usize>() > 20,
-        "{calls:?}"
-    );
+    let expected = shape(&uninterrupted.catalog.load().await.unwrap(), same_files);
+    std::fs::remove_dir_all(&reference).unwrap();
 
     let (mut cases, mut failed) = (0, 0);
     for &(kind, count) in &calls {
@@ -133,24 +135,24 @@ async fn a_compaction_interrupted_at_any_store_call_converges_when_rerun() {
         for n in 1..=count {
             for &fault in faults {
                 let what = format!("{fault:?} at {kind:?} {n} of {count}");
-                let location = dir.path().join(format!("case-{cases}"));
+                let location = dir.join(format!("case-{cases}"));
                 cases += 1;
-                copy_folder(&base, &location).unwrap();
-                let (archive, store) = faulty_archive(&location, &key);
+                copy_folder(base, &location).unwrap();
+                let (archive, store) = faulty_archive(&location, key);
                 store.arm(kind, n, fault);
-                if compact(&archive, CompactOptions::default()).await.is_err() {
+                if command(&archive).await.is_err() {
                     failed += 1;
                 }
                 assert!(store.tripped(), "{what}: the call happened");
                 store.disarm();
                 expire_leases(&location);
-                let rerun = sealed_archive(&location, &key);
-                compact(&rerun, CompactOptions::default())
+                let rerun = sealed_archive(&location, key);
+                command(&rerun)
                     .await
                     .unwrap_or_else(|e| panic!("{what}: the rerun failed: {e}"));
                 let state = rerun.catalog.load().await.unwrap();
-                assert_eq!(shape(&state), expected, "{what}");
-                assert_verified(&location, &key, &what).await;
+                assert_eq!(shape(&state, same_files), expected, "{what}");
+                assert_verified(&location, key, &what).await;
                 std::fs::remove_dir_all(&location).unwrap();
             }
         }
@@ -162,4 +164,57 @@ async fn a_compaction_interrupted_at_any_store_call_converges_when_rerun() {
         "{failed} of {cases} interrupted runs failed: {calls:?}"
     );
     eprintln!("{cases} interruptions ({failed} stopped the run): {calls:?}");
+    (cases, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_interrupted_at_any_store_call_converges_when_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate("strata-test").unwrap();
+    let base = base(dir.path(), &key).await;
+    let compaction: Command = |archive| {
+        Box::pin(async move {
+            compact(archive, CompactOptions::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    };
+    let (cases, _) = enumerate(dir.path(), &base, &key, compaction, true).await;
+    assert!(cases > 40, "{cases} interruptions tried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_interrupted_at_any_store_call_converges_when_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate("strata-test").unwrap();
+    let base = base(dir.path(), &key).await;
+    // One more input, committed in several chunks.
+    let lines: String = (0..300)
+        .map(|i| {
+            format!(
+                "{{\"ts\":\"2025-03-{:02}T08:00:00Z\",\"tenant\":\"t{}\",\"family\":\"data_usage\",\"action\":\"export\",\"event_id\":\"late-{i}\"}}\n",
+                1 + i % 28,
+                i % 3
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("late.ndjson"), lines).unwrap();
+    let ingestion: Command = |archive| {
+        Box::pin(async move {
+            // The input sits beside the archive's folder.
+            let folder = Path::new(&archive.location).parent().unwrap().to_path_buf();
+            let input = Input::File(folder.join("late.ndjson"));
+            let options = IngestOptions {
+                chunk_bytes: 8 << 10,
+                ..IngestOptions::default()
+            };
+            ingest(archive, vec![input], options, ())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    };
+    let (cases, _) = enumerate(dir.path(), &base, &key, ingestion, false).await;
+    assert!(cases > 20, "{cases} interruptions tried");
 }
