@@ -297,7 +297,13 @@ fn a_second_writer_is_refused_until_a_trusted_writer_trusts_its_key() {
         &["--events", "200", "--tenants", "2", "--seed", "9"],
     );
 
+    let files_before = data_files(&archive);
     let refused = as_other(strata(&archive).arg("ingest").arg(&input));
+    assert_eq!(
+        data_files(&archive),
+        files_before,
+        "refused before uploading anything"
+    );
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(

@@ -158,6 +158,7 @@ async fn compact_rounds(
     report: &mut CompactReport,
 ) -> Result<(), IngestError> {
     let mut snapshot = archive.catalog.load().await?;
+    archive.catalog.check_writer(&snapshot)?;
     let mut replans = 0;
     // A partition with more small files than one merge takes is merged in
     // rounds: each round's merged files are merged by the next.

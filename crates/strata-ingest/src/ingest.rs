@@ -252,6 +252,8 @@ pub async fn ingest<O: Observer + 'static>(
     observer: O,
 ) -> Result<(IngestReport, O), IngestError> {
     reconcile(&archive.store, &archive.catalog).await?;
+    let snapshot = archive.catalog.load().await?;
+    archive.catalog.check_writer(&snapshot)?;
     let writer = Writer::register(archive.store.clone(), "ingest", &options.actor).await?;
     let archive = archive.clone();
     let handle = Handle::current();

@@ -62,6 +62,7 @@ pub async fn run(
 ) -> Result<RunReport, RetentionError> {
     reconcile(&archive.store, &archive.catalog).await?;
     let mut snapshot = archive.catalog.load().await?;
+    archive.catalog.check_writer(&snapshot)?;
     let (version, policy) = current_policy(&snapshot)?;
     let plan = plan(&snapshot, &policy, version, now);
     let mut report = RunReport::default();

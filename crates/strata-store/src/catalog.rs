@@ -922,21 +922,35 @@ impl Catalog {
         Err(Conflict::TooManyAttempts(MAX_COMMIT_ATTEMPTS).into())
     }
 
+    /// Whether this catalog may commit on top of `snapshot`: its key is one
+    /// the archive trusts, or the archive trusts none yet. Writers check
+    /// before doing any work, so an untrusted one uploads nothing.
+    pub fn check_writer(&self, snapshot: &Snapshot) -> Result<(), CatalogError> {
+        let trusted = &snapshot.governance.trusted_keys;
+        if trusted.is_empty() {
+            return Ok(());
+        }
+        match &self.seal {
+            Some(seal) if trusted.contains_key(&seal.key.verifier().to_string()) => Ok(()),
+            Some(seal) => Err(CatalogError::UntrustedWriter {
+                key: seal.key.verifier().to_string(),
+            }),
+            None => Err(CatalogError::UntrustedWriter {
+                key: "(no signing key)".into(),
+            }),
+        }
+    }
+
     /// Signs `entry` with this catalog's key. The archive's first signed
     /// entry also trusts the key; after that, a writer whose key the archive
     /// does not trust (or that has none) cannot commit.
     fn sign(&self, snapshot: &Snapshot, entry: &mut Entry) -> Result<(), CatalogError> {
-        let trusted = &snapshot.governance.trusted_keys;
+        self.check_writer(snapshot)?;
         let Some(seal) = &self.seal else {
-            return match trusted.is_empty() {
-                true => Ok(()),
-                false => Err(CatalogError::UntrustedWriter {
-                    key: "(no signing key)".into(),
-                }),
-            };
+            return Ok(());
         };
         let key = seal.key.verifier().to_string();
-        if trusted.is_empty() {
+        if snapshot.governance.trusted_keys.is_empty() {
             entry.changes.insert(
                 0,
                 Change::KeyTrusted {
@@ -944,8 +958,6 @@ impl Catalog {
                     reason: "the first signed entry trusts its writer's key".into(),
                 },
             );
-        } else if !trusted.contains_key(&key) {
-            return Err(CatalogError::UntrustedWriter { key });
         }
         let note = seal
             .key
