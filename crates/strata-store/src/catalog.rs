@@ -354,9 +354,17 @@ pub struct Draft {
     pub policy_version: Option<u64>,
 }
 
+/// The format of snapshots this version writes: 2 since snapshots are
+/// signed; 1 for snapshots without a `format` field.
+pub const SNAPSHOT_FORMAT: u32 = 2;
+
 /// The archive's content as of one commit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The snapshot's format ([`SNAPSHOT_FORMAT`] in memory; older stored
+    /// snapshots are read and upgraded).
+    #[serde(default = "legacy_format")]
+    pub format: u32,
     /// Sequence number of the last applied entry (0: empty archive).
     pub seq: u64,
     /// SHA-256 of the last applied entry's bytes.
@@ -381,6 +389,7 @@ impl Snapshot {
     /// The state before the first commit.
     pub fn empty() -> Snapshot {
         Snapshot {
+            format: SNAPSHOT_FORMAT,
             head: GENESIS_HASH.to_string(),
             ..Default::default()
         }
@@ -728,9 +737,19 @@ impl Catalog {
                 path: path.to_string(),
             });
         };
-        let snapshot: Snapshot = Self::decode(&path, &bytes)?;
+        let mut snapshot: Snapshot = Self::decode(&path, &bytes)?;
+        if snapshot.format > SNAPSHOT_FORMAT {
+            tracing::warn!(
+                "catalog snapshot {path} is format {}, newer than this strata reads; replaying the log",
+                snapshot.format
+            );
+            return Ok(None);
+        }
         match self.vouched_for(&snapshot, &bytes).await? {
-            Ok(()) => Ok(Some(snapshot)),
+            Ok(()) => {
+                snapshot.format = SNAPSHOT_FORMAT;
+                Ok(Some(snapshot))
+            }
             Err(why) => {
                 tracing::warn!("catalog snapshot {path} is not used: {why}; replaying the log");
                 Ok(None)
@@ -1348,6 +1367,31 @@ mod tests {
         let err = legacy.commit(&mut snap, add(&["d"])).await.unwrap_err();
         assert!(matches!(err, CatalogError::UntrustedWriter { .. }), "{err}");
         assert_eq!(signing.load().await.unwrap().seq, 3);
+    }
+
+    #[tokio::test]
+    async fn a_format_1_snapshot_is_read_and_a_newer_format_is_replayed_around() {
+        let store = Arc::new(InMemory::new());
+        let catalog = Catalog::new(store.clone()).with_snapshot_interval(1);
+        let mut snap = catalog.load().await.unwrap();
+        catalog.commit(&mut snap, add(&["a"])).await.unwrap();
+        let path = snapshot_path(1);
+        let stored: serde_json::Value = serde_json::from_str(&read(&*store, &path).await).unwrap();
+        assert_eq!(stored["format"], SNAPSHOT_FORMAT);
+        for format in [None, Some(99)] {
+            let mut old = stored.clone();
+            match format {
+                None => drop(old.as_object_mut().unwrap().remove("format")),
+                Some(f) => old["format"] = f.into(),
+            }
+            store
+                .put(&path, serde_json::to_vec(&old).unwrap().into())
+                .await
+                .unwrap();
+            let loaded = catalog.load().await.unwrap();
+            assert_eq!(loaded, snap, "format {format:?}");
+            assert_eq!(loaded.format, SNAPSHOT_FORMAT);
+        }
     }
 
     #[tokio::test]

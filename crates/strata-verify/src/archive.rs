@@ -427,8 +427,14 @@ async fn compare_snapshot(
     };
     // Every field: files, sources and governance (policy, holds, marks,
     // shreds, trusted keys) alike.
-    let matches =
-        serde_json::from_slice::<Snapshot>(&bytes).is_ok_and(|snapshot| snapshot == replay.state);
+    // A snapshot of an older format is compared as read.
+    let matches = serde_json::from_slice::<Snapshot>(&bytes).is_ok_and(|snapshot| {
+        let upgraded = Snapshot {
+            format: replay.state.format,
+            ..snapshot
+        };
+        upgraded == replay.state
+    });
     if !matches {
         findings.push(Finding::new(
             Code::Modified,
