@@ -236,14 +236,16 @@ impl Writer {
     }
 
     /// Gives up after a failure: deletes what this writer uploaded or
-    /// orphaned that no commit lists, then its record. Best effort: what it
-    /// cannot delete (the store is failing) is left to [`reconcile`] once
-    /// the lease has run out.
+    /// orphaned that no commit lists, and stops renewing its lease. The
+    /// record stays until the lease has run out: an upload still in flight
+    /// when the writer gave up may land after this cleanup, and
+    /// [`reconcile`] removes it then. Best effort: what cannot be deleted
+    /// now (the store is failing) is left to reconcile too.
     pub async fn abandon(self, catalog: &Catalog) {
         self.renewal.abort();
         let record = self.lease.record.lock().await.clone();
         let cleaned = match catalog.load().await {
-            Ok(snapshot) => clean_up(&self.store, &snapshot, &record).await,
+            Ok(snapshot) => delete_leftovers(&self.store, &snapshot, &record).await,
             Err(e) => Err(e),
         };
         if let Err(e) = cleaned {
