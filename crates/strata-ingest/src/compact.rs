@@ -2,7 +2,7 @@
 //! files, committed as one catalog entry that adds the merged file and
 //! removes its sources, after which the sources are deleted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,8 +11,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use strata_keys::envelope::{KeyProvider, decryption_properties, encryption_properties};
 use strata_store::{
-    Archive, Draft, FileMeta, Missing, PartitionKey, Pending, Snapshot, Writer, data_file_path,
-    open_location, reconcile, sha256_hex,
+    Archive, Draft, FileMeta, PartitionKey, Pending, Snapshot, Stores, Writer, data_file_path,
+    reconcile, sha256_hex,
 };
 use tokio::runtime::Handle;
 
@@ -357,38 +357,30 @@ async fn merge_into(
 /// Reads `files` from their stores and checks each against its catalog
 /// record: a rewrite must never launder an edit made since the last commit.
 async fn fetch_all(archive: &Archive, files: &[FileMeta]) -> Result<Vec<Bytes>, IngestError> {
-    let mut stores: HashMap<&str, Arc<dyn ObjectStore>> = HashMap::new();
-    for location in files.iter().filter_map(|f| f.location.as_deref()) {
-        if !stores.contains_key(location) {
-            let store = open_location(location, Missing::Fail).map_err(|e| IngestError::Read {
-                path: location.to_string(),
-                source: std::io::Error::other(e),
-            })?;
-            stores.insert(location, store);
-        }
-    }
-    futures::stream::iter(files)
-        .map(|f| {
-            let store = match &f.location {
-                Some(location) => stores[location.as_str()].clone(),
-                None => archive.store.clone(),
+    let mut stores = Stores::new(archive.store.clone());
+    let stores: Vec<Arc<dyn ObjectStore>> = (files.iter())
+        .map(|f| stores.get(f.location.as_deref()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| IngestError::Read {
+            path: files[0].path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+    futures::stream::iter(files.iter().zip(stores))
+        .map(|(f, store)| async move {
+            let read = |source| IngestError::Read {
+                path: f.path.clone(),
+                source: std::io::Error::other(source),
             };
-            async move {
-                let read = |source| IngestError::Read {
-                    path: f.path.clone(),
-                    source: std::io::Error::other(source),
-                };
-                let path = Path::from(f.path.as_str());
-                let bytes = store
-                    .get(&path)
-                    .await
-                    .map_err(read)?
-                    .bytes()
-                    .await
-                    .map_err(read)?;
-                check_record(f, &bytes)?;
-                Ok(bytes)
-            }
+            let path = Path::from(f.path.as_str());
+            let bytes = store
+                .get(&path)
+                .await
+                .map_err(read)?
+                .bytes()
+                .await
+                .map_err(read)?;
+            check_record(f, &bytes)?;
+            Ok(bytes)
         })
         .buffered(8)
         .try_collect()

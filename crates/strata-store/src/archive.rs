@@ -121,6 +121,37 @@ pub fn open_location(
     Ok(store)
 }
 
+/// The archive's store and the cold stores its files are in, each opened
+/// once however many files are read or deleted there.
+pub struct Stores {
+    archive: Arc<dyn ObjectStore>,
+    cold: std::collections::HashMap<String, Arc<dyn ObjectStore>>,
+}
+
+impl Stores {
+    /// Starts with the archive's own store.
+    pub fn new(archive: Arc<dyn ObjectStore>) -> Stores {
+        Stores {
+            archive,
+            cold: Default::default(),
+        }
+    }
+
+    /// The store at `location` (see [`crate::FileMeta::location`]; `None`:
+    /// the archive), opened on first use.
+    pub fn get(&mut self, location: Option<&str>) -> Result<Arc<dyn ObjectStore>, ArchiveError> {
+        let Some(location) = location else {
+            return Ok(self.archive.clone());
+        };
+        if let Some(store) = self.cold.get(location) {
+            return Ok(store.clone());
+        }
+        let store = open_location(location, Missing::Fail)?;
+        self.cold.insert(location.to_string(), store.clone());
+        Ok(store)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,6 @@
 //! reconciles first, so rerunning after a crash, once the lease has run
 //! out, leaves no stray object.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use crate::archive::{Missing, open_location};
+use crate::archive::Stores;
 use crate::catalog::{Catalog, CatalogError, FileMeta, Snapshot, get_if_exists};
 use crate::layout::partition_of_path;
 
@@ -333,20 +332,10 @@ pub async fn delete_objects<'a>(
     store: &Arc<dyn ObjectStore>,
     objects: impl IntoIterator<Item = &'a Pending>,
 ) -> Result<u64, CatalogError> {
-    let mut cold_stores: HashMap<&str, Arc<dyn ObjectStore>> = HashMap::new();
+    let mut stores = Stores::new(store.clone());
     let mut deleted = 0;
     for object in objects {
-        let in_store = match object.location.as_deref() {
-            None => store.clone(),
-            Some(location) => match cold_stores.get(location) {
-                Some(cold) => cold.clone(),
-                None => {
-                    let cold = open_location(location, Missing::Fail)?;
-                    cold_stores.insert(location, cold.clone());
-                    cold
-                }
-            },
-        };
+        let in_store = stores.get(object.location.as_deref())?;
         match in_store.delete(&Path::from(object.path.as_str())).await {
             Ok(()) => deleted += 1,
             Err(object_store::Error::NotFound { .. }) => {}
