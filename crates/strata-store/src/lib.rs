@@ -8,7 +8,7 @@ mod governance;
 mod layout;
 mod writers;
 
-pub use archive::{Archive, ArchiveError, Missing, Stores, open_archive, open_location};
+pub use archive::{Archive, ArchiveError, Missing, Opener, Stores, open_archive, open_location};
 pub use catalog::{
     CHECKPOINT_PREFIX, Catalog, CatalogError, Conflict, Draft, ENTRY_FORMAT, EXPIRE_OPERATION,
     Entry, FileMeta, GENESIS_HASH, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_FORMAT,
