@@ -110,7 +110,7 @@ pub async fn run(
                 .set_pending(files.iter().map(Pending::of).collect())
                 .await?;
             let mut commit = draft(
-                strata_store::EXPIRE_OPERATION,
+                strata_store::SWEEP_OPERATION,
                 "retention period and grace period over".into(),
             );
             commit.remove = files.clone();

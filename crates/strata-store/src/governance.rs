@@ -143,7 +143,7 @@ pub struct Mark {
     pub marked_at: String,
     /// Its files may be deleted from this time on (RFC 3339).
     pub sweep_after: String,
-    /// The policy version that expired it.
+    /// The policy version in force when it was marked.
     pub policy_version: u64,
 }
 
