@@ -573,3 +573,65 @@ fn retrying_a_hold_or_a_shred_that_landed_changes_nothing() {
     assert_eq!(first, again, "the retry reports the same schedule");
     assert_eq!(count_audit(&archive, "shred_scheduled"), 1);
 }
+
+#[test]
+fn late_events_into_tiered_and_marked_months_leave_them_alone_and_every_command_succeeds() {
+    let fixture = fixture("6000");
+    let archive = &fixture.archive;
+    let plan = self::plan(archive, NOW);
+    let (tiered, marked) = (planned(&plan, "tier"), planned(&plan, "mark"));
+    retention_run(archive, NOW);
+    let cold_files = |archive: &Path| {
+        count(
+            archive,
+            "SELECT count(*) AS n FROM strata_files WHERE location IS NOT NULL",
+        )
+    };
+    let cold_before = cold_files(archive);
+    // Late events for one tiered and one marked month (a tenant-family-month
+    // each), ingested twice so that compaction has small hot files to merge.
+    let late: Vec<&Partition> = [tiered.first(), marked.first()].into_iter().flatten().collect();
+    assert_eq!(late.len(), 2, "the plan tiers and marks");
+    for round in 0..2 {
+        let lines: String = (late.iter())
+            .flat_map(|(tenant, family, month)| {
+                (0..5).map(move |i| {
+                    format!(
+                        "{{\"ts\":\"{month}-03T1{i}:00:00Z\",\"tenant\":\"{tenant}\",\"family\":\"{family}\",\"action\":\"late\",\"user\":\"late-{round}-{i}\"}}\n"
+                    )
+                })
+            })
+            .collect();
+        let input = fixture.dir.path().join(format!("late-{round}.ndjson"));
+        std::fs::write(&input, lines).unwrap();
+        run_ok(strata(archive).args(["ingest", "--quiet"]).arg(&input));
+    }
+    run_ok(strata(archive).arg("compact"));
+    assert_eq!(cold_files(archive), cold_before, "tiered files stay cold");
+    let (tenant, family, month) = late[0];
+    assert_eq!(
+        count(
+            archive,
+            &format!(
+                "SELECT count(*) AS n FROM events WHERE action = 'late' AND tenant = '{tenant}' \
+                 AND family = '{family}' AND to_char(ts, '%Y-%m') = '{month}'"
+            )
+        ),
+        10,
+        "the late events of the tiered month are visible"
+    );
+    // The marked month stays hidden and is swept whole, late files included.
+    retention_run(archive, AFTER_GRACE);
+    let (tenant, family, month) = late[1];
+    assert_eq!(
+        count(
+            archive,
+            &format!(
+                "SELECT count(*) AS n FROM strata_files WHERE tenant = '{tenant}' \
+                 AND family = '{family}' AND month = '{month}'"
+            )
+        ),
+        0
+    );
+    assert_intact(archive);
+}

@@ -328,13 +328,8 @@ impl Governance {
         self.policy.as_ref().map_or(0, |p| p.version)
     }
 
-    /// Whether `location` is a cold store of the policy in force: the only
-    /// stores besides the archive that strata writes to or deletes from.
-    pub fn names_store(&self, location: &str) -> bool {
-        self.cold_stores().contains(location)
-    }
-
-    /// The cold stores of the policy in force.
+    /// The cold stores of the policy in force: the only stores besides the
+    /// archive that strata writes to or deletes from.
     pub fn cold_stores(&self) -> std::collections::BTreeSet<String> {
         let policy = self.policy.as_ref();
         let Some(policy) = policy.and_then(|p| strata_policy::parse(&p.text).ok()) else {

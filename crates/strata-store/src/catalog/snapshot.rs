@@ -84,12 +84,17 @@ impl Snapshot {
                 entry.committed_at
             )));
         }
+        // Parsed once per entry, and only for entries that tier.
+        let cold_stores = match entry.add.iter().any(|f| f.location.is_some()) {
+            true => self.governance.cold_stores(),
+            false => Default::default(),
+        };
         for file in &entry.add {
             if let Some(why) = file.malformed() {
                 return Err(bad(why));
             }
             if let Some(location) = &file.location
-                && !self.governance.names_store(location)
+                && !cold_stores.contains(location)
             {
                 return Err(bad(format!(
                     "{} is stored in {location:?}, which is not a cold store of the policy in force",
