@@ -8,7 +8,12 @@
 //! lost), and, for a [`Fault::Crash`], every later call fails too, as if the
 //! process had died there. Running a command once unarmed gives the number of
 //! calls of each kind; running it again with each N in turn enumerates every
-//! interruption.
+//! interruption: [`enumerate`] does that for a [`Scenario`] on a local
+//! archive.
+
+mod enumerate;
+
+pub use enumerate::{Enumerated, Scenario, World, enumerate};
 
 use std::fmt;
 use std::ops::Range;
@@ -111,6 +116,15 @@ impl FaultyStore {
     pub fn disarm(&self) {
         self.state.reset();
         *self.state.trap.lock().expect("trap lock") = None;
+    }
+
+    /// `inner` behind the same trap and counts as this store: for the cold
+    /// stores a command opens besides the archive's.
+    pub fn wrap(&self, inner: Arc<dyn ObjectStore>) -> Arc<FaultyStore> {
+        Arc::new(FaultyStore {
+            inner,
+            state: self.state.clone(),
+        })
     }
 
     /// Calls of `kind` since the store was last armed or disarmed.

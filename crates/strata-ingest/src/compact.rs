@@ -11,8 +11,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use strata_keys::envelope::{KeyProvider, decryption_properties, encryption_properties};
 use strata_store::{
-    Archive, Draft, FileMeta, PartitionKey, Pending, Snapshot, Stores, Writer, data_file_path,
-    reconcile, sha256_hex,
+    Archive, Draft, FileMeta, PartitionKey, Pending, Snapshot, Writer, data_file_path, reconcile,
+    sha256_hex,
 };
 use tokio::runtime::Handle;
 
@@ -133,7 +133,7 @@ pub async fn compact(
     archive: &Archive,
     options: CompactOptions,
 ) -> Result<CompactReport, IngestError> {
-    reconcile(&archive.store, &archive.catalog).await?;
+    reconcile(&archive.stores, &archive.catalog).await?;
     let mut report = CompactReport::default();
     let mut writer = None;
     let compacted = compact_rounds(archive, &options, &mut writer, &mut report).await;
@@ -172,7 +172,7 @@ async fn compact_rounds(
             return Ok(());
         }
         if writer.is_none() {
-            let registered = Writer::register(archive.store.clone(), "compact", &options.actor);
+            let registered = Writer::register(&archive.stores, "compact", &options.actor);
             *writer = Some(registered.await?);
         }
         let writer = writer.as_mut().expect("registered above");
@@ -357,9 +357,8 @@ async fn merge_into(
 /// Reads `files` from their stores and checks each against its catalog
 /// record: a rewrite must never launder an edit made since the last commit.
 async fn fetch_all(archive: &Archive, files: &[FileMeta]) -> Result<Vec<Bytes>, IngestError> {
-    let mut stores = Stores::new(archive.store.clone());
     let stores: Vec<Arc<dyn ObjectStore>> = (files.iter())
-        .map(|f| stores.get(f.location.as_deref()))
+        .map(|f| archive.stores.get(f.location.as_deref()))
         .collect::<Result<_, _>>()
         .map_err(|e| IngestError::Read {
             path: files[0].path.clone(),

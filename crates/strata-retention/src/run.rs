@@ -13,7 +13,7 @@ use strata_ingest::{ZSTD_LEVEL_DEFAULT, merge_files, read_file};
 use strata_keys::envelope::{KeyProvider, decryption_properties};
 use strata_store::{
     Archive, CatalogError, Change, Conflict, Draft, FileMeta, Mark, Missing, PartitionRecord,
-    Pending, Snapshot, Writer, delete_objects, open_location, reconcile,
+    Pending, Snapshot, Writer, delete_objects, reconcile,
 };
 
 use crate::plan::{Action, ActionKind, Plan, plan};
@@ -60,7 +60,7 @@ pub async fn run(
     keys: Option<&Arc<dyn KeyProvider>>,
     observer: &mut dyn Observer,
 ) -> Result<RunReport, RetentionError> {
-    reconcile(&archive.store, &archive.catalog).await?;
+    reconcile(&archive.stores, &archive.catalog).await?;
     let mut snapshot = archive.catalog.load().await?;
     archive.catalog.check_writer(&snapshot)?;
     let (version, policy) = current_policy(&snapshot)?;
@@ -71,7 +71,7 @@ pub async fn run(
         report.plan = Some(plan);
         return Ok(report);
     }
-    let mut writer = Writer::register(archive.store.clone(), "retention", actor).await?;
+    let mut writer = Writer::register(&archive.stores, "retention", actor).await?;
     // What a failed run uploaded or orphaned is removed before it returns.
     let outcome = async {
         let draft = |operation: &str, reason: String| Draft {
@@ -110,7 +110,7 @@ pub async fn run(
                 .set_pending(files.iter().map(Pending::of).collect())
                 .await?;
             let mut commit = draft(
-                strata_store::EXPIRE_OPERATION,
+                strata_store::SWEEP_OPERATION,
                 "retention period and grace period over".into(),
             );
             commit.remove = files.clone();
@@ -166,7 +166,7 @@ pub async fn run(
 
         for action in of_kind(ActionKind::Tier) {
             let location = action.to.as_deref().expect("tier actions name their store");
-            let cold = open_location(location, Missing::Create)?;
+            let cold = archive.stores.open(Some(location), Missing::Create)?;
             let (bytes, mut meta) = merge_files(
                 archive,
                 &action.files,
@@ -353,5 +353,5 @@ async fn check_copy(
 /// Deletes committed-away files from wherever they are stored; returns how many.
 async fn delete_files(archive: &Archive, files: &[FileMeta]) -> Result<u64, RetentionError> {
     let objects: Vec<Pending> = files.iter().map(Pending::of).collect();
-    Ok(delete_objects(&archive.store, &objects).await?)
+    Ok(delete_objects(&archive.stores, &objects).await?)
 }

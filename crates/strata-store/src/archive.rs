@@ -1,5 +1,6 @@
 //! Opening an archive location as an object store rooted at the archive.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
@@ -45,6 +46,22 @@ pub struct Archive {
     pub location: String,
     /// The catalog kept under `_strata/` in the same store.
     pub catalog: Catalog,
+    /// The archive's store and the cold stores its files are in: what
+    /// writers write to and delete from.
+    pub stores: Stores,
+}
+
+impl Archive {
+    /// The archive in `store`, found at `location`, with its catalog in the
+    /// same store and cold stores opened by [`open_location`].
+    pub fn new(store: Arc<dyn ObjectStore>, location: &str) -> Archive {
+        Archive {
+            catalog: Catalog::new(store.clone()),
+            stores: Stores::new(store.clone()),
+            store,
+            location: location.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Archive {
@@ -69,11 +86,7 @@ pub enum Missing {
 /// `AWS_ALLOW_HTTP`, `AWS_ACCESS_KEY_ID`, ...).
 pub fn open_archive(location: &str, missing: Missing) -> Result<Archive, ArchiveError> {
     let store = open_location(location, missing)?;
-    Ok(Archive {
-        catalog: Catalog::new(store.clone()),
-        store,
-        location: location.to_string(),
-    })
+    Ok(Archive::new(store, location))
 }
 
 /// Opens `location` (a local folder or `s3://bucket[/prefix]`, as for
@@ -121,33 +134,72 @@ pub fn open_location(
     Ok(store)
 }
 
+/// Opens a store by location, as [`open_location`] does: how [`Stores`]
+/// reaches cold stores. Tests swap it to put every store behind one that
+/// injects faults.
+pub type Opener =
+    Arc<dyn Fn(&str, Missing) -> Result<Arc<dyn ObjectStore>, ArchiveError> + Send + Sync>;
+
 /// The archive's store and the cold stores its files are in, each opened
-/// once however many files are read or deleted there.
+/// once however many files are read, written or deleted there. Clones share
+/// the opened stores.
+#[derive(Clone)]
 pub struct Stores {
     archive: Arc<dyn ObjectStore>,
-    cold: std::collections::HashMap<String, Arc<dyn ObjectStore>>,
+    opener: Opener,
+    cold: Arc<std::sync::Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("archive", &self.archive.to_string())
+            .finish()
+    }
 }
 
 impl Stores {
-    /// Starts with the archive's own store.
+    /// Starts with the archive's own store; cold stores are opened by
+    /// [`open_location`].
     pub fn new(archive: Arc<dyn ObjectStore>) -> Stores {
+        Stores::with_opener(archive, Arc::new(open_location))
+    }
+
+    /// Starts with the archive's own store; cold stores are opened by `opener`.
+    pub fn with_opener(archive: Arc<dyn ObjectStore>, opener: Opener) -> Stores {
         Stores {
             archive,
-            cold: Default::default(),
+            opener,
+            cold: Arc::default(),
         }
     }
 
+    /// The archive's own store.
+    pub fn archive(&self) -> &Arc<dyn ObjectStore> {
+        &self.archive
+    }
+
     /// The store at `location` (see [`crate::FileMeta::location`]; `None`:
-    /// the archive), opened on first use.
-    pub fn get(&mut self, location: Option<&str>) -> Result<Arc<dyn ObjectStore>, ArchiveError> {
+    /// the archive), opened on first use; a local cold folder must exist.
+    pub fn get(&self, location: Option<&str>) -> Result<Arc<dyn ObjectStore>, ArchiveError> {
+        self.open(location, Missing::Fail)
+    }
+
+    /// [`Stores::get`], creating a local cold folder if `missing` says so.
+    pub fn open(
+        &self,
+        location: Option<&str>,
+        missing: Missing,
+    ) -> Result<Arc<dyn ObjectStore>, ArchiveError> {
         let Some(location) = location else {
             return Ok(self.archive.clone());
         };
-        if let Some(store) = self.cold.get(location) {
+        let mut cold = self.cold.lock().expect("store cache lock");
+        if let Some(store) = cold.get(location) {
             return Ok(store.clone());
         }
-        let store = open_location(location, Missing::Fail)?;
-        self.cold.insert(location.to_string(), store.clone());
+        let store = (self.opener)(location, missing)?;
+        cold.insert(location.to_string(), store.clone());
         Ok(store)
     }
 }

@@ -152,7 +152,7 @@ pub struct Mark {
     pub marked_at: String,
     /// Its files may be deleted from this time on (RFC 3339).
     pub sweep_after: String,
-    /// The policy version that expired it.
+    /// The policy version in force when it was marked.
     pub policy_version: u64,
 }
 
@@ -340,10 +340,17 @@ impl Governance {
     /// Whether `location` is a cold store of the policy in force: the only
     /// stores besides the archive that strata writes to or deletes from.
     pub fn names_store(&self, location: &str) -> bool {
-        self.policy
-            .as_ref()
-            .and_then(|p| strata_policy::parse(&p.text).ok())
-            .is_some_and(|policy| policy.cold_stores().any(|(_, store)| store == location))
+        self.cold_stores().contains(location)
+    }
+
+    /// The cold stores of the policy in force.
+    pub fn cold_stores(&self) -> std::collections::BTreeSet<String> {
+        let policy = self.policy.as_ref();
+        let Some(policy) = policy.and_then(|p| strata_policy::parse(&p.text).ok()) else {
+            return Default::default();
+        };
+        let stores = policy.cold_stores().map(|(_, store)| store.to_string());
+        stores.collect()
     }
 
     /// Why `change` cannot apply to this state, if it cannot.

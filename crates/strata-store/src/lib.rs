@@ -8,11 +8,11 @@ mod governance;
 mod layout;
 mod writers;
 
-pub use archive::{Archive, ArchiveError, Missing, Stores, open_archive, open_location};
+pub use archive::{Archive, ArchiveError, Missing, Opener, Stores, open_archive, open_location};
 pub use catalog::{
-    CHECKPOINT_PREFIX, Catalog, CatalogError, Conflict, Draft, ENTRY_FORMAT, EXPIRE_OPERATION,
-    Entry, FileMeta, GENESIS_HASH, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_FORMAT,
-    SNAPSHOT_NOTE_PREFIX, SNAPSHOT_PREFIX, Snapshot, SourceProgress, Untrusted, WITNESS_HEARTBEAT,
+    CHECKPOINT_PREFIX, Catalog, CatalogError, Conflict, Draft, ENTRY_FORMAT, Entry, FileMeta,
+    GENESIS_HASH, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_FORMAT, SNAPSHOT_NOTE_PREFIX,
+    SNAPSHOT_PREFIX, SWEEP_OPERATION, Snapshot, SourceProgress, Untrusted, WITNESS_HEARTBEAT,
     WITNESS_LATEST, checkpoint_name, checkpoint_path, entry_path, get_if_exists, seq_of,
     sha256_hex, snapshot_note_path, snapshot_path,
 };

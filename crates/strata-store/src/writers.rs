@@ -134,7 +134,7 @@ fn record_path(id: &str) -> Path {
 /// A running writer's handle on its record, whose lease a background task
 /// renews until [`Writer::finish`] (or the handle is dropped).
 pub struct Writer {
-    store: Arc<dyn ObjectStore>,
+    stores: Stores,
     lease: Arc<Lease>,
     renewal: tokio::task::JoinHandle<()>,
 }
@@ -184,16 +184,16 @@ impl Writer {
     /// Registers a new writer doing `operation` for `actor`, and starts
     /// renewing its lease.
     pub async fn register(
-        store: Arc<dyn ObjectStore>,
+        stores: &Stores,
         operation: &str,
         actor: &str,
     ) -> Result<Writer, CatalogError> {
-        Writer::register_for(store, operation, actor, lease_duration()).await
+        Writer::register_for(stores, operation, actor, lease_duration()).await
     }
 
     /// [`Writer::register`] with leases of `duration`.
     async fn register_for(
-        store: Arc<dyn ObjectStore>,
+        stores: &Stores,
         operation: &str,
         actor: &str,
         duration: Duration,
@@ -204,7 +204,7 @@ impl Writer {
             actor: actor.to_string(),
             host: host_name(),
             pid: std::process::id(),
-            started_at: now(),
+            started_at: rfc3339(Utc::now()),
             alive_at: String::new(),
             lease_until: String::new(),
             pending: Vec::new(),
@@ -214,11 +214,12 @@ impl Writer {
             held_until: std::sync::Mutex::new(Utc::now()),
             duration,
         });
+        let store = stores.archive().clone();
         lease.save(store.as_ref(), &mut record).await?;
         *lease.record.lock().await = record;
-        let renewal = tokio::spawn(renew(store.clone(), lease.clone()));
+        let renewal = tokio::spawn(renew(store, lease.clone()));
         Ok(Writer {
-            store,
+            stores: stores.clone(),
             lease,
             renewal,
         })
@@ -231,7 +232,9 @@ impl Writer {
         let mut record = self.lease.record.lock().await;
         self.lease.check(&record.id)?;
         record.pending = objects;
-        self.lease.save(self.store.as_ref(), &mut record).await
+        self.lease
+            .save(self.stores.archive().as_ref(), &mut record)
+            .await
     }
 
     /// Gives up after a failure: deletes what this writer uploaded or
@@ -244,7 +247,7 @@ impl Writer {
         self.renewal.abort();
         let record = self.lease.record.lock().await.clone();
         let cleaned = match catalog.load().await {
-            Ok(snapshot) => delete_leftovers(&self.store, &snapshot, &record).await,
+            Ok(snapshot) => delete_leftovers(&self.stores, &snapshot, &record).await,
             Err(e) => Err(e),
         };
         if let Err(e) = cleaned {
@@ -259,7 +262,7 @@ impl Writer {
     /// not list and forgets it: after losing a race, before planning again.
     pub async fn discard_pending(&mut self, snapshot: &Snapshot) -> Result<u64, CatalogError> {
         let record = self.lease.record.lock().await.clone();
-        let deleted = delete_leftovers(&self.store, snapshot, &record).await?;
+        let deleted = delete_leftovers(&self.stores, snapshot, &record).await?;
         self.set_pending(Vec::new()).await?;
         Ok(deleted)
     }
@@ -268,7 +271,7 @@ impl Writer {
     pub async fn finish(self) -> Result<(), CatalogError> {
         self.renewal.abort();
         let id = self.lease.record.lock().await.id.clone();
-        self.store.delete(&record_path(&id)).await?;
+        self.stores.archive().delete(&record_path(&id)).await?;
         Ok(())
     }
 }
@@ -300,10 +303,6 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// Every writer record in the archive.
 pub async fn writer_records(store: &dyn ObjectStore) -> Result<Vec<WriterRecord>, CatalogError> {
     let listed: Vec<_> = store
@@ -325,14 +324,12 @@ pub async fn writer_records(store: &dyn ObjectStore) -> Result<Vec<WriterRecord>
     Ok(records)
 }
 
-/// Deletes `objects`, each from the archive `store` or from its cold store
-/// (each opened once); objects already gone are skipped. Returns how many
-/// were deleted.
+/// Deletes `objects`, each from the archive's store or from its cold store;
+/// objects already gone are skipped. Returns how many were deleted.
 pub async fn delete_objects<'a>(
-    store: &Arc<dyn ObjectStore>,
+    stores: &Stores,
     objects: impl IntoIterator<Item = &'a Pending>,
 ) -> Result<u64, CatalogError> {
-    let mut stores = Stores::new(store.clone());
     let mut deleted = 0;
     for object in objects {
         let in_store = stores.get(object.location.as_deref())?;
@@ -356,12 +353,9 @@ pub struct Reconciled {
 
 /// Removes what dead writers left behind: their pending objects the
 /// catalog does not list, then their records.
-pub async fn reconcile(
-    store: &Arc<dyn ObjectStore>,
-    catalog: &Catalog,
-) -> Result<Reconciled, CatalogError> {
+pub async fn reconcile(stores: &Stores, catalog: &Catalog) -> Result<Reconciled, CatalogError> {
     let now = Utc::now();
-    let stale: Vec<_> = writer_records(store.as_ref())
+    let stale: Vec<_> = writer_records(stores.archive().as_ref())
         .await?
         .into_iter()
         .filter(|r| r.is_stale(now))
@@ -372,7 +366,7 @@ pub async fn reconcile(
     }
     let snapshot = catalog.load().await?;
     for record in stale {
-        done.objects += clean_up(store, &snapshot, &record).await?;
+        done.objects += clean_up(stores, &snapshot, &record).await?;
         done.writers += 1;
         tracing::info!(
             writer = record.id,
@@ -386,12 +380,12 @@ pub async fn reconcile(
 /// Deletes the objects `record` names that `snapshot` does not list, then
 /// the record; returns how many objects were deleted.
 async fn clean_up(
-    store: &Arc<dyn ObjectStore>,
+    stores: &Stores,
     snapshot: &Snapshot,
     record: &WriterRecord,
 ) -> Result<u64, CatalogError> {
-    let deleted = delete_leftovers(store, snapshot, record).await?;
-    match store.delete(&record_path(&record.id)).await {
+    let deleted = delete_leftovers(stores, snapshot, record).await?;
+    match stores.archive().delete(&record_path(&record.id)).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(deleted),
         Err(e) => Err(e.into()),
     }
@@ -400,7 +394,7 @@ async fn clean_up(
 /// Deletes the objects `record` names that `snapshot` does not list;
 /// returns how many were deleted.
 async fn delete_leftovers(
-    store: &Arc<dyn ObjectStore>,
+    stores: &Stores,
     snapshot: &Snapshot,
     record: &WriterRecord,
 ) -> Result<u64, CatalogError> {
@@ -413,11 +407,10 @@ async fn delete_leftovers(
     // Only data files in the archive or a store the catalog names are ever
     // deleted: a forged record cannot point at a catalog object, a home
     // folder, or a store the policy does not know.
+    let mut known_stores = snapshot.governance.cold_stores();
+    known_stores.extend(snapshot.files.values().filter_map(|f| f.location.clone()));
     let deletable = |p: &&Pending| {
-        let known_store = p.location.as_deref().is_none_or(|location| {
-            snapshot.governance.names_store(location)
-                || (snapshot.files.values()).any(|f| f.location.as_deref() == Some(location))
-        });
+        let known_store = (p.location.as_ref()).is_none_or(|l| known_stores.contains(l));
         let ok = known_store && partition_of_path(&p.path).is_some();
         if !ok {
             tracing::warn!(
@@ -432,7 +425,7 @@ async fn delete_leftovers(
     let leftovers = (record.pending.iter())
         .filter(|p| !committed(p))
         .filter(deletable);
-    delete_objects(store, leftovers).await
+    delete_objects(stores, leftovers).await
 }
 
 #[cfg(test)]
@@ -484,7 +477,7 @@ mod tests {
     async fn a_dead_writers_uncommitted_objects_are_removed_and_committed_ones_kept() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let catalog = Catalog::new(store.clone());
-        let mut writer = Writer::register(store.clone(), "ingest", "test")
+        let mut writer = Writer::register(&Stores::new(store.clone()), "ingest", "test")
             .await
             .unwrap();
         let (a, b) = (meta("a"), meta("b"));
@@ -507,14 +500,18 @@ mod tests {
 
         // Alive (this very process): nothing is touched.
         assert_eq!(
-            reconcile(&store, &catalog).await.unwrap(),
+            reconcile(&Stores::new(store.clone()), &catalog)
+                .await
+                .unwrap(),
             Reconciled::default()
         );
         assert!(exists(store.as_ref(), &b.path).await);
 
         // Its lease ran out: presumed dead.
         expire(store.as_ref(), &writer).await;
-        let done = reconcile(&store, &catalog).await.unwrap();
+        let done = reconcile(&Stores::new(store.clone()), &catalog)
+            .await
+            .unwrap();
         assert_eq!(
             done,
             Reconciled {
@@ -546,7 +543,7 @@ mod tests {
             .await
             .unwrap();
         let entry = "_strata/log/00000000000000000001.json";
-        let forged = Writer::register(store.clone(), "ingest", "mallory")
+        let forged = Writer::register(&Stores::new(store.clone()), "ingest", "mallory")
             .await
             .unwrap();
         let mut record = expire(store.as_ref(), &forged).await;
@@ -561,7 +558,9 @@ mod tests {
             },
         ];
         store_record(store.as_ref(), &record).await;
-        let done = reconcile(&store, &catalog).await.unwrap();
+        let done = reconcile(&Stores::new(store.clone()), &catalog)
+            .await
+            .unwrap();
         assert_eq!(done.objects, 0);
         assert!(
             exists(store.as_ref(), entry).await,
@@ -577,7 +576,7 @@ mod tests {
     async fn a_record_with_an_unreadable_time_is_not_taken_for_a_dead_writer() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let catalog = Catalog::new(store.clone());
-        let mut writer = Writer::register(store.clone(), "ingest", "test")
+        let mut writer = Writer::register(&Stores::new(store.clone()), "ingest", "test")
             .await
             .unwrap();
         let file = meta("c");
@@ -590,7 +589,9 @@ mod tests {
         record.lease_until = "yesterday-ish".into();
         store_record(store.as_ref(), &record).await;
         assert_eq!(
-            reconcile(&store, &catalog).await.unwrap(),
+            reconcile(&Stores::new(store.clone()), &catalog)
+                .await
+                .unwrap(),
             Reconciled::default()
         );
         assert!(exists(store.as_ref(), &file.path).await);
@@ -601,9 +602,10 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let catalog = Catalog::new(store.clone());
         let lease = Duration::from_millis(300);
-        let mut writer = Writer::register_for(store.clone(), "compact", "test", lease)
-            .await
-            .unwrap();
+        let mut writer =
+            Writer::register_for(&Stores::new(store.clone()), "compact", "test", lease)
+                .await
+                .unwrap();
         let file = meta("d");
         writer.set_pending(vec![Pending::of(&file)]).await.unwrap();
         store
@@ -613,7 +615,9 @@ mod tests {
         // Long past its first lease, but renewed: alive, its upload kept.
         tokio::time::sleep(lease * 4).await;
         assert_eq!(
-            reconcile(&store, &catalog).await.unwrap(),
+            reconcile(&Stores::new(store.clone()), &catalog)
+                .await
+                .unwrap(),
             Reconciled::default()
         );
         assert!(exists(store.as_ref(), &file.path).await);
@@ -624,14 +628,16 @@ mod tests {
         tokio::time::sleep(lease * 2).await;
         let err = writer.set_pending(Vec::new()).await.unwrap_err();
         assert!(matches!(err, CatalogError::LeaseLost { .. }), "{err}");
-        let done = reconcile(&store, &catalog).await.unwrap();
+        let done = reconcile(&Stores::new(store.clone()), &catalog)
+            .await
+            .unwrap();
         assert_eq!((done.writers, done.objects), (1, 1));
     }
 
     #[tokio::test]
     async fn a_finished_writer_leaves_no_record() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let writer = Writer::register(store.clone(), "compact", "test")
+        let writer = Writer::register(&Stores::new(store.clone()), "compact", "test")
             .await
             .unwrap();
         assert_eq!(writer_records(store.as_ref()).await.unwrap().len(), 1);

@@ -241,10 +241,10 @@ pub async fn ingest<O: Observer + 'static>(
     options: IngestOptions,
     observer: O,
 ) -> Result<(IngestReport, O), IngestError> {
-    reconcile(&archive.store, &archive.catalog).await?;
+    reconcile(&archive.stores, &archive.catalog).await?;
     let snapshot = archive.catalog.load().await?;
     archive.catalog.check_writer(&snapshot)?;
-    let writer = Writer::register(archive.store.clone(), "ingest", &options.actor).await?;
+    let writer = Writer::register(&archive.stores, "ingest", &options.actor).await?;
     let archive = archive.clone();
     let handle = Handle::current();
     let (report, observer, writer) = tokio::task::spawn_blocking(move || {

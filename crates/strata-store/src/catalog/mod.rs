@@ -41,8 +41,10 @@ pub use paths::{
 use seal::Seal;
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot};
 
-/// The operation of commits that remove partitions whose retention is over.
-pub const EXPIRE_OPERATION: &str = "expire";
+/// The operation of sweeps: commits that delete partitions marked for
+/// expiry once their grace period is over (stored as `expire` since the
+/// first format; marks are `expire-mark`).
+pub const SWEEP_OPERATION: &str = "expire";
 
 /// `prev` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

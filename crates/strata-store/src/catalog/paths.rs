@@ -75,8 +75,12 @@ pub async fn get_if_exists(
     }
 }
 
-/// Stores `payload` at `path` unless an object is already there; since what
-/// is written under a name never differs, an existing object is success.
+/// Stores `payload` at `path` unless an object is already there. What
+/// strata writes under such a name (a snapshot, its signature, a checkpoint)
+/// is the same whoever writes it, so an existing object is success; one
+/// with other content is kept as it is and reported, since only a writer of
+/// another key or someone editing the bucket puts it there, and loading and
+/// `verify` check it.
 pub(super) async fn put_create(
     store: &dyn ObjectStore,
     path: &Path,
@@ -86,8 +90,18 @@ pub(super) async fn put_create(
         mode: PutMode::Create,
         ..Default::default()
     };
-    match store.put_opts(path, payload, options).await {
-        Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+    match store.put_opts(path, payload.clone(), options).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => {
+            let existing = get_if_exists(store, path).await?;
+            if existing.is_some_and(|bytes| bytes != bytes::Bytes::from(payload)) {
+                tracing::warn!(
+                    "{path} already exists with other content than this writer's; it is kept, \
+                     and loading and `strata verify` check it"
+                );
+            }
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }

@@ -148,21 +148,13 @@ impl Snapshot {
         } else {
             trusted.keys().map(String::as_str).collect()
         };
-        for key in candidates {
-            let Ok(verifier) = VerifierKey::parse(key) else {
-                continue;
-            };
-            if let Ok(text) = verifier.open(note) {
-                return if text == entry.signed_text() {
-                    Ok(())
-                } else {
-                    Err(Untrusted::Edited)
-                };
-            }
+        match opened_by(candidates, note) {
+            Some((_, text)) if text == entry.signed_text() => Ok(()),
+            Some(_) => Err(Untrusted::Edited),
+            None => Err(Untrusted::UnknownSigner {
+                signer: Entry::signer_name(note),
+            }),
         }
-        Err(Untrusted::UnknownSigner {
-            signer: Entry::signer_name(note),
-        })
     }
 
     /// The tree head as of this snapshot, to be signed.
@@ -344,10 +336,8 @@ impl Catalog {
                 false => Err("it trusts keys, but the entry it names is unsigned".into()),
             });
         };
-        let signer = (snapshot.governance.trusted_keys.keys())
-            .filter_map(|k| VerifierKey::parse(k).ok())
-            .find(|key| key.open(entry_note).is_ok());
-        let Some(signer) = signer else {
+        let trusted = snapshot.governance.trusted_keys.keys().map(String::as_str);
+        let Some((signer, _)) = opened_by(trusted, entry_note) else {
             return Ok(Err(format!(
                 "none of its trusted keys signed entry {}",
                 snapshot.seq
@@ -399,6 +389,17 @@ impl Catalog {
         self.store.put(&last_snapshot_path(), hint.into()).await?;
         Ok(())
     }
+}
+
+/// The first of `keys` (verifier keys as text; unparseable ones are
+/// skipped) whose signature `note` carries, with the text it signed.
+fn opened_by<'k, 'n>(
+    keys: impl IntoIterator<Item = &'k str>,
+    note: &'n str,
+) -> Option<(VerifierKey, &'n str)> {
+    keys.into_iter()
+        .filter_map(|key| VerifierKey::parse(key).ok())
+        .find_map(|key| key.open(note).ok().map(|text| (key, text)))
 }
 
 #[cfg(test)]

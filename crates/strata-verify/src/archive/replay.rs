@@ -8,7 +8,7 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use strata_integrity::{MerkleLog, VerifierKey};
-use strata_store::{Change, EXPIRE_OPERATION, Entry, Snapshot, Untrusted, entry_path, sha256_hex};
+use strata_store::{Change, Entry, SWEEP_OPERATION, Snapshot, Untrusted, entry_path, sha256_hex};
 
 use super::get;
 use crate::{Code, Finding, VerifyError};
@@ -133,7 +133,7 @@ pub(super) async fn replay_log(
                 .ever_added
                 .insert((file.location.clone(), file.path.clone()));
         }
-        if entry.operation == EXPIRE_OPERATION {
+        if entry.operation == SWEEP_OPERATION {
             for file in &entry.remove {
                 replay.expired_partitions.insert((
                     file.tenant.clone(),
