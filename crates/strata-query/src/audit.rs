@@ -16,7 +16,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::{StreamExt, TryStreamExt};
-use strata_store::{Catalog, Change, Entry, FileMeta, Partition};
+use strata_store::{Catalog, Change, Entry, FileMeta, PartitionRecord};
 
 /// Entries read at once.
 const READ_CONCURRENCY: usize = 32;
@@ -87,7 +87,7 @@ impl Receipts {
         &mut self,
         entry: &Entry,
         action: &str,
-        partition: Option<&Partition>,
+        partition: Option<&PartitionRecord>,
         file: Option<&FileMeta>,
         detail: Option<String>,
     ) {
@@ -114,13 +114,19 @@ impl Receipts {
 
     fn add(&mut self, entry: &Entry) {
         for file in &entry.add {
-            self.row(entry, "add", Some(&Partition::of(file)), Some(file), None);
+            self.row(
+                entry,
+                "add",
+                Some(&PartitionRecord::of(file)),
+                Some(file),
+                None,
+            );
         }
         for file in &entry.remove {
             self.row(
                 entry,
                 "remove",
-                Some(&Partition::of(file)),
+                Some(&PartitionRecord::of(file)),
                 Some(file),
                 None,
             );
@@ -133,14 +139,14 @@ impl Receipts {
                 Change::ExpiryCancelled { partition, .. } | Change::ExpirySwept { partition } => {
                     Some(partition.clone())
                 }
-                Change::HoldAdded { hold } => Some(Partition {
+                Change::HoldAdded { hold } => Some(PartitionRecord {
                     tenant: hold.tenant.clone(),
                     family: hold.family.clone().unwrap_or_default(),
                     month: String::new(),
                 }),
                 Change::KeyRotated { tenant, .. }
                 | Change::ShredScheduled { tenant, .. }
-                | Change::KeysShredded { tenant, .. } => Some(Partition {
+                | Change::KeysShredded { tenant, .. } => Some(PartitionRecord {
                     tenant: tenant.clone(),
                     family: String::new(),
                     month: String::new(),

@@ -18,7 +18,7 @@ mod run;
 use chrono::{DateTime, NaiveDate, Utc};
 use strata_keys::envelope::KeyProvider;
 use strata_policy::Policy;
-use strata_store::{Archive, Change, Draft, Hold, Partition, PolicyVersion, Snapshot};
+use strata_store::{Archive, Change, Draft, Hold, PartitionRecord, PolicyVersion, Snapshot};
 
 pub use plan::{Action, ActionKind, Blocked, Plan, Shred, plan};
 pub use run::{COLD_ZSTD_LEVEL, Observer, RunReport, run};
@@ -215,9 +215,9 @@ pub async fn cancel_expiry(
     month: Option<&str>,
     reason: &str,
     actor: &str,
-) -> Result<Vec<Partition>, RetentionError> {
+) -> Result<Vec<PartitionRecord>, RetentionError> {
     let mut snapshot = archive.catalog.load().await?;
-    let partitions: Vec<Partition> = snapshot
+    let partitions: Vec<PartitionRecord> = snapshot
         .governance
         .marks
         .values()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use strata_policy::{Policy, Rule};
-use strata_store::{FileMeta, Partition, Snapshot};
+use strata_store::{FileMeta, PartitionRecord, Snapshot};
 
 /// What retention does to a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -42,7 +42,7 @@ pub struct Action {
     /// What.
     pub kind: ActionKind,
     /// On which partition.
-    pub partition: Partition,
+    pub partition: PartitionRecord,
     /// The files it concerns (all the partition's, or its hot ones for tiering).
     pub files: Vec<FileMeta>,
     /// Their total size.
@@ -66,7 +66,7 @@ pub struct Blocked {
     /// What would have happened.
     pub kind: ActionKind,
     /// To which partition.
-    pub partition: Partition,
+    pub partition: PartitionRecord,
     /// Its size.
     pub bytes: u64,
     /// The hold's number.
@@ -103,7 +103,7 @@ pub struct Plan {
 }
 
 /// A partition and its files.
-type PartitionFiles<'a> = (&'a Partition, Vec<&'a FileMeta>);
+type PartitionFiles<'a> = (&'a PartitionRecord, Vec<&'a FileMeta>);
 
 fn newest_event(files: &[&FileMeta]) -> DateTime<Utc> {
     let newest = files.iter().map(|f| f.max_ts).max().unwrap_or(0);
@@ -125,7 +125,12 @@ fn rule_label(index: usize, rule: &Rule) -> String {
     format!("rule {} ({}{presets})", index + 1, rule.describe())
 }
 
-fn action(kind: ActionKind, partition: &Partition, files: &[&FileMeta], reason: String) -> Action {
+fn action(
+    kind: ActionKind,
+    partition: &PartitionRecord,
+    files: &[&FileMeta],
+    reason: String,
+) -> Action {
     Action {
         kind,
         partition: partition.clone(),
@@ -142,10 +147,10 @@ fn action(kind: ActionKind, partition: &Partition, files: &[&FileMeta], reason: 
 /// `snapshot` at `now`. Age counts from the newest event of each partition.
 pub fn plan(snapshot: &Snapshot, policy: &Policy, policy_version: u64, now: DateTime<Utc>) -> Plan {
     let governance = &snapshot.governance;
-    let mut partitions: BTreeMap<Partition, Vec<&FileMeta>> = BTreeMap::new();
+    let mut partitions: BTreeMap<PartitionRecord, Vec<&FileMeta>> = BTreeMap::new();
     for file in snapshot.files.values() {
         partitions
-            .entry(Partition::of(file))
+            .entry(PartitionRecord::of(file))
             .or_default()
             .push(file);
     }
@@ -166,7 +171,7 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, policy_version: u64, now: Date
             .collect(),
     };
     let mut block =
-        |kind, partition: &Partition, files: &[&FileMeta], hold: &strata_store::Hold| {
+        |kind, partition: &PartitionRecord, files: &[&FileMeta], hold: &strata_store::Hold| {
             plan.blocked.push(Blocked {
                 kind,
                 partition: partition.clone(),

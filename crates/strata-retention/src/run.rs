@@ -12,8 +12,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use strata_ingest::{ZSTD_LEVEL_DEFAULT, merge_files, read_file};
 use strata_keys::envelope::{KeyProvider, decryption_properties};
 use strata_store::{
-    Archive, CatalogError, Change, Conflict, Draft, FileMeta, Mark, Missing, Partition, Pending,
-    Snapshot, Writer, delete_objects, reconcile,
+    Archive, CatalogError, Change, Conflict, Draft, FileMeta, Mark, Missing, PartitionRecord,
+    Pending, Snapshot, Writer, delete_objects, reconcile,
 };
 
 use crate::plan::{Action, ActionKind, Plan, plan};
@@ -299,10 +299,10 @@ fn destroy_shredded_keys(
 
 /// The files of each partition of `tenant` that holds any plaintext file.
 fn plaintext_partitions(snapshot: &Snapshot, tenant: &str) -> Vec<Vec<FileMeta>> {
-    let mut partitions: BTreeMap<Partition, Vec<FileMeta>> = BTreeMap::new();
+    let mut partitions: BTreeMap<PartitionRecord, Vec<FileMeta>> = BTreeMap::new();
     for file in snapshot.files.values().filter(|f| f.tenant == tenant) {
         partitions
-            .entry(Partition::of(file))
+            .entry(PartitionRecord::of(file))
             .or_default()
             .push(file.clone());
     }

@@ -83,7 +83,7 @@ async fn retained(archive: &Archive, world: &Path) -> Retained {
     let snapshot = archive.catalog.load().await.unwrap();
     let mut partitions: BTreeMap<String, (u64, Vec<_>)> = BTreeMap::new();
     for file in snapshot.files.values() {
-        let key = strata_store::Partition::of(file).key();
+        let key = strata_store::PartitionRecord::of(file).key();
         let partition = partitions.entry(key).or_default();
         partition.0 += file.rows;
         partition.1.push((file.location.clone(), file.key_version));

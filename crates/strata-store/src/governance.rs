@@ -9,9 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{FileMeta, Snapshot};
 
-/// A tenant-family-month partition: the unit retention acts on.
+/// A tenant-family-month partition as the catalog records it: the unit
+/// retention acts on, named in expiry marks, sweeps and audit rows.
+///
+/// The same concept as [`crate::PartitionKey`], kept as its three strings
+/// exactly as a catalog entry or snapshot holds them (serialized as
+/// `{"tenant", "family", "month"}`), so that any stored entry can be read
+/// and a partition strata could not hold (a forged or mistyped family or
+/// month) is refused by [`PartitionRecord::malformed`] with a reason rather
+/// than failing to parse. Use [`crate::PartitionKey`], its typed and
+/// validated counterpart, to build paths and to group events.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Partition {
+pub struct PartitionRecord {
     /// Tenant.
     pub tenant: String,
     /// Log family.
@@ -20,10 +29,10 @@ pub struct Partition {
     pub month: String,
 }
 
-impl Partition {
+impl PartitionRecord {
     /// The partition of a file.
-    pub fn of(file: &FileMeta) -> Partition {
-        Partition {
+    pub fn of(file: &FileMeta) -> PartitionRecord {
+        PartitionRecord {
             tenant: file.tenant.clone(),
             family: file.family.clone(),
             month: file.month.clone(),
@@ -64,7 +73,7 @@ impl Partition {
     }
 }
 
-impl std::fmt::Display for Partition {
+impl std::fmt::Display for PartitionRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.key())
     }
@@ -109,7 +118,7 @@ pub struct Hold {
 
 impl Hold {
     /// Whether the hold covers any day of `partition`.
-    pub fn covers(&self, partition: &Partition) -> bool {
+    pub fn covers(&self, partition: &PartitionRecord) -> bool {
         if partition.tenant != self.tenant
             || self.family.as_ref().is_some_and(|f| *f != partition.family)
         {
@@ -138,7 +147,7 @@ impl Hold {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {
     /// The partition.
-    pub partition: Partition,
+    pub partition: PartitionRecord,
     /// When it was marked (RFC 3339).
     pub marked_at: String,
     /// Its files may be deleted from this time on (RFC 3339).
@@ -177,14 +186,14 @@ pub enum Change {
     /// again under the same policy version.
     ExpiryCancelled {
         /// The partition.
-        partition: Partition,
+        partition: PartitionRecord,
         /// Why.
         reason: String,
     },
     /// A marked partition's files removed (they are in the entry's `remove`).
     ExpirySwept {
         /// The partition.
-        partition: Partition,
+        partition: PartitionRecord,
     },
     /// A new master key version for a tenant; its new files use it.
     KeyRotated {
@@ -294,7 +303,7 @@ pub struct Governance {
     /// Numbers given to holds so far.
     #[serde(default)]
     pub holds_placed: u64,
-    /// Partitions marked for expiry, by [`Partition::key`].
+    /// Partitions marked for expiry, by [`PartitionRecord::key`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub marks: BTreeMap<String, Mark>,
     /// Partitions whose expiry was cancelled, with the policy version then in force.
@@ -314,7 +323,7 @@ pub struct Governance {
 
 impl Governance {
     /// Whether a hold covers `partition`.
-    pub fn held(&self, partition: &Partition) -> Option<&Hold> {
+    pub fn held(&self, partition: &PartitionRecord) -> Option<&Hold> {
         self.holds.values().find(|h| h.covers(partition))
     }
 
@@ -345,7 +354,7 @@ impl Governance {
     pub(crate) fn check(
         &self,
         change: &Change,
-        keeps_files: &dyn Fn(&Partition) -> bool,
+        keeps_files: &dyn Fn(&PartitionRecord) -> bool,
     ) -> Option<String> {
         if let Some(why) = change.malformed() {
             return Some(why);
@@ -465,7 +474,7 @@ impl Snapshot {
         // Without marks (the usual case) there is no partition key to build per file.
         self.files
             .values()
-            .filter(move |f| marks.is_empty() || !marks.contains_key(&Partition::of(f).key()))
+            .filter(move |f| marks.is_empty() || !marks.contains_key(&PartitionRecord::of(f).key()))
     }
 }
 
@@ -473,8 +482,8 @@ impl Snapshot {
 mod tests {
     use super::*;
 
-    fn partition(month: &str) -> Partition {
-        Partition {
+    fn partition(month: &str) -> PartitionRecord {
+        PartitionRecord {
             tenant: "acme".into(),
             family: "access".into(),
             month: month.into(),

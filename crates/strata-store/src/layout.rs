@@ -13,7 +13,13 @@ use strata_schema::Family;
 /// Prefix of the catalog, kept apart from data so lifecycle rules on data never touch it.
 pub const CATALOG_PREFIX: &str = "_strata";
 
-/// The partition an event belongs to.
+/// The partition an event belongs to, typed: a [`Family`] and a numeric year
+/// and month, as events are grouped by during ingest (a cheap hash-map key)
+/// and as data file paths are built from and parsed into.
+///
+/// The same concept as [`crate::PartitionRecord`], which is the partition as
+/// catalog entries and snapshots record it (strings, read as written); this
+/// one exists only in memory and is never serialized.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PartitionKey {
     /// Tenant id (validated by the event contract).

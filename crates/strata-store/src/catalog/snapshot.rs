@@ -17,7 +17,7 @@ use super::{
     SNAPSHOT_PREFIX, SourceProgress, Untrusted, seq_of, sha256_hex, snapshot_note_path,
     snapshot_path,
 };
-use crate::governance::{Change, Governance, Partition};
+use crate::governance::{Change, Governance, PartitionRecord};
 
 /// The format of snapshots this version writes: 2 since snapshots are
 /// signed; 1 for snapshots without a `format` field.
@@ -183,7 +183,8 @@ impl Snapshot {
             });
         }
         let removed = |f: &FileMeta| draft.remove.iter().any(|r| r.path == f.path);
-        let keeps_files = |p: &Partition| self.files.values().any(|f| p.contains(f) && !removed(f));
+        let keeps_files =
+            |p: &PartitionRecord| self.files.values().any(|f| p.contains(f) && !removed(f));
         let mut governance = self.governance.clone();
         for change in &draft.changes {
             if let Some(why) = governance.check(change, &keeps_files) {
@@ -205,7 +206,7 @@ impl Snapshot {
     }
 
     /// Whether any live file belongs to `partition`.
-    fn has_files(&self, partition: &Partition) -> bool {
+    fn has_files(&self, partition: &PartitionRecord) -> bool {
         self.files.values().any(|f| partition.contains(f))
     }
 
