@@ -590,7 +590,10 @@ fn late_events_into_tiered_and_marked_months_leave_them_alone_and_every_command_
     let cold_before = cold_files(archive);
     // Late events for one tiered and one marked month (a tenant-family-month
     // each), ingested twice so that compaction has small hot files to merge.
-    let late: Vec<&Partition> = [tiered.first(), marked.first()].into_iter().flatten().collect();
+    let late: Vec<&Partition> = [tiered.first(), marked.first()]
+        .into_iter()
+        .flatten()
+        .collect();
     assert_eq!(late.len(), 2, "the plan tiers and marks");
     for round in 0..2 {
         let lines: String = (late.iter())
