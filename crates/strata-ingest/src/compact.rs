@@ -265,7 +265,9 @@ async fn merge_batch(
         std::iter::once(merged).chain(group.iter().map(Pending::of))
     });
     writer.set_pending(pending.collect()).await?;
-    futures::stream::iter(merges)
+    // Every upload runs to its end even after one fails: a dropped upload
+    // may still land, after the cleanup that follows a failure.
+    let uploaded: Vec<Result<FileMeta, IngestError>> = futures::stream::iter(merges)
         .map(|(group, path)| async move {
             let (merged, meta) = merge_into(
                 archive,
@@ -279,8 +281,9 @@ async fn merge_batch(
             upload(archive.store.as_ref(), merged, meta).await
         })
         .buffered(options.threads.max(1))
-        .try_collect()
-        .await
+        .collect()
+        .await;
+    uploaded.into_iter().collect()
 }
 
 /// The partition of a group of files of one partition.

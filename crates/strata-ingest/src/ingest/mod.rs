@@ -269,7 +269,9 @@ pub async fn ingest<O: Observer + 'static>(
         };
         for input in &inputs {
             if let Err(e) = run.ingest_one(input) {
-                // Remove what this run uploaded but did not commit.
+                // Remove what this run uploaded but did not commit, once
+                // no upload can land after the cleanup.
+                run.settle_uploads();
                 run.handle
                     .clone()
                     .block_on(run.writer.abandon(&run.archive.catalog));

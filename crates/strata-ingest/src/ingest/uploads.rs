@@ -59,6 +59,15 @@ impl<O: Observer> Run<O> {
         Ok(())
     }
 
+    /// Waits for every upload still in flight, whatever its outcome: after
+    /// a failure, the cleanup must come after anything that may still land.
+    pub(super) fn settle_uploads(&mut self) {
+        for (_, upload) in self.chunk.uploads.drain(..) {
+            let _ = self.handle.block_on(upload);
+        }
+        self.chunk.upload_bytes = 0;
+    }
+
     /// Waits for the oldest upload.
     pub(super) fn finish_upload(&mut self) -> Result<(), IngestError> {
         if let Some((size, upload)) = self.chunk.uploads.pop_front() {
