@@ -33,7 +33,8 @@ import psutil
 
 BENCHES = Path(__file__).resolve().parent
 REPO = BENCHES.parent
-STRATA = REPO / "target" / "release" / "strata"
+# Where run.sh's `cargo build --release` put the binary (CARGO_TARGET_DIR, as cargo reads it).
+STRATA = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target").resolve() / "release" / "strata"
 DUCKDB_CONVERT = BENCHES / "duckdb_convert.py"
 SEED = 42
 
