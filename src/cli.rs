@@ -74,6 +74,9 @@ pub enum Command {
     /// Show the archive signing key, for auditors to pin.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Principals of the server: who may send events or query, with which role.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Summarise the archive's catalog: commits, partitions, files, bytes.
     #[command(after_help = "Example:\n  strata --archive s3://audit-logs/prod status")]
     Status,
@@ -445,6 +448,51 @@ pub struct HoldAddArgs {
     pub reason: String,
 }
 
+/// `strata users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a principal and print its token, once, alone on the last line.
+    #[command(after_help = USERS_EXAMPLES)]
+    Add {
+        /// Its name: 1 to 64 characters of a-z, 0-9, `.`, `_` and `-`.
+        name: String,
+        /// What it may do: admin (everything), ingest (only send events); auditor,
+        /// analyst and client are reserved for the query surface.
+        #[arg(long, value_parser = role_name)]
+        role: strata_access::Role,
+        /// Restrict it to this tenant (repeat for several); none: every tenant.
+        #[arg(long = "tenant", value_parser = tenant_name, value_name = "TENANT")]
+        tenants: Vec<String>,
+        /// Why (recorded).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List the active principals (never their tokens).
+    List,
+    /// Revoke a principal: its token stops working.
+    #[command(
+        after_help = "Example:\n  strata users revoke vpn-gateway --reason \"gateway decommissioned\""
+    )]
+    Revoke {
+        /// Its name.
+        name: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+const USERS_EXAMPLES: &str = "\
+Principals are recorded in the catalog like policies and holds (signed, chained, listed in
+strata_audit with who granted what to whom and why); only a hash of the token is kept, so
+store the token printed now: it cannot be shown again. A lost token is replaced by revoking
+the principal and adding it again.
+
+Examples:
+  strata users add ops --role admin --reason \"on-call team\"
+  strata users add vpn-gateway --role ingest --tenant acme-health --reason \"VPN logs\"
+  TOKEN=$(strata users add fluent-bit --role ingest | tail -n 1)";
+
 /// `strata keys` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -591,6 +639,17 @@ fn tenant_name(name: &str) -> Result<String, String> {
              and `-`, starting with a letter or digit (lowercase, as in events)"
         ))
     }
+}
+
+/// One of the roles.
+fn role_name(name: &str) -> Result<strata_access::Role, String> {
+    strata_access::Role::parse(name).ok_or_else(|| {
+        let all: Vec<&str> = strata_access::Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        format!("`{name}` is not a role: use one of {}", all.join(", "))
+    })
 }
 
 /// One of the contract's families.

@@ -7,6 +7,7 @@ mod output;
 mod retention;
 mod shell;
 mod sql;
+mod users;
 mod verify;
 
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use clap::Parser;
 
-use cli::{Cli, Command, HoldCommand, KeysCommand, PolicyCommand, RetentionCommand};
+use cli::{Cli, Command, HoldCommand, KeysCommand, PolicyCommand, RetentionCommand, UsersCommand};
 use strata_keys::Keyring;
 use strata_keys::envelope::{KeyProvider, LocalKeys};
 use strata_store::{Archive, Missing};
@@ -133,6 +134,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             retention::hold(&archive(Missing::Fail)?, HoldCommand::List).await
         }
         Command::Hold(command) => retention::hold(&sealed(Missing::Fail)?, command).await,
+        Command::Users(UsersCommand::List) => users::list(&archive(Missing::Fail)?).await,
+        // The first principal may be the archive's first entry.
+        Command::Users(command @ UsersCommand::Add { .. }) => {
+            users::run(&sealed(Missing::Create)?, command).await
+        }
+        Command::Users(command) => users::run(&sealed(Missing::Fail)?, command).await,
         Command::Status => sql::status(&archive(Missing::Fail)?).await,
         Command::Gen(args) => demo::generate(args),
         Command::Demo(args) => demo::run(&sealed(Missing::Create)?, args).await,

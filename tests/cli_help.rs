@@ -30,6 +30,7 @@ fn top_level_help_lists_commands_and_examples() {
         "keys",
         "retention",
         "hold",
+        "users",
         "--archive",
         "--keyring",
         "--witness",
@@ -98,6 +99,18 @@ fn subcommand_help_explains_options_with_examples() {
             &["--tenant", "--month", "--reason", "Example:"],
         ),
         ("hold", &["add", "list", "release"]),
+        ("users", &["add", "list", "revoke"]),
+        (
+            "users add",
+            &[
+                "--role",
+                "--tenant",
+                "--reason",
+                "admin",
+                "ingest",
+                "Examples:",
+            ],
+        ),
         (
             "hold add",
             &[

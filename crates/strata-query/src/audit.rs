@@ -154,7 +154,9 @@ impl Receipts {
                 Change::PolicySet { .. }
                 | Change::HoldReleased { .. }
                 | Change::KeyTrusted { .. }
-                | Change::KeyRetired { .. } => None,
+                | Change::KeyRetired { .. }
+                | Change::PrincipalAdded { .. }
+                | Change::PrincipalRevoked { .. } => None,
             };
             self.row(
                 entry,

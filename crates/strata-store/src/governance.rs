@@ -156,6 +156,40 @@ pub struct Mark {
     pub policy_version: u64,
 }
 
+/// Someone (a person or a shipper) who may use the server: a name, a role,
+/// and the tenants it is restricted to (none: every tenant). Only the
+/// SHA-256 of its token is kept; the token itself is shown once, when the
+/// principal is added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// Its name (see [`valid_principal_name`]).
+    pub name: String,
+    /// Its role (`admin`, `ingest`, ...), read by the access-control crate.
+    pub role: String,
+    /// The tenants it is restricted to; empty for every tenant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+    /// SHA-256 of its token, hex.
+    pub token_sha256: String,
+    /// When it was added (RFC 3339).
+    pub added_at: String,
+    /// Who added it.
+    pub added_by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Whether `name` can name a principal or a role: 1 to 64 characters of
+/// a-z, 0-9, `.`, `_` and `-`, starting with a letter or digit.
+pub fn valid_principal_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-_".contains(c))
+}
+
 /// A change to governance state, recorded in a catalog entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
@@ -236,6 +270,18 @@ pub enum Change {
         /// Why.
         reason: String,
     },
+    /// A principal added: its token opens the server from now on.
+    PrincipalAdded {
+        /// The principal.
+        principal: Principal,
+    },
+    /// A principal revoked: its token no longer opens anything.
+    PrincipalRevoked {
+        /// Its name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Change {
@@ -286,7 +332,21 @@ impl Change {
                     .err()
                     .map(|e| format!("{key:?} is not a verifier key: {e}"))
             }
-            Change::HoldReleased { .. } => None,
+            Change::PrincipalAdded { principal: p } => {
+                let name = |what: &str, n: &str| {
+                    (!valid_principal_name(n)).then(|| format!("{n:?} is not a {what} name"))
+                };
+                let hash = p.token_sha256.len() == 64
+                    && p.token_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+                name("principal", &p.name)
+                    .or_else(|| name("role", &p.role))
+                    .or_else(|| p.tenants.iter().find_map(|t| tenant(t)))
+                    .or_else(|| {
+                        (!hash).then(|| format!("{}'s token hash is not SHA-256 hex", p.name))
+                    })
+                    .or_else(|| time("the principal's time", &p.added_at))
+            }
+            Change::HoldReleased { .. } | Change::PrincipalRevoked { .. } => None,
         }
     }
 }
@@ -319,6 +379,9 @@ pub struct Governance {
     /// sequence number of the entry that trusted each.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub trusted_keys: BTreeMap<String, u64>,
+    /// Active principals by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub principals: BTreeMap<String, Principal>,
 }
 
 impl Governance {
@@ -415,6 +478,14 @@ impl Governance {
             Change::KeyRetired { key, .. } if self.trusted_keys.len() == 1 => Some(format!(
                 "key {key} is the archive's only trusted key: trust another one first"
             )),
+            Change::PrincipalAdded { principal }
+                if self.principals.contains_key(&principal.name) =>
+            {
+                Some(format!("principal {} already exists", principal.name))
+            }
+            Change::PrincipalRevoked { name, .. } if !self.principals.contains_key(name) => {
+                Some(format!("there is no active principal {name}"))
+            }
             _ => None,
         }
     }
@@ -462,6 +533,13 @@ impl Governance {
             }
             Change::KeyRetired { key, .. } => {
                 self.trusted_keys.remove(key);
+            }
+            Change::PrincipalAdded { principal } => {
+                self.principals
+                    .insert(principal.name.clone(), principal.clone());
+            }
+            Change::PrincipalRevoked { name, .. } => {
+                self.principals.remove(name);
             }
         }
     }

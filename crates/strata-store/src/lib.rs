@@ -16,7 +16,9 @@ pub use catalog::{
     WITNESS_LATEST, checkpoint_name, checkpoint_path, entry_path, get_if_exists, seq_of,
     sha256_hex, snapshot_note_path, snapshot_path,
 };
-pub use governance::{Change, Governance, Hold, Mark, PartitionRecord, PolicyVersion};
+pub use governance::{
+    Change, Governance, Hold, Mark, PartitionRecord, PolicyVersion, Principal, valid_principal_name,
+};
 pub use layout::{
     CATALOG_PREFIX, PartitionKey, data_file_path, is_data_file_path, partition_of_path,
 };

@@ -19,9 +19,11 @@ use super::{
 };
 use crate::governance::{Change, Governance, PartitionRecord};
 
-/// The format of snapshots this version writes: 2 since snapshots are
-/// signed; 1 for snapshots without a `format` field.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+/// The format of snapshots this version writes: 3 since they hold the
+/// server's principals (a version that does not know them must replay the
+/// log rather than drop them), 2 since snapshots are signed, 1 for
+/// snapshots without a `format` field.
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// The archive's content as of one commit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
