@@ -455,6 +455,7 @@ pub enum UsersCommand {
     #[command(after_help = USERS_EXAMPLES)]
     Add {
         /// Its name: 1 to 64 characters of a-z, 0-9, `.`, `_` and `-`.
+        #[arg(value_parser = principal_name)]
         name: String,
         /// What it may do: admin (everything), ingest (only send events); auditor,
         /// analyst and client are reserved for the query surface.
@@ -637,6 +638,18 @@ fn tenant_name(name: &str) -> Result<String, String> {
         Err(format!(
             "`{name}` is not a tenant name: tenants are 1 to 64 characters of a-z, 0-9, `.`, `_` \
              and `-`, starting with a letter or digit (lowercase, as in events)"
+        ))
+    }
+}
+
+/// A name a principal can have.
+fn principal_name(name: &str) -> Result<String, String> {
+    if strata_store::valid_principal_name(name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "`{name}` is not a principal name: names are 1 to 64 characters of a-z, 0-9, `.`, \
+             `_` and `-`, starting with a letter or digit"
         ))
     }
 }

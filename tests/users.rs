@@ -109,6 +109,11 @@ fn bad_principal_names_roles_and_tenants_are_refused_with_the_rule() {
             "{args:?}: {stderr}"
         );
     }
+    assert!(
+        !archive.exists(),
+        "nothing is created for a refused request"
+    );
+    run_ok(strata(&archive).args(["users", "add", "ops", "--role", "admin"]));
     let list = run_ok(strata(&archive).args(["users", "list"]));
-    assert!(list.contains("no principals"), "{list}");
+    assert!(list.contains("ops  admin"), "{list}");
 }
