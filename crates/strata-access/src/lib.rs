@@ -149,13 +149,8 @@ pub async fn add_principal(
         added_by: actor.to_string(),
         reason: new.reason.clone(),
     };
-    let draft = Draft {
-        operation: "principal-add".into(),
-        actor: actor.to_string(),
-        reason: Some(new.reason),
-        changes: vec![Change::PrincipalAdded { principal }],
-        ..Default::default()
-    };
+    let change = Change::PrincipalAdded { principal };
+    let draft = Draft::change("principal-add", actor, &new.reason, change);
     archive.catalog.commit(&mut snapshot, draft).await?;
     Ok(token)
 }
@@ -174,16 +169,11 @@ pub async fn revoke_principal(
             "there is no active principal {name} (see `strata users list`)"
         )));
     };
-    let draft = Draft {
-        operation: "principal-revoke".into(),
-        actor: actor.to_string(),
-        reason: Some(reason.to_string()),
-        changes: vec![Change::PrincipalRevoked {
-            name: name.to_string(),
-            reason: reason.to_string(),
-        }],
-        ..Default::default()
+    let change = Change::PrincipalRevoked {
+        name: name.to_string(),
+        reason: reason.to_string(),
     };
+    let draft = Draft::change("principal-revoke", actor, reason, change);
     archive.catalog.commit(&mut snapshot, draft).await?;
     Ok(principal)
 }

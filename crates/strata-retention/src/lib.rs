@@ -156,13 +156,8 @@ pub async fn add_hold(
         added_at: now_text(),
         added_by: actor.to_string(),
     };
-    let draft = Draft {
-        operation: "hold".into(),
-        actor: actor.to_string(),
-        reason: Some(hold.reason.clone()),
-        changes: vec![Change::HoldAdded { hold: hold.clone() }],
-        ..Default::default()
-    };
+    let change = Change::HoldAdded { hold: hold.clone() };
+    let draft = Draft::change("hold", actor, &hold.reason, change);
     archive.catalog.commit(&mut snapshot, draft).await?;
     Ok(hold)
 }
@@ -191,16 +186,11 @@ pub async fn release_hold(
             }
         ))
     })?;
-    let draft = Draft {
-        operation: "hold-release".into(),
-        actor: actor.to_string(),
-        reason: Some(reason.to_string()),
-        changes: vec![Change::HoldReleased {
-            id,
-            reason: reason.to_string(),
-        }],
-        ..Default::default()
+    let change = Change::HoldReleased {
+        id,
+        reason: reason.to_string(),
     };
+    let draft = Draft::change("hold-release", actor, reason, change);
     archive.catalog.commit(&mut snapshot, draft).await?;
     Ok(hold)
 }
@@ -290,13 +280,7 @@ async fn commit_key_change(
     actor: &str,
 ) -> Result<(), RetentionError> {
     let mut snapshot = archive.catalog.load().await?;
-    let draft = Draft {
-        operation: operation.into(),
-        actor: actor.to_string(),
-        reason: Some(reason.to_string()),
-        changes: vec![change],
-        ..Default::default()
-    };
+    let draft = Draft::change(operation, actor, reason, change);
     archive.catalog.commit(&mut snapshot, draft).await?;
     Ok(())
 }
@@ -313,18 +297,12 @@ pub async fn rotate_key(
         .rotate(tenant)
         .map_err(|e| RetentionError::Refused(e.to_string()))?;
     let mut snapshot = archive.catalog.load().await?;
-    let draft = Draft {
-        operation: "key-rotate".into(),
-        actor: actor.to_string(),
-        reason: Some(format!(
-            "new master key version {version} for tenant {tenant}"
-        )),
-        changes: vec![Change::KeyRotated {
-            tenant: tenant.to_string(),
-            version,
-        }],
-        ..Default::default()
+    let reason = format!("new master key version {version} for tenant {tenant}");
+    let change = Change::KeyRotated {
+        tenant: tenant.to_string(),
+        version,
     };
+    let draft = Draft::change("key-rotate", actor, &reason, change);
     archive.catalog.commit(&mut snapshot, draft).await?;
     Ok(version)
 }
@@ -371,17 +349,12 @@ pub async fn schedule_shred(
     let destroy_after = grace
         .reached_at(now)
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let draft = Draft {
-        operation: "shred-schedule".into(),
-        actor: actor.to_string(),
-        reason: Some(reason.to_string()),
-        changes: vec![Change::ShredScheduled {
-            tenant: tenant.to_string(),
-            destroy_after: destroy_after.clone(),
-            reason: reason.to_string(),
-        }],
-        ..Default::default()
+    let change = Change::ShredScheduled {
+        tenant: tenant.to_string(),
+        destroy_after: destroy_after.clone(),
+        reason: reason.to_string(),
     };
+    let draft = Draft::change("shred-schedule", actor, reason, change);
     archive.catalog.commit(&mut snapshot, draft).await?;
     Ok(destroy_after)
 }

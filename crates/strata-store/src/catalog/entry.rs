@@ -223,6 +223,19 @@ pub struct Draft {
     pub policy_version: Option<u64>,
 }
 
+impl Draft {
+    /// A commit of one governance `change`, made by `actor` for `reason`.
+    pub fn change(operation: &str, actor: &str, reason: &str, change: Change) -> Draft {
+        Draft {
+            operation: operation.to_string(),
+            actor: actor.to_string(),
+            reason: Some(reason.to_string()),
+            changes: vec![change],
+            ..Default::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
