@@ -473,24 +473,34 @@ mod tests {
         record
     }
 
-    #[tokio::test]
-    async fn a_dead_writers_uncommitted_objects_are_removed_and_committed_ones_kept() {
+    /// An empty archive in memory: its store, its stores and its catalog.
+    fn in_memory() -> (Arc<dyn ObjectStore>, Stores, Catalog) {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let catalog = Catalog::new(store.clone());
-        let mut writer = Writer::register(&Stores::new(store.clone()), "ingest", "test")
-            .await
-            .unwrap();
-        let (a, b) = (meta("a"), meta("b"));
-        writer
-            .set_pending(vec![Pending::of(&a), Pending::of(&b)])
-            .await
-            .unwrap();
-        for file in [&a, &b] {
+        (
+            store.clone(),
+            Stores::new(store.clone()),
+            Catalog::new(store),
+        )
+    }
+
+    /// Names `files` in `writer`'s record, then uploads them.
+    async fn upload_pending(writer: &mut Writer, store: &dyn ObjectStore, files: &[&FileMeta]) {
+        let pending = files.iter().map(|f| Pending::of(f)).collect();
+        writer.set_pending(pending).await.unwrap();
+        for file in files {
             store
                 .put(&Path::from(file.path.as_str()), "x".into())
                 .await
                 .unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_dead_writers_uncommitted_objects_are_removed_and_committed_ones_kept() {
+        let (store, stores, catalog) = in_memory();
+        let mut writer = Writer::register(&stores, "ingest", "test").await.unwrap();
+        let (a, b) = (meta("a"), meta("b"));
+        upload_pending(&mut writer, store.as_ref(), &[&a, &b]).await;
         let mut snapshot = catalog.load().await.unwrap();
         let draft = Draft {
             add: vec![a.clone()],
@@ -500,18 +510,14 @@ mod tests {
 
         // Alive (this very process): nothing is touched.
         assert_eq!(
-            reconcile(&Stores::new(store.clone()), &catalog)
-                .await
-                .unwrap(),
+            reconcile(&stores, &catalog).await.unwrap(),
             Reconciled::default()
         );
         assert!(exists(store.as_ref(), &b.path).await);
 
         // Its lease ran out: presumed dead.
         expire(store.as_ref(), &writer).await;
-        let done = reconcile(&Stores::new(store.clone()), &catalog)
-            .await
-            .unwrap();
+        let done = reconcile(&stores, &catalog).await.unwrap();
         assert_eq!(
             done,
             Reconciled {
@@ -535,15 +541,14 @@ mod tests {
             .join("tenant=t/family=access/month=1970-01/part-x.parquet");
         std::fs::create_dir_all(precious.parent().unwrap()).unwrap();
         std::fs::write(&precious, "keep me").unwrap();
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let catalog = Catalog::new(store.clone());
+        let (store, stores, catalog) = in_memory();
         let mut snapshot = catalog.load().await.unwrap();
         catalog
             .commit(&mut snapshot, Draft::default())
             .await
             .unwrap();
         let entry = "_strata/log/00000000000000000001.json";
-        let forged = Writer::register(&Stores::new(store.clone()), "ingest", "mallory")
+        let forged = Writer::register(&stores, "ingest", "mallory")
             .await
             .unwrap();
         let mut record = expire(store.as_ref(), &forged).await;
@@ -558,9 +563,7 @@ mod tests {
             },
         ];
         store_record(store.as_ref(), &record).await;
-        let done = reconcile(&Stores::new(store.clone()), &catalog)
-            .await
-            .unwrap();
+        let done = reconcile(&stores, &catalog).await.unwrap();
         assert_eq!(done.objects, 0);
         assert!(
             exists(store.as_ref(), entry).await,
@@ -574,24 +577,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_record_with_an_unreadable_time_is_not_taken_for_a_dead_writer() {
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let catalog = Catalog::new(store.clone());
-        let mut writer = Writer::register(&Stores::new(store.clone()), "ingest", "test")
-            .await
-            .unwrap();
+        let (store, stores, catalog) = in_memory();
+        let mut writer = Writer::register(&stores, "ingest", "test").await.unwrap();
         let file = meta("c");
-        writer.set_pending(vec![Pending::of(&file)]).await.unwrap();
-        store
-            .put(&Path::from(file.path.as_str()), "x".into())
-            .await
-            .unwrap();
+        upload_pending(&mut writer, store.as_ref(), &[&file]).await;
         let mut record = expire(store.as_ref(), &writer).await;
         record.lease_until = "yesterday-ish".into();
         store_record(store.as_ref(), &record).await;
         assert_eq!(
-            reconcile(&Stores::new(store.clone()), &catalog)
-                .await
-                .unwrap(),
+            reconcile(&stores, &catalog).await.unwrap(),
             Reconciled::default()
         );
         assert!(exists(store.as_ref(), &file.path).await);
@@ -599,25 +593,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_renewed_lease_protects_a_live_writer_and_a_lost_one_stops_it() {
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let catalog = Catalog::new(store.clone());
+        let (store, stores, catalog) = in_memory();
         let lease = Duration::from_millis(300);
-        let mut writer =
-            Writer::register_for(&Stores::new(store.clone()), "compact", "test", lease)
-                .await
-                .unwrap();
-        let file = meta("d");
-        writer.set_pending(vec![Pending::of(&file)]).await.unwrap();
-        store
-            .put(&Path::from(file.path.as_str()), "x".into())
+        let mut writer = Writer::register_for(&stores, "compact", "test", lease)
             .await
             .unwrap();
+        let file = meta("d");
+        upload_pending(&mut writer, store.as_ref(), &[&file]).await;
         // Long past its first lease, but renewed: alive, its upload kept.
         tokio::time::sleep(lease * 4).await;
         assert_eq!(
-            reconcile(&Stores::new(store.clone()), &catalog)
-                .await
-                .unwrap(),
+            reconcile(&stores, &catalog).await.unwrap(),
             Reconciled::default()
         );
         assert!(exists(store.as_ref(), &file.path).await);
@@ -628,18 +614,14 @@ mod tests {
         tokio::time::sleep(lease * 2).await;
         let err = writer.set_pending(Vec::new()).await.unwrap_err();
         assert!(matches!(err, CatalogError::LeaseLost { .. }), "{err}");
-        let done = reconcile(&Stores::new(store.clone()), &catalog)
-            .await
-            .unwrap();
+        let done = reconcile(&stores, &catalog).await.unwrap();
         assert_eq!((done.writers, done.objects), (1, 1));
     }
 
     #[tokio::test]
     async fn a_finished_writer_leaves_no_record() {
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let writer = Writer::register(&Stores::new(store.clone()), "compact", "test")
-            .await
-            .unwrap();
+        let (store, stores, _) = in_memory();
+        let writer = Writer::register(&stores, "compact", "test").await.unwrap();
         assert_eq!(writer_records(store.as_ref()).await.unwrap().len(), 1);
         writer.finish().await.unwrap();
         assert!(writer_records(store.as_ref()).await.unwrap().is_empty());
