@@ -77,6 +77,9 @@ pub enum Command {
     /// Principals of the server: who may send events or query, with which role.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Run the ingest server: shippers send events over HTTP, acknowledged once durable.
+    #[command(after_help = crate::serve::SERVE_EXAMPLES)]
+    Serve(crate::serve::ServeArgs),
     /// Summarise the archive's catalog: commits, partitions, files, bytes.
     #[command(after_help = "Example:\n  strata --archive s3://audit-logs/prod status")]
     Status,

@@ -5,6 +5,7 @@ mod demo;
 mod ingest;
 mod output;
 mod retention;
+mod serve;
 mod shell;
 mod sql;
 mod users;
@@ -140,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             users::run(&sealed(Missing::Create)?, command).await
         }
         Command::Users(command) => users::run(&sealed(Missing::Fail)?, command).await,
+        Command::Serve(args) => serve::run(sealed(Missing::Fail)?, args).await,
         Command::Status => sql::status(&archive(Missing::Fail)?).await,
         Command::Gen(args) => demo::generate(args),
         Command::Demo(args) => demo::run(&sealed(Missing::Create)?, args).await,

@@ -160,6 +160,11 @@ fn print_summary(archive: &Archive, key: &VerifierKey, key_source: &str, report:
             s.heartbeats
         ),
     }
+    let wal = &s.wal;
+    println!(
+        "serve:      {} write-ahead segments ({} events) acknowledged, not yet written out; {} committed, not yet deleted",
+        wal.pending_segments, wal.pending_events, wal.committed_segments
+    );
     match report.findings.len() {
         0 => println!("result:     intact, in {:.2} s", s.seconds),
         n => println!("result:     {n} findings, in {:.2} s", s.seconds),

@@ -215,10 +215,8 @@ pub struct ParsedBlock {
 /// Parses every line of `block`, stamping `ingested_at` on its events.
 ///
 /// The block's events are parsed first (their strings still borrowed from
-/// the block), then each partition's batch is built from its events at its
-/// exact size: one copy of each value, where building one batch for the
-/// block and splitting it by partition would copy each twice, and grow
-/// buffers (copying again) on the way.
+/// the block), then grouped into one batch per partition
+/// ([`partition_batches`]).
 pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowError> {
     let mut events = Vec::new();
     let mut rejected = Vec::new();
@@ -249,25 +247,7 @@ pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowE
         }
         line_no += 1;
     }
-    // Events grouped by tenant, family and month, without building a key
-    // (and copying the tenant) per event. foldhash rather than the default
-    // SipHash: this is a lookup per event, and its seed is random as well.
-    let mut groups: foldhash::HashMap<_, Vec<&Event>> = foldhash::HashMap::default();
-    for event in &events {
-        let month = PartitionKey::month_of(event.ts);
-        groups
-            .entry((&event.tenant, event.family, month))
-            .or_default()
-            .push(event);
-    }
-    let partitions = groups
-        .into_values()
-        .map(|events| {
-            let first = events[0];
-            let key = PartitionKey::of(&first.tenant, first.family, first.ts);
-            Ok((key, EventBatchBuilder::batch_of(&events, ingested_at)?))
-        })
-        .collect::<Result<_, ArrowError>>()?;
+    let partitions = partition_batches(&events, ingested_at)?;
     let accepted = events.len() as u64;
     drop(events); // they borrow from the block's bytes, handed back below
     let mut buffer = block.bytes;
@@ -282,6 +262,35 @@ pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowE
         partitions,
         buffer,
     })
+}
+
+/// `events` grouped by partition, one batch per partition stamped with
+/// `ingested_at`. Each batch is built from its events at its exact size:
+/// one copy of each value, where building one batch and splitting it by
+/// partition would copy each twice, and grow buffers on the way.
+pub fn partition_batches(
+    events: &[Event],
+    ingested_at: i64,
+) -> Result<Vec<(PartitionKey, RecordBatch)>, ArrowError> {
+    // Events grouped by tenant, family and month, without building a key
+    // (and copying the tenant) per event. foldhash rather than the default
+    // SipHash: this is a lookup per event, and its seed is random as well.
+    let mut groups: foldhash::HashMap<_, Vec<&Event>> = foldhash::HashMap::default();
+    for event in events {
+        let month = PartitionKey::month_of(event.ts);
+        groups
+            .entry((&event.tenant, event.family, month))
+            .or_default()
+            .push(event);
+    }
+    groups
+        .into_values()
+        .map(|events| {
+            let first = events[0];
+            let key = PartitionKey::of(&first.tenant, first.family, first.ts);
+            Ok((key, EventBatchBuilder::batch_of(&events, ingested_at)?))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -16,5 +16,6 @@ pub use compact::{CompactOptions, CompactReport, compact, merge_files};
 pub use encode::{Encryption, ZSTD_LEVEL_DEFAULT, encode_sorted, read_file};
 pub use ingest::{
     IngestError, IngestOptions, IngestReport, Observer, Reject, SourceReport, SourceStatus, ingest,
+    upload,
 };
 pub use input::Input;

@@ -422,9 +422,12 @@ async fn delete_leftovers(
         }
         ok
     };
-    let leftovers = (record.pending.iter())
+    // Collected first: a future holding these closures across an await
+    // would not be `Send` for every lifetime, and servers spawn it.
+    let leftovers: Vec<&Pending> = (record.pending.iter())
         .filter(|p| !committed(p))
-        .filter(deletable);
+        .filter(deletable)
+        .collect();
     delete_objects(stores, leftovers).await
 }
 

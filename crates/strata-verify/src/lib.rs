@@ -17,7 +17,7 @@ pub mod export;
 
 use serde::Serialize;
 
-pub use archive::{HashMode, Observer, Options, Report, Summary, Trusted, verify};
+pub use archive::{HashMode, Observer, Options, Report, Summary, Trusted, WalSummary, verify};
 
 /// What kind of problem a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

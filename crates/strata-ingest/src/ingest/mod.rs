@@ -35,7 +35,7 @@ use crate::encode::ZSTD_LEVEL_DEFAULT;
 use crate::input::Input;
 use crate::pool::{Done, Pool};
 use buffers::Buffered;
-pub(crate) use uploads::upload;
+pub use uploads::upload;
 
 /// Bytes of input per parse job (less when commits are closer together).
 const BLOCK_BYTES: usize = 4 << 20;

@@ -12,7 +12,7 @@ use super::{IngestError, Observer, Run};
 pub(super) const UPLOAD_BATCH: usize = 32;
 
 /// Stores a new data file at its catalog path.
-pub(crate) async fn upload(
+pub async fn upload(
     store: &dyn object_store::ObjectStore,
     bytes: Bytes,
     meta: FileMeta,

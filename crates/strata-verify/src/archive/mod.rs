@@ -4,11 +4,13 @@
 //! The orchestration and the report are here; `replay` replays the log and
 //! compares snapshots, `checkpoints` checks signed checkpoints, heartbeats
 //! and a trusted checkpoint against the replayed tree, and `data` checks the
-//! stored objects against the catalog and rehashes data files.
+//! stored objects against the catalog and rehashes data files, and `wal`
+//! checks the servers' write-ahead segments against their recorded progress.
 
 mod checkpoints;
 mod data;
 mod replay;
+mod wal;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -26,6 +28,7 @@ use crate::{Code, Finding, VerifyError};
 use checkpoints::{check_checkpoints, check_heartbeats, check_trusted};
 use data::check_data;
 use replay::replay_log;
+pub use wal::WalSummary;
 
 /// What to check an archive against.
 pub struct Options {
@@ -104,6 +107,8 @@ pub struct Summary {
     pub removed_not_yet_deleted: u64,
     /// Partitions whose files were removed by retention expiry.
     pub partitions_expired: u64,
+    /// The servers' write-ahead logs.
+    pub wal: WalSummary,
     /// Wall time, seconds.
     pub seconds: f64,
 }
@@ -210,6 +215,7 @@ pub async fn verify(
     }
     let heartbeats = check_heartbeats(store, options, &replay, entry_count, &mut findings).await?;
 
+    let wal = wal::check_wal(&archive, &replay.state, &mut findings).await?;
     let data = check_data(archive, options, &replay, observer, &mut findings).await?;
     // Catalog findings first, in log order, then data objects by path.
     findings.sort_by_key(|f| (f.seq.is_none(), f.seq, f.path.clone()));
@@ -237,6 +243,7 @@ pub async fn verify(
             hash_mb_per_s: data.bytes_hashed as f64 / 1e6 / data.hash_seconds.max(1e-9),
             removed_not_yet_deleted: data.removed_not_yet_deleted,
             partitions_expired: replay.expired_partitions.len() as u64,
+            wal,
             seconds,
         },
     })

@@ -1,0 +1,248 @@
+//! Taking events in: each line of event-contract NDJSON is parsed,
+//! checked against the sender's tenants, and either accepted (kept as the
+//! line for the write-ahead log and as rows for the buffers) or rejected
+//! alone with its reason. Every protocol ends here, translated to lines.
+
+use std::collections::BTreeMap;
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use strata_access::Authenticated;
+use strata_ingest::block::partition_batches;
+use strata_schema::{Event, parse_line};
+use strata_store::PartitionKey;
+
+/// The reason `parse_line` gives a line without a tenant.
+const NO_TENANT: &str = "missing required field `tenant`";
+
+/// Bytes of a rejected line quoted back to the sender.
+const QUOTED_BYTES: usize = 256;
+
+/// A line refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    /// 1-based number of the line (or item) in the request.
+    pub line: u64,
+    /// Why it was refused.
+    pub reason: String,
+    /// The tenant it named, when it named one.
+    #[serde(skip)]
+    pub tenant: Option<String>,
+}
+
+/// What a request's events became.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// The accepted events as contract lines, each ending in `\n`: what the
+    /// write-ahead log stores and a replay parses again.
+    pub lines: Bytes,
+    /// The accepted events as rows, one batch per partition.
+    pub partitions: Vec<(PartitionKey, RecordBatch)>,
+    /// Events accepted per tenant.
+    pub per_tenant: BTreeMap<String, u64>,
+    /// Lines refused, in order.
+    pub rejected: Vec<Rejection>,
+}
+
+impl Accepted {
+    /// Events accepted.
+    pub fn events(&self) -> u64 {
+        self.per_tenant.values().sum()
+    }
+}
+
+/// Parses the NDJSON `body` sent by `sender`, stamping `ingested_at`.
+///
+/// An event naming a tenant the sender is restricted from is refused; an
+/// event without a tenant takes the sender's only tenant, when it has
+/// exactly one.
+pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Accepted {
+    let default_tenant = match sender.tenants.as_slice() {
+        [only] => Some(only.as_str()),
+        _ => None,
+    };
+    let mut rejected = Vec::new();
+    let mut kept: Vec<&[u8]> = Vec::new();
+    // Lines given the sender's tenant, with their numbers: parsed after the
+    // others, once this list no longer grows.
+    let mut completed: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
+    for (index, line) in body.split(|&b| b == b'\n').enumerate() {
+        let line = line.trim_ascii();
+        let number = index as u64 + 1;
+        if line.is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            Ok(event) => {
+                if let Some(refusal) = refuse(&event, sender, number) {
+                    rejected.push(refusal);
+                } else {
+                    kept.push(line);
+                    events.push(event);
+                }
+            }
+            Err(reason) if reason == NO_TENANT && default_tenant.is_some() => {
+                completed.push((number, with_tenant(line, default_tenant.expect("some"))));
+            }
+            Err(reason) => rejected.push(Rejection {
+                line: number,
+                reason: quote(reason, line),
+                tenant: None,
+            }),
+        }
+    }
+    let mut completed_kept = Vec::new();
+    for (number, line) in &completed {
+        match parse_line(line) {
+            Ok(event) => {
+                completed_kept.push(line.as_slice());
+                events.push(event);
+            }
+            Err(reason) => rejected.push(Rejection {
+                line: *number,
+                reason: quote(reason, line),
+                tenant: None,
+            }),
+        }
+    }
+    rejected.sort_by_key(|r| r.line);
+    let mut per_tenant = BTreeMap::new();
+    for event in &events {
+        *per_tenant.entry(event.tenant.to_string()).or_insert(0) += 1;
+    }
+    let partitions = partition_batches(&events, ingested_at)
+        .expect("batches of validated events build: their values fit the contract's types");
+    let size: usize = kept
+        .iter()
+        .chain(&completed_kept)
+        .map(|l| l.len() + 1)
+        .sum();
+    let mut lines = Vec::with_capacity(size);
+    for line in kept.iter().chain(&completed_kept) {
+        lines.extend_from_slice(line);
+        lines.push(b'\n');
+    }
+    Accepted {
+        lines: lines.into(),
+        partitions,
+        per_tenant,
+        rejected,
+    }
+}
+
+/// Why `sender` may not store `event`, if it may not.
+fn refuse(event: &Event, sender: &Authenticated, line: u64) -> Option<Rejection> {
+    if sender.covers(&event.tenant) {
+        return None;
+    }
+    Some(Rejection {
+        line,
+        reason: format!(
+            "tenant `{}` is outside the tenants of principal `{}` ({})",
+            event.tenant,
+            sender.name,
+            sender.tenants.join(", ")
+        ),
+        tenant: Some(event.tenant.to_string()),
+    })
+}
+
+/// `line` (a JSON object without `tenant`) with `tenant` added first.
+fn with_tenant(line: &[u8], tenant: &str) -> Vec<u8> {
+    let rest = line[1..].trim_ascii_start();
+    let field = format!("{{\"tenant\":{}", serde_json::Value::from(tenant));
+    let mut out = Vec::with_capacity(line.len() + field.len() + 1);
+    out.extend_from_slice(field.as_bytes());
+    if !rest.starts_with(b"}") {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The reason with the start of the line, so that the sender can find it.
+fn quote(reason: String, line: &[u8]) -> String {
+    let shown = &line[..line.len().min(QUOTED_BYTES)];
+    let ellipsis = if line.len() > QUOTED_BYTES { "…" } else { "" };
+    format!(
+        "{reason}: {}{ellipsis}",
+        String::from_utf8_lossy(shown).trim_end()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_access::Role;
+
+    fn sender(tenants: &[&str]) -> Authenticated {
+        Authenticated {
+            name: "shipper".into(),
+            role: Role::Ingest,
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    const GOOD: &str =
+        r#"{"ts":"2026-03-01T10:00:00Z","tenant":"acme","family":"access","action":"login"}"#;
+
+    #[test]
+    fn each_bad_line_is_refused_alone_with_its_number_and_reason() {
+        let body = format!("{GOOD}\n\nnot json\n{{\"ts\":1}}\n{GOOD}");
+        let accepted = accept_lines(body.as_bytes(), &sender(&[]), 7);
+        assert_eq!(accepted.events(), 2);
+        assert_eq!(accepted.lines, format!("{GOOD}\n{GOOD}\n").as_bytes());
+        let lines: Vec<u64> = accepted.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![3, 4]);
+        assert!(accepted.rejected[0].reason.contains("not json"));
+        assert_eq!(accepted.partitions.len(), 1);
+        assert_eq!(accepted.partitions[0].1.num_rows(), 2);
+    }
+
+    #[test]
+    fn a_restricted_sender_keeps_to_its_tenants_and_fills_in_its_only_one() {
+        let other = GOOD.replace("acme", "globex");
+        let untenanted = r#"{ "ts":"2026-03-01T10:00:00Z","family":"access","action":"login"}"#;
+        let body = format!("{GOOD}\n{other}\n{untenanted}\n");
+        let accepted = accept_lines(body.as_bytes(), &sender(&["acme"]), 7);
+        assert_eq!(accepted.per_tenant, BTreeMap::from([("acme".into(), 2)]));
+        assert_eq!(accepted.rejected.len(), 1);
+        let refusal = &accepted.rejected[0];
+        assert_eq!(
+            (refusal.line, refusal.tenant.as_deref()),
+            (2, Some("globex"))
+        );
+        assert!(
+            refusal.reason.contains("outside the tenants"),
+            "{refusal:?}"
+        );
+        // The stored line names the tenant, so a replay gives the same event.
+        let stored = String::from_utf8(accepted.lines.to_vec()).unwrap();
+        assert!(stored.ends_with(
+            "{\"tenant\":\"acme\",\"ts\":\"2026-03-01T10:00:00Z\",\"family\":\"access\",\"action\":\"login\"}\n"
+        ));
+        // With two tenants there is no default.
+        let accepted = accept_lines(untenanted.as_bytes(), &sender(&["a", "b"]), 7);
+        assert_eq!(accepted.events(), 0);
+        assert!(accepted.rejected[0].reason.contains("tenant"));
+    }
+
+    #[test]
+    fn the_tenant_goes_first_in_any_object() {
+        assert_eq!(with_tenant(b"{}", "acme"), b"{\"tenant\":\"acme\"}");
+        assert_eq!(with_tenant(b"{ }", "acme"), b"{\"tenant\":\"acme\"}");
+        assert_eq!(
+            with_tenant(b"{ \"a\":1}", "acme"),
+            b"{\"tenant\":\"acme\",\"a\":1}"
+        );
+        // A line still missing a field after that is refused for it.
+        let accepted = accept_lines(b"{\"ts\":1}", &sender(&["acme"]), 7);
+        assert_eq!(accepted.events(), 0);
+        assert!(
+            accepted.rejected[0].reason.contains("`family`"),
+            "{:?}",
+            accepted.rejected
+        );
+    }
+}

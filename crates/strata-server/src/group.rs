@@ -1,0 +1,79 @@
+//! Group commit: requests wait while their events are gathered into one
+//! write-ahead segment, and are answered once the segment is durable. One
+//! segment is stored at a time and at most one per `wal_interval`: an idle
+//! server stores a request's segment at once, a busy one gathers every
+//! request of an interval into one object.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use strata_store::PartitionKey;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::server::Shared;
+use strata_wal::{Record, segment};
+
+/// Bytes of records after which a segment is stored without waiting for
+/// the rest of its interval.
+const SEGMENT_BYTES: usize = 16 << 20;
+
+/// A request's accepted events, waiting to be made durable.
+pub struct Submission {
+    /// What the write-ahead log stores.
+    pub record: Record,
+    /// The same events as rows, buffered once the segment is stored.
+    pub partitions: Vec<(PartitionKey, RecordBatch)>,
+    /// Told the segment's number, or why it could not be stored.
+    pub done: oneshot::Sender<Result<u64, String>>,
+}
+
+/// Stores the submissions received as segments from `next_seq` on, until
+/// every sender is gone.
+pub async fn run(shared: Arc<Shared>, mut submissions: mpsc::Receiver<Submission>, next_seq: u64) {
+    let interval = shared.options.wal_interval;
+    let mut seq = next_seq;
+    let mut last_put: Option<Instant> = None;
+    while let Some(first) = submissions.recv().await {
+        let mut group = vec![first];
+        let mut bytes = group[0].record.lines.len();
+        let deadline = last_put.map_or_else(Instant::now, |at| at + interval);
+        while bytes < SEGMENT_BYTES {
+            let next = tokio::select! {
+                next = submissions.recv() => next,
+                () = tokio::time::sleep_until(deadline.into()) => None,
+            };
+            let Some(next) = next else { break };
+            bytes += next.record.lines.len();
+            group.push(next);
+        }
+        last_put = Some(Instant::now());
+        let records: Vec<&Record> = group.iter().map(|s| &s.record).collect();
+        let stored = shared.wal.put(seq, segment::encode(&records)).await;
+        shared.metrics.wal_segment(stored.is_ok());
+        match stored {
+            Ok(()) => {
+                let mut done = Vec::with_capacity(group.len());
+                {
+                    let mut buffers = shared.buffers.lock().expect("buffers lock");
+                    for submission in group {
+                        let principal = &submission.record.principal;
+                        buffers.live.add(seq, principal, submission.partitions);
+                        done.push(submission.done);
+                    }
+                }
+                for tx in done {
+                    let _ = tx.send(Ok(seq));
+                }
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                for submission in group {
+                    let _ = submission.done.send(Err(e.to_string()));
+                }
+            }
+        }
+        // A number whose put failed may still have landed: never reuse it.
+        seq += 1;
+    }
+}

@@ -1,0 +1,90 @@
+//! The HTTP listener: every HTTP protocol on one router, the health
+//! endpoints and the metrics.
+
+mod auth;
+mod body;
+mod events;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::mpsc;
+
+use crate::group::Submission;
+use crate::server::Shared;
+pub use auth::{Refusal, Right, authorize};
+
+/// How long `/health/ready` waits for its probe of the write-ahead log.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Seconds a client under back-pressure is told to wait.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct App {
+    /// The server's state.
+    pub shared: Arc<Shared>,
+    /// Where accepted events go to be made durable.
+    pub submit: mpsc::Sender<Submission>,
+}
+
+/// The router of every HTTP endpoint.
+pub fn router(shared: Arc<Shared>, submit: mpsc::Sender<Submission>) -> Router {
+    // Bodies are limited while they are read (`body::read`), compressed or not.
+    Router::new()
+        .route("/v1/events", post(events::post_events))
+        .route("/health/live", get(|| async { "live\n" }))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(App { shared, submit })
+}
+
+/// A JSON body `{"error": message}` with `status`.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// 503 with `Retry-After`: the only answer every shipper retries later.
+pub fn busy(message: &str) -> Response {
+    let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
+    response
+}
+
+/// Ready when a write-ahead segment can be stored in the archive.
+async fn ready(State(app): State<App>) -> Response {
+    match tokio::time::timeout(READY_PROBE_TIMEOUT, app.shared.wal.probe()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => json_error(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {e}")),
+        Err(_) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the archive's store did not answer within 5 s",
+        ),
+    }
+}
+
+/// The counters in the Prometheus text format (admin only: they name tenants).
+async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = authorize(&app.shared, &headers, Right::Admin) {
+        return refusal.into_response();
+    }
+    let text = app.shared.metrics.render(&app.shared.gauges());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

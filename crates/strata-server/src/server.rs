@@ -1,0 +1,325 @@
+//! The long-lived server: one archive handle, a catalog snapshot refreshed
+//! every second and shared by every request, the write-ahead log, the
+//! buffers, and the background tasks (group commit, write-out, refresh).
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use strata_access::Authenticated;
+use strata_store::{Archive, CatalogError, Snapshot, reconcile};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::accept::accept_lines;
+use crate::buffer::Generation;
+use crate::group::{self, Submission};
+use crate::metrics::{Gauges, Metrics};
+use crate::writeout;
+use strata_wal::Durability;
+use strata_wal::{Wal, WalError, source_id};
+
+/// How the server runs; `strata serve`'s flags.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Names this server's write-ahead log: servers sharing an archive
+    /// need distinct ids.
+    pub node_id: String,
+    /// Memory for buffered events and requests in flight; past it,
+    /// requests are refused with 503 and `Retry-After`.
+    pub memory_bytes: u64,
+    /// At most one write-ahead segment is stored per interval: the
+    /// longest a request waits for others to share its segment.
+    pub wal_interval: Duration,
+    /// Buffered events are written out at the latest this long after the
+    /// oldest of them arrived.
+    pub max_age: Duration,
+    /// A partition buffered past this many bytes of memory is written out.
+    pub partition_bytes: usize,
+    /// The largest request body accepted, after decompression.
+    pub max_body_bytes: usize,
+    /// How often the catalog is re-read (principals, other writers).
+    pub refresh_interval: Duration,
+    /// zstd level of the Parquet files written out.
+    pub zstd_level: i32,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            node_id: "node-1".into(),
+            memory_bytes: 1 << 30,
+            wal_interval: Duration::from_millis(200),
+            max_age: Duration::from_secs(600),
+            partition_bytes: 128 << 20,
+            max_body_bytes: 64 << 20,
+            refresh_interval: Duration::from_secs(1),
+            zstd_level: strata_ingest::ZSTD_LEVEL_DEFAULT,
+        }
+    }
+}
+
+/// Errors that stop the server from starting or finishing.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Nobody could authenticate: the server refuses to run open.
+    #[error("the archive has no principals, and the server never serves without authentication")]
+    NoPrincipals,
+    /// The node id cannot name a folder of the archive.
+    #[error(
+        "invalid node id {0:?}: use 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `.`"
+    )]
+    NodeId(String),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The write-ahead log failed.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// A write-out failed.
+    #[error("write-out: {0}")]
+    WriteOut(String),
+    /// Listening or serving failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every request and task shares.
+pub struct Shared {
+    /// The archive, opened once.
+    pub archive: Archive,
+    /// The options.
+    pub options: ServeOptions,
+    /// How objects written become durable.
+    pub durability: Durability,
+    /// This node's write-ahead log.
+    pub wal: Wal,
+    /// The newest catalog state known.
+    pub snapshot: RwLock<Arc<Snapshot>>,
+    /// The events acknowledged and not yet committed.
+    pub buffers: Mutex<Buffers>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Memory of requests being parsed or waiting for their segment.
+    pub in_flight: std::sync::atomic::AtomicUsize,
+    /// Held by the write-out running, so that two never overlap.
+    pub writing_out: tokio::sync::Mutex<()>,
+}
+
+/// The buffered generations.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    /// Filling now.
+    pub live: Generation,
+    /// Being written out, until its commit lands.
+    pub writing: Option<Arc<Generation>>,
+}
+
+impl Shared {
+    /// The current catalog snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().expect("snapshot lock").clone()
+    }
+
+    /// Replaces the snapshot with `newer` if it is newer.
+    pub fn publish(&self, newer: Snapshot) {
+        let mut current = self.snapshot.write().expect("snapshot lock");
+        if newer.seq > current.seq {
+            *current = Arc::new(newer);
+        }
+    }
+
+    /// Who holds `token`, if anyone.
+    pub fn authenticate(&self, token: &str) -> Option<Authenticated> {
+        strata_access::authenticate(&self.snapshot().governance, token)
+    }
+
+    /// Memory held by buffers and requests in flight.
+    pub fn memory_used(&self) -> usize {
+        let buffers = self.buffers.lock().expect("buffers lock");
+        buffers.live.bytes
+            + buffers.writing.as_ref().map_or(0, |w| w.bytes)
+            + self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether requests should wait: memory is nearly spent.
+    pub fn under_pressure(&self) -> bool {
+        self.memory_used() as u64 >= self.options.memory_bytes / 4 * 3
+    }
+
+    /// The gauges of `/metrics`.
+    pub fn gauges(&self) -> Gauges {
+        let buffers = self.buffers.lock().expect("buffers lock");
+        let committed = self
+            .snapshot()
+            .sources
+            .get(&source_id(&self.options.node_id))
+            .map_or(0, |p| p.lines);
+        let writing = buffers.writing.as_ref();
+        Gauges {
+            buffered_events: buffers.live.events + writing.map_or(0, |w| w.events),
+            buffered_bytes: (buffers.live.bytes + writing.map_or(0, |w| w.bytes)) as u64,
+            wal_backlog: buffers.live.through.saturating_sub(committed),
+        }
+    }
+}
+
+/// Whether `id` can name this node's folder of write-ahead segments.
+pub fn valid_node_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A started server: recovered, its background tasks running, not yet
+/// listening.
+pub struct Server {
+    shared: Arc<Shared>,
+    submit: mpsc::Sender<Submission>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Events replayed from the write-ahead log at start.
+    pub replayed: u64,
+}
+
+impl Server {
+    /// Opens the server on `archive`: cleans up after crashed writers,
+    /// replays this node's write-ahead segments not yet committed, and
+    /// starts the background tasks.
+    pub async fn start(archive: Archive, options: ServeOptions) -> Result<Server, ServeError> {
+        if !valid_node_id(&options.node_id) {
+            return Err(ServeError::NodeId(options.node_id));
+        }
+        let snapshot = archive.catalog.load().await?;
+        if snapshot.governance.principals.is_empty() {
+            return Err(ServeError::NoPrincipals);
+        }
+        archive.catalog.check_writer(&snapshot)?;
+        reconcile(&archive.stores, &archive.catalog).await?;
+        let durability = Durability::of(&archive.location)?;
+        let wal = Wal::new(archive.store.clone(), durability.clone(), &options.node_id);
+        let committed = snapshot
+            .sources
+            .get(&source_id(&options.node_id))
+            .map_or(0, |p| p.lines);
+        let shared = Arc::new(Shared {
+            archive,
+            options,
+            durability,
+            wal,
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            buffers: Mutex::default(),
+            metrics: Metrics::default(),
+            in_flight: Default::default(),
+            writing_out: Default::default(),
+        });
+        let (replayed, last) = replay(&shared, committed).await?;
+        let (submit, submissions) = mpsc::channel(1024);
+        let tasks = vec![
+            tokio::spawn(group::run(shared.clone(), submissions, last + 1)),
+            tokio::spawn(refresh(shared.clone())),
+            tokio::spawn(writeout::run(shared.clone())),
+        ];
+        Ok(Server {
+            shared,
+            submit,
+            tasks,
+            replayed,
+        })
+    }
+
+    /// What requests share.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` completes, then stops
+    /// accepting, answers the requests in flight, writes out and commits
+    /// everything buffered, and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let router = crate::http::router(self.shared.clone(), self.submit.clone());
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.finish().await
+    }
+
+    /// Writes out everything buffered and stops the background tasks.
+    pub async fn finish(self) -> Result<(), ServeError> {
+        // Every request has been answered: nothing waits for a segment.
+        drop(self.submit);
+        {
+            // A write-out under way finishes before its task is stopped.
+            let _wait = self.shared.writing_out.lock().await;
+            for task in &self.tasks {
+                task.abort();
+            }
+        }
+        writeout::write_out(&self.shared).await?;
+        Ok(())
+    }
+}
+
+/// Replays this node's segments after `committed` into the buffers and
+/// deletes those up to it; returns the events replayed and the last
+/// segment number in use.
+async fn replay(shared: &Shared, committed: u64) -> Result<(u64, u64), ServeError> {
+    let seqs = shared.wal.list().await?;
+    let (done, pending): (Vec<u64>, Vec<u64>) = seqs.iter().partition(|&&seq| seq <= committed);
+    shared.wal.delete(&done).await?;
+    let mut events = 0;
+    let mut buffers = Generation::after(committed);
+    for &seq in &pending {
+        for record in shared.wal.read(seq).await? {
+            let sender = Authenticated {
+                name: record.principal.clone(),
+                role: strata_access::Role::Ingest,
+                tenants: Vec::new(),
+            };
+            let accepted = accept_lines(&record.lines, &sender, record.ingested_at);
+            if let Some(bad) = accepted.rejected.first() {
+                // Only accepted lines are logged, so this is a bug or damage.
+                tracing::error!(
+                    "{}: line {} no longer parses ({}); it is left out",
+                    shared.wal.segment_path(seq),
+                    bad.line,
+                    bad.reason
+                );
+            }
+            events += accepted.events();
+            buffers.add(seq, &record.principal, accepted.partitions);
+        }
+        buffers.through = seq;
+    }
+    if events > 0 {
+        tracing::info!(
+            "replayed {events} events from {} write-ahead segments",
+            pending.len()
+        );
+    }
+    shared.buffers.lock().expect("buffers lock").live = buffers;
+    Ok((events, seqs.last().copied().unwrap_or(0).max(committed)))
+}
+
+/// Re-reads the catalog every `refresh_interval`: new principals and
+/// revocations take effect within it.
+async fn refresh(shared: Arc<Shared>) {
+    let mut snapshot = (*shared.snapshot()).clone();
+    loop {
+        tokio::time::sleep(shared.options.refresh_interval).await;
+        let current = shared.snapshot();
+        if current.seq > snapshot.seq {
+            snapshot = (*current).clone();
+        }
+        let before = snapshot.seq;
+        match shared.archive.catalog.refresh(&mut snapshot).await {
+            Ok(()) if snapshot.seq > before => shared.publish(snapshot.clone()),
+            Ok(()) => {}
+            Err(e) => tracing::warn!("cannot refresh the catalog: {e}"),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Writing buffered events out as Parquet. A write-out takes the whole
+//! live generation, encodes one sorted file per partition, uploads them
+//! under a writer record (so a crash leaves nothing behind that reconcile
+//! does not remove), and commits them in one catalog entry together with
+//! the write-ahead log's progress: the events of segments up to the
+//! generation's last are in the archive exactly when that entry exists.
+//! Only then are those segments deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_ingest::{encode_sorted, upload};
+use strata_store::{Draft, FileMeta, Pending, Snapshot, SourceProgress, Writer, entry_path};
+
+use crate::buffer::Generation;
+use crate::server::{ServeError, Shared};
+use strata_wal::{WAL_PREFIX, source_id};
+
+/// How often the write-out conditions are checked.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The longest wait between attempts after write-outs failed.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Uploads in flight at once.
+const UPLOADS: usize = 4;
+
+/// Writes out buffered events whenever they are due, retrying failures.
+pub async fn run(shared: Arc<Shared>) {
+    let mut wait = CHECK_EVERY;
+    loop {
+        tokio::time::sleep(wait).await;
+        if !due(&shared) {
+            continue;
+        }
+        match write_out(&shared).await {
+            Ok(_) => wait = CHECK_EVERY,
+            Err(e) => {
+                wait = (wait * 2).min(MAX_BACKOFF);
+                tracing::warn!("write-out failed, retrying in {wait:?}: {e}");
+            }
+        }
+    }
+}
+
+/// Whether the buffers should be written out now: a failed write-out is
+/// pending, or the live generation is old enough, has a large partition,
+/// or takes a quarter of the memory budget.
+fn due(shared: &Shared) -> bool {
+    let options = &shared.options;
+    let buffers = shared.buffers.lock().expect("buffers lock");
+    let live = &buffers.live;
+    buffers.writing.is_some()
+        || live.since.is_some_and(|at| at.elapsed() >= options.max_age)
+        || live.largest >= options.partition_bytes
+        || live.bytes as u64 >= options.memory_bytes / 4
+}
+
+/// Writes out and commits everything buffered (a generation left by a
+/// failed write-out first, then the live one); returns the files committed.
+pub async fn write_out(shared: &Shared) -> Result<usize, ServeError> {
+    let _only_one = shared.writing_out.lock().await;
+    let mut files = 0;
+    loop {
+        let generation = {
+            let mut buffers = shared.buffers.lock().expect("buffers lock");
+            match &buffers.writing {
+                Some(generation) => generation.clone(),
+                None if buffers.live.is_empty() => return Ok(files),
+                None => {
+                    let next = buffers.live.successor();
+                    let generation = Arc::new(std::mem::replace(&mut buffers.live, next));
+                    buffers.writing = Some(generation.clone());
+                    generation
+                }
+            }
+        };
+        let committed = commit(shared, &generation).await;
+        shared
+            .metrics
+            .write_out(committed.as_ref().map(|n| *n).map_err(|_| ()));
+        files += committed?;
+        shared.buffers.lock().expect("buffers lock").writing = None;
+        let done: Vec<u64> = shared
+            .wal
+            .list()
+            .await?
+            .into_iter()
+            .take_while(|&seq| seq <= generation.through)
+            .collect();
+        shared.wal.delete(&done).await?;
+    }
+}
+
+/// Commits `generation`'s events with the log's progress through its last
+/// segment; returns the files committed (none if an earlier attempt's
+/// commit had landed after all).
+async fn commit(shared: &Shared, generation: &Generation) -> Result<usize, ServeError> {
+    let archive = &shared.archive;
+    let mut snapshot = (*shared.snapshot()).clone();
+    archive.catalog.refresh(&mut snapshot).await?;
+    let before = wal_progress(&snapshot, &shared.options.node_id);
+    if before.lines >= generation.through {
+        shared.publish(snapshot);
+        return Ok(0);
+    }
+    let level = shared.options.zstd_level;
+    let partitions: Vec<_> = generation
+        .partitions
+        .iter()
+        .map(|(key, batches)| (key.clone(), batches.clone()))
+        .collect();
+    let encoded = tokio::task::spawn_blocking(move || {
+        partitions
+            .iter()
+            .map(|(key, batches)| encode_sorted(key, batches, level, None))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| ServeError::WriteOut(e.to_string()))?
+    .map_err(|e| ServeError::WriteOut(format!("cannot encode Parquet: {e}")))?;
+    let actor = generation
+        .senders
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut writer = Writer::register(&archive.stores, "serve", &actor).await?;
+    let outcome = store_and_commit(
+        shared,
+        generation,
+        &mut writer,
+        encoded,
+        &before,
+        &actor,
+        &mut snapshot,
+    )
+    .await;
+    match outcome {
+        Ok(files) => {
+            writer.finish().await?;
+            shared.publish(snapshot);
+            Ok(files)
+        }
+        Err(e) => {
+            writer.abandon(&archive.catalog).await;
+            Err(e)
+        }
+    }
+}
+
+/// How far `node`'s write-ahead log is committed according to `snapshot`.
+fn wal_progress(snapshot: &Snapshot, node: &str) -> SourceProgress {
+    let id = source_id(node);
+    match snapshot.sources.get(&id) {
+        Some(progress) => progress.clone(),
+        None => SourceProgress {
+            id,
+            path: format!("{WAL_PREFIX}/{node}"),
+            lines: 0,
+            rejected: 0,
+            accepted: 0,
+            complete: false,
+        },
+    }
+}
+
+/// Uploads the encoded files named in `writer`'s record and commits them
+/// with the log's progress through `generation`'s last segment.
+async fn store_and_commit(
+    shared: &Shared,
+    generation: &Generation,
+    writer: &mut Writer,
+    encoded: Vec<(Bytes, FileMeta)>,
+    before: &SourceProgress,
+    actor: &str,
+    snapshot: &mut Snapshot,
+) -> Result<usize, ServeError> {
+    let archive = &shared.archive;
+    let pending = encoded.iter().map(|(_, meta)| Pending::of(meta)).collect();
+    writer.set_pending(pending).await?;
+    // Every upload is awaited, failed or not: none may land after a cleanup.
+    let slots = Arc::new(tokio::sync::Semaphore::new(UPLOADS));
+    let mut uploads = tokio::task::JoinSet::new();
+    for (bytes, meta) in encoded {
+        let store = archive.store.clone();
+        let slots = slots.clone();
+        uploads.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            upload(store.as_ref(), bytes, meta).await
+        });
+    }
+    let uploads = uploads.join_all().await;
+    let files = uploads
+        .into_iter()
+        .collect::<Result<Vec<FileMeta>, _>>()
+        .map_err(|e| ServeError::WriteOut(e.to_string()))?;
+    let progress = SourceProgress {
+        lines: generation.through,
+        accepted: before.accepted + generation.events,
+        ..before.clone()
+    };
+    let draft = Draft {
+        operation: "serve".into(),
+        actor: actor.to_string(),
+        add: files.clone(),
+        sources: vec![(progress, before.lines)],
+        ..Default::default()
+    };
+    let seq = archive.catalog.commit(snapshot, draft).await?;
+    // On a local folder the commit and its files must reach the disk
+    // before the segments holding the same events are deleted.
+    let mut durable: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    durable.push(entry_path(seq).to_string());
+    shared.durability.sync(durable).await?;
+    Ok(files.len())
+}

@@ -1,0 +1,76 @@
+//! Making stored objects survive a power loss. An object store answers a
+//! put once the object is durable; the local folder store only hands the
+//! bytes to the kernel, so on a local archive the files and the folders
+//! naming them are fsynced before the server relies on them.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// How stored objects become durable.
+#[derive(Debug, Clone)]
+pub enum Durability {
+    /// An object store (S3 and the like): a successful put is durable.
+    ObjectStore,
+    /// A local folder: objects are files under this root, durable once
+    /// they and their folders are fsynced.
+    LocalFolder(PathBuf),
+}
+
+impl Durability {
+    /// The durability of the archive at `location` (a folder or `s3://…`).
+    pub fn of(location: &str) -> std::io::Result<Durability> {
+        if location.contains("://") {
+            Ok(Durability::ObjectStore)
+        } else {
+            Ok(Durability::LocalFolder(std::fs::canonicalize(location)?))
+        }
+    }
+
+    /// Makes the objects at `paths` (relative to the archive) durable, and
+    /// the folders that name them, up to the root.
+    pub async fn sync(&self, paths: Vec<String>) -> std::io::Result<()> {
+        let Durability::LocalFolder(root) = self else {
+            return Ok(());
+        };
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut folders = BTreeSet::new();
+            for path in &paths {
+                let file = root.join(path);
+                std::fs::File::open(&file)?.sync_all()?;
+                let mut folder = file.parent();
+                while let Some(dir) = folder.filter(|d| d.starts_with(&root)) {
+                    folders.insert(dir.to_path_buf());
+                    folder = dir.parent();
+                }
+            }
+            for folder in folders {
+                std::fs::File::open(folder)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_files_and_their_folders_sync_and_missing_ones_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().to_str().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/c"), "x").unwrap();
+        let durability = Durability::of(location).unwrap();
+        durability.sync(vec!["a/b/c".into()]).await.unwrap();
+        let err = durability.sync(vec!["a/missing".into()]).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(matches!(
+            Durability::of("s3://bucket/x").unwrap(),
+            Durability::ObjectStore
+        ));
+    }
+}

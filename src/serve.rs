@@ -1,0 +1,150 @@
+//! `strata serve`: the ingest server.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use strata_server::{ServeError, ServeOptions, Server, valid_node_id};
+use strata_store::Archive;
+
+/// Exit code when the server refuses to start for lack of principals.
+const EXIT_NO_PRINCIPALS: u8 = 2;
+
+/// `strata serve` flags; each also read from its `STRATA_*` variable.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP listener (every HTTP protocol). Loopback by default: bind
+    /// 0.0.0.0 deliberately, behind TLS or a trusted network.
+    #[arg(
+        long,
+        env = "STRATA_HTTP",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9200"
+    )]
+    pub http: SocketAddr,
+    /// Names this server's write-ahead log in the archive; servers sharing an archive need
+    /// distinct ids, and a restarted server must keep its id to replay its log. Default:
+    /// the host name.
+    #[arg(long, env = "STRATA_NODE_ID", value_name = "ID", value_parser = node_id)]
+    pub node_id: Option<String>,
+    /// Memory for buffered events and requests in flight; near it, requests get 503 with
+    /// Retry-After until buffered events are written out.
+    #[arg(long, env = "STRATA_MEMORY_MIB", value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(64..))]
+    pub memory_mib: u64,
+    /// Group commit: at most one write-ahead segment is stored per interval, and a request
+    /// is answered once its segment is durable.
+    #[arg(long, env = "STRATA_WAL_INTERVAL_MS", value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub wal_interval_ms: u64,
+    /// Buffered events are written out to Parquet at the latest this many seconds after
+    /// the oldest arrived (sooner when a partition or the memory budget fills).
+    #[arg(long, env = "STRATA_WRITE_OUT_SECS", value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_out_secs: u64,
+    /// The largest request body, after decompression; larger ones get 413.
+    #[arg(long, env = "STRATA_MAX_BODY_MIB", value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_body_mib: u64,
+}
+
+pub const SERVE_EXAMPLES: &str = "\
+The server acknowledges a request only once its events are in a write-ahead segment stored in
+the archive (fsynced on a local folder), writes buffered events out as Parquet through the
+catalog, and replays what was not yet written out after a crash. It never serves without
+authentication: create a principal first with `strata users add`.
+
+Endpoints:
+  POST /v1/events       event-contract NDJSON (gzip or zstd with Content-Encoding)
+  GET  /health/live     200 while the process runs
+  GET  /health/ready    200 when the write-ahead log is writable
+  GET  /metrics         Prometheus text (admin token)
+
+Examples:
+  TOKEN=$(strata users add vpn-gateway --role ingest --tenant acme | tail -n 1)
+  strata serve --http 127.0.0.1:9200
+  curl -H \"Authorization: Bearer $TOKEN\" --data-binary @events.ndjson http://127.0.0.1:9200/v1/events";
+
+fn node_id(id: &str) -> Result<String, String> {
+    if valid_node_id(id) {
+        Ok(id.to_string())
+    } else {
+        Err(format!(
+            "`{id}` is not a node id: use 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `.`"
+        ))
+    }
+}
+
+/// The host name made into a node id.
+fn default_node_id() -> String {
+    let id: String = strata_store::host_name()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if valid_node_id(&id) {
+        id
+    } else {
+        "node-1".into()
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, then writes out and exits 0.
+pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let location = archive.location.clone();
+    let options = ServeOptions {
+        node_id: args.node_id.unwrap_or_else(default_node_id),
+        memory_bytes: args.memory_mib << 20,
+        wal_interval: Duration::from_millis(args.wal_interval_ms),
+        max_age: Duration::from_secs(args.write_out_secs),
+        max_body_bytes: (args.max_body_mib << 20) as usize,
+        ..ServeOptions::default()
+    };
+    let node = options.node_id.clone();
+    let server = match Server::start(archive, options).await {
+        Ok(server) => server,
+        Err(ServeError::NoPrincipals) => {
+            eprintln!(
+                "error: the archive at {location} has no principals, and strata serve never \
+                 serves without authentication. Create the first one with:\n  \
+                 strata --archive {location} users add admin --role admin --reason \"first administrator\""
+            );
+            return Ok(ExitCode::from(EXIT_NO_PRINCIPALS));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.http))?;
+    let address = listener.local_addr()?;
+    // Handlers first: a SIGTERM right after the banner must stop the server cleanly.
+    let stop = stop_signal()?;
+    println!(
+        "strata serve: node {node}, archive {location}, {} events replayed; listening on http://{address}",
+        server.replayed
+    );
+    std::io::stdout().flush()?;
+    server.serve(listener, stop).await?;
+    println!("strata serve: stopped; everything acknowledged is committed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A future that completes on SIGTERM or Ctrl-C, its handlers installed now.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let interrupt = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt => {}
+        }
+        #[cfg(not(unix))]
+        let _ = interrupt.await;
+    })
+}

@@ -1,0 +1,326 @@
+//! `strata serve` end to end: the binary started on a real archive, spoken
+//! to over HTTP, stopped by SIGTERM or killed with `kill -9`, and the
+//! archive read back with `strata sql` and checked with `strata verify`.
+
+mod common;
+#[path = "common/serve.rs"]
+mod serve_client;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serve_client::ServerProcess;
+
+/// Adds principal `name` and returns its token.
+fn add_user(archive: &Path, name: &str, role: &str, tenants: &[&str]) -> String {
+    let mut cmd = strata(archive);
+    cmd.args(["users", "add", name, "--role", role]);
+    for tenant in tenants {
+        cmd.args(["--tenant", tenant]);
+    }
+    run_ok(&mut cmd).lines().last().unwrap().to_string()
+}
+
+/// The archive's segments of node `node` still in the write-ahead log.
+fn wal_segments(archive: &Path, node: &str) -> usize {
+    std::fs::read_dir(archive.join("_strata/wal").join(node))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+fn verify_deep(archive: &Path) {
+    let out = run_ok(strata(archive).args(["verify", "--deep"]));
+    assert!(out.contains("result:     intact"), "{out}");
+}
+
+#[test]
+fn serve_refuses_to_start_on_an_archive_without_principals() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    let out = run_expect(strata(&archive).args(["serve", "--http", "127.0.0.1:0"]), 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no principals"), "{stderr}");
+    assert!(stderr.contains("users add admin --role admin"), "{stderr}");
+}
+
+#[test]
+fn events_are_authenticated_acknowledged_and_committed_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let admin = add_user(&archive, "ops", "admin", &[]);
+    let shipper = add_user(&archive, "vpn-gateway", "ingest", &["acme"]);
+    let auditor = add_user(&archive, "auditor", "auditor", &[]);
+    let server = ServerProcess::start(&archive, &["--node-id", "n1"]);
+
+    assert_eq!(server.request("GET", "/health/live", &[], b"").status, 200);
+    assert_eq!(server.request("GET", "/health/ready", &[], b"").status, 200);
+
+    // Who may send: no token, a wrong one, a role without the right.
+    let line =
+        br#"{"ts":"2026-03-01T10:00:00Z","tenant":"acme","family":"access","action":"login"}"#;
+    let missing = server.request("POST", "/v1/events", &[], line);
+    assert_eq!(missing.status, 401);
+    assert!(
+        missing.text().contains("Authorization: Bearer"),
+        "{}",
+        missing.text()
+    );
+    assert!(
+        missing
+            .header("www-authenticate")
+            .unwrap()
+            .contains("Bearer")
+    );
+    let wrong = server.post("/v1/events", "strata_not-a-token", line);
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text().contains("not valid"), "{}", wrong.text());
+    let forbidden = server.post("/v1/events", &auditor, line);
+    assert_eq!(forbidden.status, 403);
+    assert!(forbidden.text().contains("auditor"), "{}", forbidden.text());
+
+    // Each bad line alone is refused, with its number and reason.
+    let body = concat!(
+        r#"{"ts":"2026-03-01T10:00:00.123456Z","tenant":"acme","family":"access","action":"login","outcome":"failure","severity":"warning","user":"j.doe","src_ip":"10.1.2.3","bytes":42,"duration_ms":1.5,"event_id":"e-1","message":"bad password","attrs":{"mfa":"totp"}}"#,
+        "\n",
+        r#"{"ts":"2026-03-01T10:00:01Z","tenant":"globex","family":"access","action":"login"}"#,
+        "\n",
+        r#"{"ts":"2026-03-02T08:00:00Z","family":"data_usage","action":"export","user":"a.b","records":7}"#,
+        "\n",
+        "{not json\n",
+    );
+    let response = server.post("/v1/events", &shipper, body.as_bytes());
+    assert_eq!(response.status, 200, "{}", response.text());
+    let outcome = response.json();
+    assert_eq!(outcome["accepted"], 2, "{outcome}");
+    assert_eq!(outcome["rejected"], 2, "{outcome}");
+    assert_eq!(outcome["errors"][0]["line"], 2);
+    assert!(
+        outcome["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("globex")
+    );
+    assert_eq!(outcome["errors"][1]["line"], 4);
+    assert!(
+        outcome["errors"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("JSON")
+    );
+
+    // Every line refused: 400, nothing stored.
+    let refused = server.post("/v1/events", &shipper, b"{\"ts\":1}\n");
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(refused.json()["accepted"], 0);
+
+    // Compressed bodies, and the token as a Basic password.
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(br#"{"ts":"2026-04-01T00:00:00Z","tenant":"acme","family":"technical","action":"restart","host":"db1"}"#).unwrap();
+        e.finish().unwrap()
+    };
+    let auth = format!("Bearer {shipper}");
+    let post_encoded = |encoding: &str, body: &[u8]| {
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Encoding", encoding),
+        ];
+        server.request("POST", "/v1/events", &headers, body)
+    };
+    let gzipped = post_encoded("gzip", &gz);
+    assert_eq!(gzipped.json()["accepted"], 1, "{}", gzipped.text());
+    let zst = zstd::encode_all(
+        &br#"{"ts":"2026-04-01T00:00:01Z","tenant":"acme","family":"technical","action":"stop"}"#[..],
+        3,
+    )
+    .unwrap();
+    let zstd = post_encoded("zstd", &zst);
+    assert_eq!(zstd.json()["accepted"], 1, "{}", zstd.text());
+    let basic = format!("Basic {}", base64_encode(&format!("elastic:{shipper}")));
+    let by_basic = server.request("POST", "/v1/events", &[("Authorization", &basic)], line);
+    assert_eq!(by_basic.json()["accepted"], 1, "{}", by_basic.text());
+    assert_eq!(post_encoded("br", line).status, 415);
+
+    // Metrics: admin only.
+    assert_eq!(server.request("GET", "/metrics", &[], b"").status, 401);
+    assert_eq!(server.post("/metrics", &shipper, b"").status, 405);
+    let metrics = server.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", &format!("Bearer {admin}"))],
+        b"",
+    );
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    assert!(
+        text.contains("strata_events_accepted_total{protocol=\"ndjson\",tenant=\"acme\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("strata_events_rejected_total{protocol=\"ndjson\",tenant=\"globex\"} 1"),
+        "{text}"
+    );
+
+    // Nothing is written out before SIGTERM (the age is ten minutes), and
+    // SIGTERM commits everything.
+    assert_eq!(count(&archive, "SELECT count(*) AS n FROM events"), 0);
+    assert!(server.terminate().success());
+    assert_eq!(
+        wal_segments(&archive, "n1"),
+        0,
+        "committed segments are deleted"
+    );
+    let rows = query(
+        &archive,
+        "SELECT CAST(ts AS VARCHAR) AS ts, tenant, family, action, outcome, severity, user, \
+         CAST(src_ip AS VARCHAR) AS src_ip, bytes, duration_ms, event_id, message, \
+         attrs['mfa'] AS mfa, records, host \
+         FROM events ORDER BY ts",
+    );
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let first = &rows[0];
+    assert_eq!(first["ts"], "2026-03-01T10:00:00.123456Z");
+    assert_eq!(first["tenant"], "acme");
+    assert_eq!(first["family"], "access");
+    assert_eq!(first["action"], "login");
+    assert_eq!(first["outcome"], "failure");
+    assert_eq!(first["severity"], "warning");
+    assert_eq!(first["user"], "j.doe");
+    assert_eq!(first["src_ip"], "10.1.2.3");
+    assert_eq!(first["bytes"], 42);
+    assert_eq!(first["duration_ms"], 1.5);
+    assert_eq!(first["event_id"], "e-1");
+    assert_eq!(first["message"], "bad password");
+    assert_eq!(first["mfa"], "totp");
+    // The event without a tenant took the sender's only tenant.
+    let export = rows.iter().find(|r| r["action"] == "export").unwrap();
+    assert_eq!(
+        (&export["tenant"], &export["records"]),
+        (&"acme".into(), &7.into())
+    );
+    let restart = rows.iter().find(|r| r["action"] == "restart").unwrap();
+    assert_eq!(restart["host"], "db1");
+    let audit = query(
+        &archive,
+        "SELECT DISTINCT actor FROM strata_audit WHERE operation = 'serve'",
+    );
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(
+        audit[0]["actor"], "vpn-gateway",
+        "the sender is the actor of the commit"
+    );
+    verify_deep(&archive);
+}
+
+fn base64_encode(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A batch of `n` events for tenant `acme` with event ids `{tag}-0`...
+fn batch(tag: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"ts":"2026-05-0{}T10:00:00Z","tenant":"acme","family":"access","action":"login","event_id":"{tag}-{i}"}}"#,
+                1 + i % 9
+            ) + "\n"
+        })
+        .collect()
+}
+
+/// The events a server said it replayed on start.
+fn replayed_count(banner: &str) -> u64 {
+    let (before, _) = banner.split_once(" events replayed").expect(banner);
+    before.rsplit(' ').next().unwrap().parse().expect(banner)
+}
+
+#[test]
+fn a_killed_server_replays_every_acknowledged_event_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let shipper = add_user(&archive, "shipper", "ingest", &[]);
+    // A write-out every second: the kills fall before, between and after them.
+    let args = [
+        "--node-id",
+        "n1",
+        "--write-out-secs",
+        "1",
+        "--wal-interval-ms",
+        "20",
+    ];
+    let mut acknowledged = 0;
+    let mut replayed = 0;
+    for round in 0..3 {
+        let server = ServerProcess::start(&archive, &args);
+        replayed += replayed_count(&server.banner);
+        let started = Instant::now();
+        let mut sent = 0;
+        while started.elapsed() < Duration::from_millis(600 + 700 * round) {
+            let response = server.post(
+                "/v1/events",
+                &shipper,
+                batch(&format!("r{round}-{sent}"), 50).as_bytes(),
+            );
+            assert_eq!(response.status, 200, "{}", response.text());
+            acknowledged += response.json()["accepted"].as_u64().unwrap();
+            sent += 1;
+        }
+        server.kill9();
+    }
+    // Killed servers leave acknowledged events in their log: verify knows them.
+    let report = run_ok(strata(&archive).args(["verify", "--deep"]));
+    assert!(report.contains("result:     intact"), "{report}");
+    wait_for_leases();
+    let server = ServerProcess::start(&archive, &args);
+    replayed += replayed_count(&server.banner);
+    assert!(replayed > 0, "some kill fell before a write-out");
+    assert!(server.terminate().success());
+    let rows = count(&archive, "SELECT count(*) AS n FROM events");
+    let distinct = count(&archive, "SELECT count(DISTINCT event_id) AS n FROM events");
+    assert_eq!((rows, distinct), (acknowledged, acknowledged));
+    assert_eq!(wal_segments(&archive, "n1"), 0);
+    verify_deep(&archive);
+}
+
+#[test]
+fn a_revoked_token_stops_working_within_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    add_user(&archive, "ops", "admin", &[]);
+    let shipper = add_user(&archive, "shipper", "ingest", &[]);
+    let server = ServerProcess::start(&archive, &["--node-id", "n1"]);
+    let line = batch("x", 1);
+    assert_eq!(
+        server.post("/v1/events", &shipper, line.as_bytes()).status,
+        200
+    );
+    run_ok(strata(&archive).args(["users", "revoke", "shipper", "--reason", "rotated"]));
+    let revoked = Instant::now();
+    loop {
+        let response = server.post("/v1/events", &shipper, line.as_bytes());
+        if response.status == 401 {
+            break;
+        }
+        assert_eq!(response.status, 200);
+        assert!(
+            revoked.elapsed() < Duration::from_secs(5),
+            "still accepted after 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A principal added while the server runs is let in as soon.
+    let added = add_user(&archive, "shipper2", "ingest", &[]);
+    let since = Instant::now();
+    while server.post("/v1/events", &added, line.as_bytes()).status != 200 {
+        assert!(
+            since.elapsed() < Duration::from_secs(5),
+            "new principal refused after 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.terminate().success());
+}
