@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test: installs DuckDB, pyarrow and cryptography for Python into
-# .venv (the tests compare query answers with DuckDB and read encrypted files
-# with pyarrow), then the whole workspace's tests.
+# Runs every test: installs DuckDB, pyarrow, cryptography and the official
+# Elasticsearch client for Python into .venv (the tests compare query answers
+# with DuckDB, read encrypted files with pyarrow, and send events to
+# `strata serve` as a shipper would), then the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(duckdb==2.0.0 pyarrow==26.0.1 cryptography==50.0.2)
+PACKAGES=(duckdb==2.0.0 pyarrow==26.0.1 cryptography==50.0.2 elasticsearch==9.5.1)
 if ! .venv/bin/python -c '
 import importlib.metadata, sys
 for spec in sys.argv[1:]:

@@ -324,3 +324,245 @@ fn a_revoked_token_stops_working_within_five_seconds() {
     }
     assert!(server.terminate().success());
 }
+
+/// The requests Filebeat, Logstash and Vector make before and while
+/// sending (their documented sequence), then a bulk request mixing good
+/// documents with every kind of bad item.
+#[test]
+fn elasticsearch_shippers_handshake_then_bulk_answers_each_item_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let shipper = add_user(&archive, "filebeat", "ingest", &["acme"]);
+    let server = ServerProcess::start(&archive, &["--node-id", "n1"]);
+    let basic = format!("Basic {}", base64_encode(&format!("elastic:{shipper}")));
+    let compat = "application/vnd.elasticsearch+json; compatible-with=8";
+    let headers = [("Authorization", basic.as_str()), ("Accept", compat)];
+
+    let info = server.request("GET", "/", &headers, b"");
+    assert_eq!(info.status, 200);
+    assert_eq!(info.header("x-elastic-product"), Some("Elasticsearch"));
+    assert!(
+        info.header("content-type")
+            .unwrap()
+            .contains("compatible-with=8")
+    );
+    assert!(
+        info.json()["version"]["number"]
+            .as_str()
+            .unwrap()
+            .starts_with('8')
+    );
+    assert_eq!(server.request("HEAD", "/", &headers, b"").status, 200);
+    assert_eq!(server.request("GET", "/", &[], b"").status, 401);
+    let health = server.request("GET", "/_cluster/health", &headers, b"");
+    assert_eq!(health.json()["status"], "green");
+    for (method, path) in [
+        ("GET", "/_license"),
+        ("GET", "/_xpack"),
+        ("HEAD", "/_index_template/filebeat-8.17.0"),
+        ("PUT", "/_index_template/filebeat-8.17.0"),
+        ("PUT", "/_ilm/policy/filebeat"),
+        (
+            "GET",
+            "/_ingest/pipeline/filebeat-8.17.0-system-auth-pipeline",
+        ),
+        ("GET", "/_nodes/_local"),
+    ] {
+        let response = server.request(method, path, &headers, b"{}");
+        assert_eq!(response.status, 200, "{method} {path}: {}", response.text());
+        assert_eq!(response.header("x-elastic-product"), Some("Elasticsearch"));
+    }
+
+    let bulk = concat!(
+        r#"{"create":{"_index":"logs-vpn","_id":"vpn-1"}}"#,
+        "\n",
+        r#"{"@timestamp":"2026-03-01T10:00:00.5Z","organization":{"id":"acme"},"event":{"action":"vpn_connect","outcome":"success","category":["authentication","network"]},"user":{"name":"j.doe"},"source":{"ip":"198.51.100.7","geo":{"country_iso_code":"DE"}},"host":{"name":"vpn-gw-1"},"log":{"level":"info"},"message":"tunnel up"}"#,
+        "\n",
+        r#"{"index":{"_index":"logs-vpn"}}"#,
+        "\n",
+        r#"{"@timestamp":"2026-03-01T10:00:01Z","organization":{"id":"globex"},"event":{"action":"vpn_connect"}}"#,
+        "\n",
+        r#"{"delete":{"_index":"logs-vpn","_id":"vpn-1"}}"#,
+        "\n",
+        r#"{"index":{}}"#,
+        "\n",
+        r#"{"@timestamp":"not a time","event":{"action":"x"}}"#,
+        "\n",
+        r#"{"update":{"_id":"vpn-1"}}"#,
+        "\n",
+        r#"{"doc":{"message":"changed"}}"#,
+        "\n",
+        r#"{"index":{"_index":"data_usage-crm"}}"#,
+        "\n",
+        r#"{"@timestamp":1772359200000,"event":{"action":"export","id":"crm-9"},"user":{"name":"a.b"},"records":12}"#,
+        "\n",
+    );
+    let bulk_headers = [
+        ("Authorization", basic.as_str()),
+        ("Accept", compat),
+        (
+            "Content-Type",
+            "application/vnd.elasticsearch+x-ndjson; compatible-with=8",
+        ),
+    ];
+    let response = server.request(
+        "POST",
+        "/_bulk?refresh=wait_for",
+        &bulk_headers,
+        bulk.as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("x-elastic-product"), Some("Elasticsearch"));
+    let answer = response.json();
+    assert_eq!(answer["errors"], true);
+    let items = answer["items"].as_array().unwrap();
+    let statuses: Vec<(String, u64)> = items
+        .iter()
+        .map(|item| {
+            let (action, result) = item.as_object().unwrap().iter().next().unwrap();
+            (action.clone(), result["status"].as_u64().unwrap())
+        })
+        .collect();
+    let expected = [
+        ("create", 201),
+        ("index", 403),
+        ("delete", 400),
+        ("index", 400),
+        ("update", 400),
+        ("index", 201),
+    ];
+    let expected: Vec<(String, u64)> = expected.iter().map(|(a, s)| (a.to_string(), *s)).collect();
+    assert_eq!(statuses, expected, "{answer}");
+    assert_eq!(items[0]["create"]["_id"], "vpn-1");
+    assert_eq!(items[1]["index"]["error"]["type"], "security_exception");
+    assert!(
+        items[2]["delete"]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("append-only")
+    );
+    assert!(
+        items[3]["index"]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ts"),
+        "{answer}"
+    );
+
+    // refresh=wait_for answered only once the events were committed: a
+    // query sees them while the server still runs.
+    let rows = query(
+        &archive,
+        "SELECT CAST(ts AS VARCHAR) AS ts, tenant, family, action, outcome, severity, user, \
+         CAST(src_ip AS VARCHAR) AS src_ip, host, message, event_id, records, \
+         attrs['source.geo.country_iso_code'] AS country FROM events ORDER BY ts",
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let vpn = &rows[0];
+    assert_eq!(vpn["ts"], "2026-03-01T10:00:00.500Z");
+    assert_eq!(
+        (&vpn["tenant"], &vpn["family"]),
+        (&"acme".into(), &"access".into())
+    );
+    assert_eq!(
+        (&vpn["action"], &vpn["outcome"]),
+        (&"vpn_connect".into(), &"success".into())
+    );
+    assert_eq!(
+        (&vpn["severity"], &vpn["user"]),
+        (&"info".into(), &"j.doe".into())
+    );
+    assert_eq!(
+        (&vpn["src_ip"], &vpn["host"]),
+        (&"198.51.100.7".into(), &"vpn-gw-1".into())
+    );
+    assert_eq!(
+        (&vpn["message"], &vpn["event_id"]),
+        (&"tunnel up".into(), &"vpn-1".into())
+    );
+    assert_eq!(vpn["country"], "DE");
+    let export = &rows[1];
+    assert_eq!(
+        (&export["tenant"], &export["family"]),
+        (&"acme".into(), &"data_usage".into())
+    );
+    assert_eq!(
+        (&export["event_id"], &export["records"]),
+        (&"crm-9".into(), &12.into())
+    );
+    assert!(server.terminate().success());
+    verify_deep(&archive);
+}
+
+/// The official Python client's `helpers.bulk`, as an application would use it.
+#[test]
+fn the_python_elasticsearch_client_stores_every_document_of_helpers_bulk() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let shipper = add_user(&archive, "crm", "ingest", &[]);
+    let server = ServerProcess::start(&archive, &["--node-id", "n1"]);
+    let script = r#"
+import json, sys
+from elasticsearch import Elasticsearch, helpers
+url, token = sys.argv[1], sys.argv[2]
+es = Elasticsearch(url, basic_auth=("elastic", token), request_timeout=60)
+version = es.info()["version"]["number"]
+actions = (
+    {
+        "_index": "data_usage-crm",
+        "_id": f"py-{i}",
+        "_source": {
+            "@timestamp": f"2026-06-{1 + i % 30:02d}T12:00:00Z",
+            "organization": {"id": ["acme", "globex"][i % 2]},
+            "event": {"action": "record_read", "outcome": "success"},
+            "user": {"name": f"agent{i % 7}"},
+            "source": {"ip": "10.0.0.%d" % (i % 250)},
+            "records": i,
+        },
+    }
+    for i in range(1000)
+)
+ok, errors = helpers.bulk(es, actions, chunk_size=250, refresh="wait_for")
+print(json.dumps({"version": version, "ok": ok, "errors": errors}))
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script, &format!("http://{}", server.addr), &shipper])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (&result["ok"], &result["errors"]),
+        (&1000.into(), &serde_json::json!([]))
+    );
+    assert!(server.terminate().success());
+    let rows = query(
+        &archive,
+        "SELECT tenant, family, count(*) AS n, count(DISTINCT event_id) AS ids, sum(records) AS records \
+         FROM events GROUP BY tenant, family ORDER BY tenant",
+    );
+    let expected = serde_json::json!([
+        {"tenant": "acme", "family": "data_usage", "n": 500, "ids": 500, "records": 249500},
+        {"tenant": "globex", "family": "data_usage", "n": 500, "ids": 500, "records": 250000},
+    ]);
+    assert_eq!(
+        serde_json::Value::from(
+            rows.into_iter()
+                .map(serde_json::Value::Object)
+                .collect::<Vec<_>>()
+        ),
+        expected
+    );
+    let sample = query(
+        &archive,
+        "SELECT user, CAST(src_ip AS VARCHAR) AS ip, action FROM events WHERE event_id = 'py-8'",
+    );
+    assert_eq!(sample[0]["user"], "agent1");
+    assert_eq!(sample[0]["ip"], "10.0.0.8");
+    assert_eq!(sample[0]["action"], "record_read");
+}

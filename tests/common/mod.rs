@@ -105,13 +105,14 @@ pub fn python() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
     let ok = Command::new(&python)
-        .args(["-c", "import duckdb, pyarrow, cryptography"])
+        .args(["-c", "import duckdb, pyarrow, cryptography, elasticsearch"])
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
         ok,
-        "Python with duckdb, pyarrow and cryptography is needed by this test and was not found \
-         at {}: run `scripts/test.sh`, which installs them into .venv, or set STRATA_TEST_PYTHON",
+        "Python with duckdb, pyarrow, cryptography and elasticsearch is needed by this test and \
+         was not found at {}: run `scripts/test.sh`, which installs them into .venv, or set \
+         STRATA_TEST_PYTHON",
         python.display()
     );
     python

@@ -16,6 +16,7 @@ pub mod group;
 pub mod http;
 pub mod metrics;
 mod server;
+pub mod translate;
 pub mod writeout;
 
 pub use server::{Buffers, ServeError, ServeOptions, Server, Shared, valid_node_id};

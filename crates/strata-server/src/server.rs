@@ -103,6 +103,10 @@ pub struct Shared {
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Held by the write-out running, so that two never overlap.
     pub writing_out: tokio::sync::Mutex<()>,
+    /// The last write-ahead segment committed to the archive.
+    pub committed: tokio::sync::watch::Sender<u64>,
+    /// Wakes the write-out task to write out now.
+    pub write_out_now: tokio::sync::Notify,
 }
 
 /// The buffered generations.
@@ -126,6 +130,16 @@ impl Shared {
         if newer.seq > current.seq {
             *current = Arc::new(newer);
         }
+    }
+
+    /// Writes out now and waits until segment `seq` is committed to the
+    /// archive (or `timeout` passes: false).
+    pub async fn committed_through(&self, seq: u64, timeout: Duration) -> bool {
+        let mut committed = self.committed.subscribe();
+        self.write_out_now.notify_one();
+        tokio::time::timeout(timeout, committed.wait_for(|&done| done >= seq))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
     }
 
     /// Who holds `token`, if anyone.
@@ -212,6 +226,8 @@ impl Server {
             metrics: Metrics::default(),
             in_flight: Default::default(),
             writing_out: Default::default(),
+            committed: tokio::sync::watch::Sender::new(committed),
+            write_out_now: Default::default(),
         });
         let (replayed, last) = replay(&shared, committed).await?;
         let (submit, submissions) = mpsc::channel(1024);

@@ -30,8 +30,11 @@ const UPLOADS: usize = 4;
 pub async fn run(shared: Arc<Shared>) {
     let mut wait = CHECK_EVERY;
     loop {
-        tokio::time::sleep(wait).await;
-        if !due(&shared) {
+        let asked = tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            () = shared.write_out_now.notified() => true,
+        };
+        if !asked && !due(&shared) {
             continue;
         }
         match write_out(&shared).await {
@@ -82,6 +85,7 @@ pub async fn write_out(shared: &Shared) -> Result<usize, ServeError> {
             .write_out(committed.as_ref().map(|n| *n).map_err(|_| ()));
         files += committed?;
         shared.buffers.lock().expect("buffers lock").writing = None;
+        shared.committed.send_replace(generation.through);
         let done: Vec<u64> = shared
             .wal
             .list()

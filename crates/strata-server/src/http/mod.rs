@@ -3,7 +3,9 @@
 
 mod auth;
 mod body;
+mod elastic;
 mod events;
+mod ingest;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tokio::sync::mpsc;
 
 use crate::group::Submission;
@@ -34,14 +36,40 @@ pub struct App {
     pub submit: mpsc::Sender<Submission>,
 }
 
+/// Elasticsearch calls shippers make before sending, answered `{}`.
+const ELASTIC_SETUP_CALLS: &[&str] = &[
+    "/_license",
+    "/_xpack",
+    "/_nodes",
+    "/_nodes/{*rest}",
+    "/_ilm/{*rest}",
+    "/_index_template/{*rest}",
+    "/_component_template/{*rest}",
+    "/_template/{*rest}",
+    "/_ingest/{*rest}",
+    "/_data_stream/{*rest}",
+    "/_logstash/{*rest}",
+];
+
 /// The router of every HTTP endpoint.
 pub fn router(shared: Arc<Shared>, submit: mpsc::Sender<Submission>) -> Router {
-    // Bodies are limited while they are read (`body::read`), compressed or not.
-    Router::new()
+    let mut router = Router::new()
         .route("/v1/events", post(events::post_events))
         .route("/health/live", get(|| async { "live\n" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/", get(elastic::info))
+        .route("/_cluster/health", get(elastic::cluster_health))
+        .route("/_bulk", post(elastic::bulk).put(elastic::bulk))
+        .route(
+            "/{index}/_bulk",
+            post(elastic::bulk_index).put(elastic::bulk_index),
+        );
+    for path in ELASTIC_SETUP_CALLS {
+        router = router.route(path, any(elastic::empty));
+    }
+    // Bodies are limited while they are read (`body::read`), compressed or not.
+    router
         .layer(DefaultBodyLimit::disable())
         .with_state(App { shared, submit })
 }

@@ -1,0 +1,158 @@
+//! What every ingest protocol does with a request: authenticate, refuse
+//! under memory pressure, read and decompress the body within the limit,
+//! let the protocol turn it into accepted events (on a blocking thread),
+//! and wait until those are durable. Each protocol only translates.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use strata_access::Authenticated;
+use tokio::sync::oneshot;
+
+use super::body;
+use super::{App, Right, authorize, busy, json_error};
+use crate::accept::Accepted;
+use crate::group::Submission;
+use crate::server::Shared;
+use strata_wal::Record;
+
+/// A request's events, once durable.
+pub struct Stored<T> {
+    /// What the protocol kept of the request besides the events.
+    pub extra: T,
+    /// The events accepted and rejected.
+    pub accepted: Accepted,
+    /// The write-ahead segment holding them (none if nothing was accepted).
+    pub segment: Option<u64>,
+}
+
+/// Runs `parse` on the decompressed body of a request of `protocol` from
+/// a sender allowed to ingest, and waits until the accepted events are
+/// durable. An error is the response refusing the request whole; `parse`
+/// refuses one boxed, as it crosses threads.
+pub async fn ingest<T, F>(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    protocol: &'static str,
+    parse: F,
+) -> Result<Stored<T>, Response>
+where
+    T: Send + 'static,
+    F: FnOnce(&[u8], &Authenticated, i64) -> Result<(T, Accepted), Box<Response>> + Send + 'static,
+{
+    let received = Instant::now();
+    let result = receive(app, headers, body, protocol, parse).await;
+    let metrics = &app.shared.metrics;
+    match &result {
+        Ok(stored) if stored.segment.is_some() => metrics.acknowledged(received.elapsed()),
+        Ok(_) => {}
+        Err(_) => metrics.refused_request(),
+    }
+    result
+}
+
+async fn receive<T, F>(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    protocol: &'static str,
+    parse: F,
+) -> Result<Stored<T>, Response>
+where
+    T: Send + 'static,
+    F: FnOnce(&[u8], &Authenticated, i64) -> Result<(T, Accepted), Box<Response>> + Send + 'static,
+{
+    let shared = &app.shared;
+    let sender = authorize(shared, headers, Right::Ingest).map_err(IntoResponse::into_response)?;
+    if shared.under_pressure() {
+        return Err(busy(
+            "the server is writing out buffered events; retry shortly",
+        ));
+    }
+    let encoding = body::encoding(headers).map_err(IntoResponse::into_response)?;
+    let limit = shared.options.max_body_bytes;
+    let raw = body::read(body, limit)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    shared.metrics.bytes(protocol, raw.len());
+    let _held = InFlight::hold(shared, raw.len());
+    let ingested_at = chrono::Utc::now().timestamp_micros();
+    let parse_sender = sender.clone();
+    let (extra, accepted) = tokio::task::spawn_blocking(move || {
+        let decoded: Bytes =
+            body::decode(raw, encoding, limit).map_err(|e| Box::new(e.into_response()))?;
+        parse(&decoded, &parse_sender, ingested_at)
+    })
+    .await
+    .map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
+    .map_err(|refused| *refused)?;
+    let rejected: Vec<Option<String>> =
+        accepted.rejected.iter().map(|r| r.tenant.clone()).collect();
+    let (accepted, segment) = durable(app, &sender, ingested_at, accepted).await?;
+    shared
+        .metrics
+        .events(protocol, &accepted.per_tenant, &rejected);
+    Ok(Stored {
+        extra,
+        accepted,
+        segment,
+    })
+}
+
+/// Waits until `accepted`'s events are in a stored write-ahead segment.
+async fn durable(
+    app: &App,
+    sender: &Authenticated,
+    ingested_at: i64,
+    mut accepted: Accepted,
+) -> Result<(Accepted, Option<u64>), Response> {
+    if accepted.events() == 0 {
+        return Ok((accepted, None));
+    }
+    let (done, stored) = oneshot::channel();
+    let submission = Submission {
+        record: Record {
+            ingested_at,
+            principal: sender.name.clone(),
+            lines: std::mem::take(&mut accepted.lines),
+        },
+        partitions: std::mem::take(&mut accepted.partitions),
+        done,
+    };
+    let unavailable = |why: &str| busy(&format!("the events were not stored: {why}; retry"));
+    app.submit
+        .send(submission)
+        .await
+        .map_err(|_| unavailable("the server is stopping"))?;
+    match stored.await {
+        Ok(Ok(seq)) => Ok((accepted, Some(seq))),
+        Ok(Err(why)) => Err(unavailable(&why)),
+        Err(_) => Err(unavailable("the server is stopping")),
+    }
+}
+
+/// Counts a request's bytes as memory in use while it is handled.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    bytes: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn hold(shared: &'a Shared, bytes: usize) -> Self {
+        shared.in_flight.fetch_add(bytes, Ordering::Relaxed);
+        InFlight { shared, bytes }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .in_flight
+            .fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}

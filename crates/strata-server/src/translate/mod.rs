@@ -1,0 +1,3 @@
+//! Protocols' events onto event contract v1 (see docs/protocols.md).
+
+pub mod ecs;
