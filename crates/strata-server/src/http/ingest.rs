@@ -30,10 +30,23 @@ pub struct Stored<T> {
     pub segment: Option<u64>,
 }
 
+/// What a protocol does with a request's decompressed body, on a blocking
+/// thread: given the sender and the `ingested_at` to stamp, the events it
+/// accepted and rejected, and whatever else it needs to answer; or the
+/// response refusing the request whole (boxed: it crosses threads).
+pub trait Parse<T>:
+    FnOnce(&[u8], &Authenticated, i64) -> Result<(T, Accepted), Box<Response>> + Send + 'static
+{
+}
+
+impl<T, F> Parse<T> for F where
+    F: FnOnce(&[u8], &Authenticated, i64) -> Result<(T, Accepted), Box<Response>> + Send + 'static
+{
+}
+
 /// Runs `parse` on the decompressed body of a request of `protocol` from
 /// a sender allowed to ingest, and waits until the accepted events are
-/// durable. An error is the response refusing the request whole; `parse`
-/// refuses one boxed, as it crosses threads.
+/// durable. An error is the response refusing the request whole.
 pub async fn ingest<T, F>(
     app: &App,
     headers: &HeaderMap,
@@ -43,7 +56,7 @@ pub async fn ingest<T, F>(
 ) -> Result<Stored<T>, Response>
 where
     T: Send + 'static,
-    F: FnOnce(&[u8], &Authenticated, i64) -> Result<(T, Accepted), Box<Response>> + Send + 'static,
+    F: Parse<T>,
 {
     let received = Instant::now();
     let result = receive(app, headers, body, protocol, parse).await;
@@ -65,7 +78,7 @@ async fn receive<T, F>(
 ) -> Result<Stored<T>, Response>
 where
     T: Send + 'static,
-    F: FnOnce(&[u8], &Authenticated, i64) -> Result<(T, Accepted), Box<Response>> + Send + 'static,
+    F: Parse<T>,
 {
     let shared = &app.shared;
     let sender = authorize(shared, headers, Right::Ingest).map_err(IntoResponse::into_response)?;
