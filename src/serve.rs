@@ -52,8 +52,10 @@ the archive (fsynced on a local folder), writes buffered events out as Parquet t
 catalog, and replays what was not yet written out after a crash. It never serves without
 authentication: create a principal first with `strata users add`.
 
-Endpoints:
+Endpoints (docs/protocols.md has the field mappings):
   POST /v1/events       event-contract NDJSON (gzip or zstd with Content-Encoding)
+  POST /_bulk           Elasticsearch bulk (with the handshake shippers make; token as password)
+  POST /services/collector[/event|/raw]   Splunk HEC, with indexer acknowledgement
   GET  /health/live     200 while the process runs
   GET  /health/ready    200 when the write-ahead log is writable
   GET  /metrics         Prometheus text (admin token)

@@ -566,3 +566,152 @@ print(json.dumps({"version": version, "ok": ok, "errors": errors}))
     assert_eq!(sample[0]["ip"], "10.0.0.8");
     assert_eq!(sample[0]["action"], "record_read");
 }
+
+/// Splunk HEC as Vector and the Splunk logging libraries send it: the
+/// health check, events concatenated and in arrays, raw lines, and
+/// indexer acknowledgement polled until the events are committed.
+#[test]
+fn splunk_hec_events_are_acknowledged_by_ack_id_once_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let shipper = add_user(&archive, "hec", "ingest", &["acme"]);
+    let server = ServerProcess::start(&archive, &["--node-id", "n1"]);
+    let health = server.request("GET", "/services/collector/health", &[], b"");
+    assert_eq!(
+        (health.status, health.json()["code"].clone()),
+        (200, 17.into())
+    );
+
+    let events = concat!(
+        r#"{"time":1772359200.5,"host":"crm-1","source":"crm","sourcetype":"crm:audit","index":"data_usage","event":{"action":"export","user":"a.b","records":12}}"#,
+        r#"{"time":"1772359201","sourcetype":"access","fields":{"user":"j.doe"},"event":"login failed"}"#,
+        "\n",
+        r#"[{"time":1772359202,"event":{"action":"login","family":"access"}},{"time":1}]"#,
+    );
+    let channel = "7B3A5D35-0C10-4BD4-A8DB-4B1C1F7C2A10";
+    assert_eq!(
+        server
+            .request("POST", "/services/collector/event", &[], b"{}")
+            .json()["code"],
+        2
+    );
+    let wrong = server.request(
+        "POST",
+        "/services/collector",
+        &[("Authorization", "Splunk strata_nope")],
+        b"{}",
+    );
+    assert_eq!(
+        (wrong.status, wrong.json()["code"].clone()),
+        (403, 4.into())
+    );
+    let splunk = format!("Splunk {shipper}");
+    let headers = [
+        ("Authorization", splunk.as_str()),
+        ("X-Splunk-Request-Channel", channel),
+    ];
+    let response = server.request(
+        "POST",
+        "/services/collector/event",
+        &headers,
+        events.as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let answer = response.json();
+    assert_eq!(
+        (&answer["code"], &answer["ackId"]),
+        (&0.into(), &0.into()),
+        "{answer}"
+    );
+    assert_eq!(answer["rejected"][0]["event"], 3, "{answer}");
+    assert!(
+        answer["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Event field is required")
+    );
+
+    let raw = server.request(
+        "POST",
+        "/services/collector/raw?channel=7B3A5D35-0C10-4BD4-A8DB-4B1C1F7C2A10&sourcetype=syslog&host=fw-1&index=technical",
+        &[("Authorization", splunk.as_str())],
+        b"Dec  2 10:00:00 fw-1 kernel: link down\n\nDec  2 10:00:05 fw-1 kernel: link up\n",
+    );
+    assert_eq!(raw.json()["ackId"], 1, "{}", raw.text());
+    let nothing = server.request("POST", "/services/collector/event", &headers, b"  ");
+    assert_eq!(
+        (nothing.status, nothing.json()["code"].clone()),
+        (400, 5.into())
+    );
+    let invalid = server.request(
+        "POST",
+        "/services/collector/event",
+        &headers,
+        br#"{"time":1}"#,
+    );
+    assert_eq!(
+        (invalid.status, invalid.json()["code"].clone()),
+        (400, 6.into())
+    );
+
+    // Polling the acks commits the events; true comes once they are in the archive.
+    let started = Instant::now();
+    let mut pending = vec![0, 1];
+    while !pending.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "acks {pending:?} still false"
+        );
+        let body = serde_json::json!({ "acks": pending }).to_string();
+        let acks = server
+            .request("POST", "/services/collector/ack", &headers, body.as_bytes())
+            .json();
+        pending.retain(|id| acks["acks"][id.to_string()] != true);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rows = query(
+        &archive,
+        "SELECT CAST(ts AS VARCHAR) AS ts, tenant, family, action, user, host, app, message, records, \
+         attrs['sourcetype'] AS sourcetype FROM events ORDER BY ts, message",
+    );
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let export = &rows[0];
+    assert_eq!(export["ts"], "2026-03-01T10:00:00.500Z");
+    assert_eq!(
+        (&export["tenant"], &export["family"]),
+        (&"acme".into(), &"data_usage".into())
+    );
+    assert_eq!(
+        (&export["action"], &export["user"]),
+        (&"export".into(), &"a.b".into())
+    );
+    assert_eq!(
+        (&export["host"], &export["app"]),
+        (&"crm-1".into(), &"crm".into())
+    );
+    assert_eq!(
+        (&export["records"], &export["sourcetype"]),
+        (&12.into(), &"crm:audit".into())
+    );
+    let failed = &rows[1];
+    assert_eq!(
+        (&failed["message"], &failed["user"]),
+        (&"login failed".into(), &"j.doe".into())
+    );
+    assert_eq!(failed["action"], "access");
+    assert_eq!(rows[2]["family"], "access");
+    // Raw lines carry no time: they take the time received.
+    let link: Vec<_> = rows[3..]
+        .iter()
+        .map(|r| (r["message"].clone(), r["host"].clone(), r["family"].clone()))
+        .collect();
+    assert!(
+        link.iter()
+            .all(|(m, h, f)| m.as_str().unwrap().contains("fw-1 kernel")
+                && h == "fw-1"
+                && f == "technical"),
+        "{link:?}"
+    );
+    assert!(server.terminate().success());
+    verify_deep(&archive);
+}

@@ -22,11 +22,16 @@ pub enum Right {
 /// The schemes accepted, as a 401 names them.
 const EXPECTED: &str = "expected `Authorization: Bearer <token>` (or `Basic` with the token as the password, or `Splunk <token>`); `strata users add` creates a principal and prints its token";
 
+/// What a refused token is told.
+pub const INVALID_TOKEN: &str = "the token is not valid (unknown or revoked)";
+
 /// Why a request is refused before anything else is read.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// No usable credentials (401).
     Unauthenticated(String),
+    /// A token no active principal holds: unknown or revoked (401).
+    InvalidToken,
     /// A principal without the right (403).
     Forbidden(String),
 }
@@ -43,6 +48,7 @@ impl IntoResponse for Refusal {
                 );
                 response
             }
+            Refusal::InvalidToken => Refusal::Unauthenticated(INVALID_TOKEN.into()).into_response(),
             Refusal::Forbidden(why) => json_error(StatusCode::FORBIDDEN, &why),
         }
     }
@@ -55,9 +61,7 @@ pub fn authorize(
     right: Right,
 ) -> Result<Authenticated, Refusal> {
     let token = token(headers)?;
-    let principal = shared.authenticate(&token).ok_or_else(|| {
-        Refusal::Unauthenticated("the token is not valid (unknown or revoked)".into())
-    })?;
+    let principal = shared.authenticate(&token).ok_or(Refusal::InvalidToken)?;
     let allowed = match right {
         Right::Ingest => principal.role.may_ingest(),
         Right::Admin => principal.role == Role::Admin,

@@ -6,6 +6,7 @@ mod body;
 mod elastic;
 mod events;
 mod ingest;
+mod splunk;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct App {
     pub shared: Arc<Shared>,
     /// Where accepted events go to be made durable.
     pub submit: mpsc::Sender<Submission>,
+    /// Splunk HEC acknowledgements not yet reported.
+    pub acks: Arc<splunk::Acks>,
 }
 
 /// Elasticsearch calls shippers make before sending, answered `{}`.
@@ -64,14 +67,33 @@ pub fn router(shared: Arc<Shared>, submit: mpsc::Sender<Submission>) -> Router {
         .route(
             "/{index}/_bulk",
             post(elastic::bulk_index).put(elastic::bulk_index),
-        );
+        )
+        .route("/services/collector/ack", post(splunk::ack));
+    for version in ["", "/1.0"] {
+        router = router
+            .route(
+                &format!("/services/collector/event{version}"),
+                post(splunk::event),
+            )
+            .route(
+                &format!("/services/collector/raw{version}"),
+                post(splunk::raw),
+            )
+            .route(
+                &format!("/services/collector/health{version}"),
+                get(splunk::health),
+            );
+    }
+    router = router.route("/services/collector", post(splunk::event));
     for path in ELASTIC_SETUP_CALLS {
         router = router.route(path, any(elastic::empty));
     }
     // Bodies are limited while they are read (`body::read`), compressed or not.
-    router
-        .layer(DefaultBodyLimit::disable())
-        .with_state(App { shared, submit })
+    router.layer(DefaultBodyLimit::disable()).with_state(App {
+        shared,
+        submit,
+        acks: Arc::default(),
+    })
 }
 
 /// A JSON body `{"error": message}` with `status`.

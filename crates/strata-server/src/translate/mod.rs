@@ -1,3 +1,4 @@
 //! Protocols' events onto event contract v1 (see docs/protocols.md).
 
 pub mod ecs;
+pub mod hec;
