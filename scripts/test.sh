@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test: installs DuckDB, pyarrow, cryptography and the official
-# Elasticsearch client for Python into .venv (the tests compare query answers
-# with DuckDB, read encrypted files with pyarrow, and send events to
-# `strata serve` as a shipper would), then the whole workspace's tests.
+# Runs every test: installs DuckDB, pyarrow, cryptography, the official
+# Elasticsearch client and the OpenTelemetry SDK with its OTLP/HTTP exporter
+# for Python into .venv (the tests compare query answers with DuckDB, read
+# encrypted files with pyarrow, and send events to `strata serve` as real
+# shippers do), then the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(duckdb==2.0.0 pyarrow==26.0.1 cryptography==50.0.2 elasticsearch==9.5.1)
+PACKAGES=(duckdb==2.0.0 pyarrow==26.0.1 cryptography==50.0.2 elasticsearch==9.5.1
+  opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2)
 if ! .venv/bin/python -c '
 import importlib.metadata, sys
 for spec in sys.argv[1:]:

@@ -56,6 +56,7 @@ Endpoints (docs/protocols.md has the field mappings):
   POST /v1/events       event-contract NDJSON (gzip or zstd with Content-Encoding)
   POST /_bulk           Elasticsearch bulk (with the handshake shippers make; token as password)
   POST /services/collector[/event|/raw]   Splunk HEC, with indexer acknowledgement
+  POST /v1/logs         OTLP/HTTP logs, protobuf or JSON
   GET  /health/live     200 while the process runs
   GET  /health/ready    200 when the write-ahead log is writable
   GET  /metrics         Prometheus text (admin token)

@@ -715,3 +715,136 @@ fn splunk_hec_events_are_acknowledged_by_ack_id_once_committed() {
     assert!(server.terminate().success());
     verify_deep(&archive);
 }
+
+/// The OpenTelemetry Python SDK's OTLP/HTTP log exporter (protobuf), as an
+/// application logging through Python's `logging` would use it, and a JSON
+/// export replayed by hand with a record for a tenant the sender may not
+/// write, reported through `partial_success`.
+#[test]
+fn otlp_logs_from_the_python_sdk_and_as_json_are_stored_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let shipper = add_user(&archive, "billing", "ingest", &["acme"]);
+    let server = ServerProcess::start(&archive, &["--node-id", "n1"]);
+    let script = r#"
+import logging, sys
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+url, token = sys.argv[1], sys.argv[2]
+resource = Resource.create({"service.name": "billing", "host.name": "app-7", "tenant.id": "acme"})
+provider = LoggerProvider(resource=resource)
+exporter = OTLPLogExporter(endpoint=url + "/v1/logs", headers={"Authorization": "Bearer " + token})
+provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+log = logging.getLogger("audit")
+log.addHandler(LoggingHandler(level=logging.INFO, logger_provider=provider))
+log.setLevel(logging.INFO)
+for i in range(300):
+    log.warning("export %d refused", i, extra={"enduser.id": f"agent{i % 5}", "event.name": "export", "family": "data_usage", "records": i})
+assert provider.force_flush(30_000)
+provider.shutdown()
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script, &format!("http://{}", server.addr), &shipper])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("Failed to export"), "{stderr}");
+
+    let export = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "vpn"}}]},
+        "scopeLogs": [{"logRecords": [
+            {"timeUnixNano": "1772359200000000000", "severityText": "INFO", "body": {"stringValue": "tunnel up"},
+             "attributes": [{"key": "tenant.id", "value": {"stringValue": "acme"}},
+                            {"key": "family", "value": {"stringValue": "access"}},
+                            {"key": "event.name", "value": {"stringValue": "vpn_connect"}},
+                            {"key": "client.address", "value": {"stringValue": "203.0.113.5"}}]},
+            {"timeUnixNano": "1772359201000000000", "body": {"stringValue": "other tenant"},
+             "attributes": [{"key": "tenant.id", "value": {"stringValue": "globex"}}]}
+        ]}]
+    }]});
+    let auth = format!("Bearer {shipper}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let response = server.request("POST", "/v1/logs", &headers, export.to_string().as_bytes());
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let partial = &response.json()["partialSuccess"];
+    assert_eq!(partial["rejectedLogRecords"], 1, "{partial}");
+    assert!(
+        partial["errorMessage"].as_str().unwrap().contains("globex"),
+        "{partial}"
+    );
+    let garbage = server.request(
+        "POST",
+        "/v1/logs",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/x-protobuf"),
+        ],
+        b"\xff\xff\xff",
+    );
+    assert_eq!(garbage.status, 400, "{}", garbage.text());
+    let text = server.request(
+        "POST",
+        "/v1/logs",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "text/plain"),
+        ],
+        b"x",
+    );
+    assert_eq!(text.status, 415);
+    assert!(server.terminate().success());
+
+    let rows = query(
+        &archive,
+        "SELECT tenant, family, action, severity, app, host, count(*) AS n, count(DISTINCT user) AS users, \
+         sum(records) AS records FROM events WHERE app = 'billing' GROUP BY ALL",
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let billing = &rows[0];
+    assert_eq!(
+        (&billing["tenant"], &billing["family"]),
+        (&"acme".into(), &"data_usage".into())
+    );
+    assert_eq!(
+        (&billing["action"], &billing["severity"]),
+        (&"export".into(), &"warning".into())
+    );
+    assert_eq!(
+        (&billing["host"], &billing["n"]),
+        (&"app-7".into(), &300.into())
+    );
+    assert_eq!(
+        (&billing["users"], &billing["records"]),
+        (&5.into(), &44850.into())
+    );
+    let messages = count(
+        &archive,
+        "SELECT count(*) AS n FROM events WHERE message LIKE 'export % refused'",
+    );
+    assert_eq!(messages, 300);
+    let vpn = query(
+        &archive,
+        "SELECT CAST(ts AS VARCHAR) AS ts, family, action, severity, CAST(src_ip AS VARCHAR) AS ip, message FROM events WHERE app = 'vpn'",
+    );
+    assert_eq!(vpn.len(), 1, "{vpn:?}");
+    assert_eq!(
+        (&vpn[0]["ts"], &vpn[0]["family"]),
+        (&"2026-03-01T10:00:00Z".into(), &"access".into())
+    );
+    assert_eq!(
+        (&vpn[0]["action"], &vpn[0]["severity"]),
+        (&"vpn_connect".into(), &"info".into())
+    );
+    assert_eq!(
+        (&vpn[0]["ip"], &vpn[0]["message"]),
+        (&"203.0.113.5".into(), &"tunnel up".into())
+    );
+    verify_deep(&archive);
+}

@@ -105,14 +105,17 @@ pub fn python() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
     let ok = Command::new(&python)
-        .args(["-c", "import duckdb, pyarrow, cryptography, elasticsearch"])
+        .args([
+            "-c",
+            "import duckdb, pyarrow, cryptography, elasticsearch, opentelemetry.exporter.otlp.proto.http",
+        ])
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
         ok,
-        "Python with duckdb, pyarrow, cryptography and elasticsearch is needed by this test and \
-         was not found at {}: run `scripts/test.sh`, which installs them into .venv, or set \
-         STRATA_TEST_PYTHON",
+        "Python with duckdb, pyarrow, cryptography, elasticsearch and the OpenTelemetry OTLP/HTTP \
+         exporter is needed by this test and was not found at {}: run `scripts/test.sh`, which \
+         installs them into .venv, or set STRATA_TEST_PYTHON",
         python.display()
     );
     python

@@ -6,6 +6,7 @@ mod body;
 mod elastic;
 mod events;
 mod ingest;
+mod otlp;
 mod splunk;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ const ELASTIC_SETUP_CALLS: &[&str] = &[
 pub fn router(shared: Arc<Shared>, submit: mpsc::Sender<Submission>) -> Router {
     let mut router = Router::new()
         .route("/v1/events", post(events::post_events))
+        .route("/v1/logs", post(otlp::logs))
         .route("/health/live", get(|| async { "live\n" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))

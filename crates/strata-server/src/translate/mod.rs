@@ -2,3 +2,4 @@
 
 pub mod ecs;
 pub mod hec;
+pub mod otlp;
