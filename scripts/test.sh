@@ -3,7 +3,8 @@
 # Elasticsearch client and the OpenTelemetry SDK with its OTLP/HTTP exporter
 # for Python into .venv (the tests compare query answers with DuckDB, read
 # encrypted files with pyarrow, and send events to `strata serve` as real
-# shippers do), then the whole workspace's tests.
+# shippers do), the syslog shippers `logger` (util-linux) and rsyslog with
+# omelasticsearch from Debian packages, then the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=(duckdb==2.0.0 pyarrow==26.0.1 cryptography==50.0.2 elasticsearch==9.5.1
@@ -16,6 +17,13 @@ for spec in sys.argv[1:]:
 ' "${PACKAGES[@]}" 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check "${PACKAGES[@]}"
+fi
+DEBIAN_PACKAGES=(bsdutils rsyslog rsyslog-elasticsearch)
+if ! dpkg -s "${DEBIAN_PACKAGES[@]}" >/dev/null 2>&1; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq "${DEBIAN_PACKAGES[@]}" >/dev/null ||
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${DEBIAN_PACKAGES[@]}" >/dev/null; }
 fi
 export STRATA_TEST_PYTHON="$PWD/.venv/bin/python"
 # Doctests first: the run should close on the summary of the real test binaries.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use strata_server::syslog::{Socket, SyslogSocket};
 use strata_server::{ServeError, ServeOptions, Server, valid_node_id};
 use strata_store::Archive;
 
@@ -24,6 +25,21 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:9200"
     )]
     pub http: SocketAddr,
+    /// A syslog listener over TCP (RFC 5424 or 3164, octet-counted or newline-framed,
+    /// detected per message): ADDR or TENANT@ADDR, the tenant of every message received
+    /// there. Repeatable.
+    #[arg(long, env = "STRATA_SYSLOG_TCP", value_name = "[TENANT@]ADDR", value_delimiter = ',', value_parser = syslog_listener)]
+    pub syslog_tcp: Vec<SyslogListener>,
+    /// A syslog listener over UDP, one message per datagram: ADDR or TENANT@ADDR.
+    /// Repeatable. Under memory pressure datagrams are dropped and counted.
+    #[arg(long, env = "STRATA_SYSLOG_UDP", value_name = "[TENANT@]ADDR", value_delimiter = ',', value_parser = syslog_listener)]
+    pub syslog_udp: Vec<SyslogListener>,
+    /// The tenant of syslog listeners that name none.
+    #[arg(long, env = "STRATA_SYSLOG_TENANT", value_name = "TENANT", value_parser = tenant)]
+    pub syslog_tenant: Option<String>,
+    /// The longest syslog message kept, in bytes; longer ones are refused and counted.
+    #[arg(long, env = "STRATA_SYSLOG_MAX_BYTES", value_name = "BYTES", default_value_t = 65536, value_parser = clap::value_parser!(u64).range(480..=(1 << 20)))]
+    pub syslog_max_bytes: u64,
     /// Names this server's write-ahead log in the archive; servers sharing an archive need
     /// distinct ids, and a restarted server must keep its id to replay its log. Default:
     /// the host name.
@@ -57,6 +73,7 @@ Endpoints (docs/protocols.md has the field mappings):
   POST /_bulk           Elasticsearch bulk (with the handshake shippers make; token as password)
   POST /services/collector[/event|/raw]   Splunk HEC, with indexer acknowledgement
   POST /v1/logs         OTLP/HTTP logs, protobuf or JSON
+  --syslog-tcp/--syslog-udp   syslog RFC 5424 and 3164; facilities auth and authpriv are access
   GET  /health/live     200 while the process runs
   GET  /health/ready    200 when the write-ahead log is writable
   GET  /metrics         Prometheus text (admin token)
@@ -64,7 +81,36 @@ Endpoints (docs/protocols.md has the field mappings):
 Examples:
   TOKEN=$(strata users add vpn-gateway --role ingest --tenant acme | tail -n 1)
   strata serve --http 127.0.0.1:9200
+  strata serve --syslog-tcp acme@127.0.0.1:5514 --syslog-udp acme@127.0.0.1:5514
   curl -H \"Authorization: Bearer $TOKEN\" --data-binary @events.ndjson http://127.0.0.1:9200/v1/events";
+
+/// A syslog listener's address and the tenant it names, if any.
+#[derive(Debug, Clone)]
+pub struct SyslogListener {
+    tenant: Option<String>,
+    addr: SocketAddr,
+}
+
+fn syslog_listener(spec: &str) -> Result<SyslogListener, String> {
+    let (tenant, addr) = match spec.split_once('@') {
+        Some((tenant, addr)) => (Some(self::tenant(tenant)?), addr),
+        None => (None, spec),
+    };
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("`{addr}` is not an address such as 127.0.0.1:5514"))?;
+    Ok(SyslogListener { tenant, addr })
+}
+
+fn tenant(name: &str) -> Result<String, String> {
+    if strata_schema::valid_tenant(name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "`{name}` is not a tenant id: use [a-z0-9][a-z0-9._-]{{0,63}}"
+        ))
+    }
+}
 
 fn node_id(id: &str) -> Result<String, String> {
     if valid_node_id(id) {
@@ -99,12 +145,14 @@ fn default_node_id() -> String {
 /// Runs the server until SIGTERM or Ctrl-C, then writes out and exits 0.
 pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let location = archive.location.clone();
+    let syslog_specs = syslog_specs(&args)?;
     let options = ServeOptions {
         node_id: args.node_id.unwrap_or_else(default_node_id),
         memory_bytes: args.memory_mib << 20,
         wal_interval: Duration::from_millis(args.wal_interval_ms),
         max_age: Duration::from_secs(args.write_out_secs),
         max_body_bytes: (args.max_body_mib << 20) as usize,
+        syslog_max_bytes: args.syslog_max_bytes as usize,
         ..ServeOptions::default()
     };
     let node = options.node_id.clone();
@@ -123,17 +171,57 @@ pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> 
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.http))?;
-    let address = listener.local_addr()?;
+    let mut listening = vec![format!("http://{}", listener.local_addr()?)];
+    let mut syslog = Vec::new();
+    for (transport, spec, tenant) in syslog_specs {
+        let socket = bind_syslog(transport, spec.addr).await?;
+        let addr = match &socket {
+            Socket::Tcp(s) => s.local_addr()?,
+            Socket::Udp(s) => s.local_addr()?,
+        };
+        listening.push(format!("syslog-{transport}://{addr} (tenant {tenant})"));
+        syslog.push(SyslogSocket { socket, tenant });
+    }
     // Handlers first: a SIGTERM right after the banner must stop the server cleanly.
     let stop = stop_signal()?;
     println!(
-        "strata serve: node {node}, archive {location}, {} events replayed; listening on http://{address}",
-        server.replayed
+        "strata serve: node {node}, archive {location}, {} events replayed; listening on {}",
+        server.replayed,
+        listening.join(", ")
     );
     std::io::stdout().flush()?;
-    server.serve(listener, stop).await?;
+    server.serve(listener, syslog, stop).await?;
     println!("strata serve: stopped; everything acknowledged is committed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each syslog listener asked for, with its transport and tenant.
+fn syslog_specs(args: &ServeArgs) -> anyhow::Result<Vec<(&'static str, SyslogListener, String)>> {
+    let tcp = args.syslog_tcp.iter().map(|spec| ("tcp", spec));
+    let udp = args.syslog_udp.iter().map(|spec| ("udp", spec));
+    tcp.chain(udp)
+        .map(|(transport, spec)| {
+            let tenant = spec.tenant.clone().or_else(|| args.syslog_tenant.clone());
+            let tenant = tenant.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--syslog-{transport} {}: syslog carries no tenant; name one as \
+                     TENANT@{} or with --syslog-tenant",
+                    spec.addr,
+                    spec.addr
+                )
+            })?;
+            Ok((transport, spec.clone(), tenant))
+        })
+        .collect()
+}
+
+async fn bind_syslog(transport: &str, addr: SocketAddr) -> anyhow::Result<Socket> {
+    let cannot =
+        |e: std::io::Error| anyhow::anyhow!("cannot listen for syslog on {transport} {addr}: {e}");
+    Ok(match transport {
+        "tcp" => Socket::Tcp(tokio::net::TcpListener::bind(addr).await.map_err(cannot)?),
+        _ => Socket::Udp(tokio::net::UdpSocket::bind(addr).await.map_err(cannot)?),
+    })
 }
 
 /// A future that completes on SIGTERM or Ctrl-C, its handlers installed now.

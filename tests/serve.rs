@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/serve.rs"]
 mod serve_client;
+#[path = "serve/syslog.rs"]
+mod syslog;
 
 use std::io::Write;
 use std::path::Path;

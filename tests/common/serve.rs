@@ -13,8 +13,11 @@ use super::strata;
 /// A running server.
 pub struct ServerProcess {
     child: Child,
-    /// `host:port` it listens on.
+    /// `host:port` it listens on for HTTP.
     pub addr: String,
+    /// Every listener it named, as `(scheme, host:port)`: `http`,
+    /// `syslog-tcp`, `syslog-udp`.
+    pub listeners: Vec<(String, String)>,
     /// What it printed on start.
     pub banner: String,
 }
@@ -33,18 +36,35 @@ impl ServerProcess {
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
         let mut banner = String::new();
         stdout.read_line(&mut banner).expect("banner");
-        let Some((_, addr)) = banner.trim().rsplit_once("listening on http://") else {
+        let Some((_, listening)) = banner.trim().rsplit_once("listening on ") else {
             let status = child.wait().expect("exits");
             panic!("strata serve did not start ({status}): {banner}");
         };
-        let addr = addr.to_string();
+        let listeners: Vec<(String, String)> = listening
+            .split(", ")
+            .map(|listener| {
+                let (scheme, rest) = listener.split_once("://").expect("scheme://address");
+                let addr = rest.split(' ').next().expect("address");
+                (scheme.to_string(), addr.to_string())
+            })
+            .collect();
+        let addr = listeners[0].1.clone();
         // Keep draining stdout so that the server never blocks on it.
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         ServerProcess {
             child,
             addr,
+            listeners,
             banner,
         }
+    }
+
+    /// The address of the listener named `scheme` (`syslog-tcp`, ...).
+    pub fn listener(&self, scheme: &str) -> &str {
+        let found = self.listeners.iter().find(|(s, _)| s == scheme);
+        &found
+            .unwrap_or_else(|| panic!("no {scheme} listener in {}", self.banner))
+            .1
     }
 
     /// Sends a request and returns the response.

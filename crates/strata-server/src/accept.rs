@@ -31,7 +31,7 @@ pub struct Rejection {
 }
 
 /// What a request's events became.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Accepted {
     /// The accepted events as contract lines, each ending in `\n`: what the
     /// write-ahead log stores and a replay parses again.

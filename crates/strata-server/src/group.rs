@@ -11,6 +11,7 @@ use arrow::array::RecordBatch;
 use strata_store::PartitionKey;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::accept::Accepted;
 use crate::server::Shared;
 use strata_wal::{Record, segment};
 
@@ -26,6 +27,34 @@ pub struct Submission {
     pub partitions: Vec<(PartitionKey, RecordBatch)>,
     /// Told the segment's number, or why it could not be stored.
     pub done: oneshot::Sender<Result<u64, String>>,
+}
+
+/// Sends `accepted`'s events, sent by `principal` and stamped
+/// `ingested_at`, to be made durable and waits until they are: the number
+/// of the segment holding them (none if nothing was accepted), or why they
+/// were not stored. The events are taken out of `accepted`.
+pub async fn submit(
+    submit: &mpsc::Sender<Submission>,
+    principal: &str,
+    ingested_at: i64,
+    accepted: &mut Accepted,
+) -> Result<Option<u64>, String> {
+    if accepted.events() == 0 {
+        return Ok(None);
+    }
+    let (done, stored) = oneshot::channel();
+    let submission = Submission {
+        record: Record {
+            ingested_at,
+            principal: principal.to_string(),
+            lines: std::mem::take(&mut accepted.lines),
+        },
+        partitions: std::mem::take(&mut accepted.partitions),
+        done,
+    };
+    let stopping = || "the server is stopping".to_string();
+    submit.send(submission).await.map_err(|_| stopping())?;
+    stored.await.map_err(|_| stopping())?.map(Some)
 }
 
 /// Stores the submissions received as segments from `next_seq` on, until

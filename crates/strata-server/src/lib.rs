@@ -1,5 +1,5 @@
 //! `strata serve`: a long-running server that takes events from shippers
-//! over HTTP and acknowledges them only once they are durable.
+//! over HTTP and syslog and acknowledges them only once they are durable.
 //!
 //! A request's events are parsed and checked against the sender's tenants
 //! ([`accept`]), gathered with other requests' into one write-ahead segment
@@ -16,6 +16,7 @@ pub mod group;
 pub mod http;
 pub mod metrics;
 mod server;
+pub mod syslog;
 pub mod translate;
 pub mod writeout;
 

@@ -30,6 +30,7 @@ pub struct Metrics {
     write_out_errors: AtomicU64,
     files_written: AtomicU64,
     rejected_requests: AtomicU64,
+    syslog_dropped: AtomicU64,
 }
 
 /// Gauges read at render time.
@@ -75,6 +76,12 @@ impl Metrics {
     /// Counts a request refused whole (authentication, size, pressure, ...).
     pub fn refused_request(&self) {
         self.rejected_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts syslog messages dropped unread: UDP datagrams under memory
+    /// pressure, or messages a stopping server could not store.
+    pub fn syslog_dropped(&self, n: usize) {
+        self.syslog_dropped.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Counts a write-ahead segment stored (or failed).
@@ -171,6 +178,12 @@ impl Metrics {
                 "Requests refused whole.",
                 "counter",
                 load(&self.rejected_requests),
+            ),
+            (
+                "strata_syslog_dropped_total",
+                "Syslog messages dropped: UDP under memory pressure, or unstored at shutdown.",
+                "counter",
+                load(&self.syslog_dropped),
             ),
             (
                 "strata_wal_segments_total",

@@ -8,12 +8,14 @@ use std::time::Duration;
 use strata_access::Authenticated;
 use strata_store::{Archive, CatalogError, Snapshot, reconcile};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use crate::accept::accept_lines;
 use crate::buffer::Generation;
 use crate::group::{self, Submission};
 use crate::metrics::{Gauges, Metrics};
+use crate::syslog::SyslogSocket;
 use crate::writeout;
 use strata_wal::Durability;
 use strata_wal::{Wal, WalError, source_id};
@@ -37,6 +39,8 @@ pub struct ServeOptions {
     pub partition_bytes: usize,
     /// The largest request body accepted, after decompression.
     pub max_body_bytes: usize,
+    /// The largest syslog message accepted; longer ones are refused.
+    pub syslog_max_bytes: usize,
     /// How often the catalog is re-read (principals, other writers).
     pub refresh_interval: Duration,
     /// zstd level of the Parquet files written out.
@@ -52,6 +56,7 @@ impl Default for ServeOptions {
             max_age: Duration::from_secs(600),
             partition_bytes: 128 << 20,
             max_body_bytes: 64 << 20,
+            syslog_max_bytes: 64 << 10,
             refresh_interval: Duration::from_secs(1),
             zstd_level: strata_ingest::ZSTD_LEVEL_DEFAULT,
         }
@@ -249,18 +254,33 @@ impl Server {
         &self.shared
     }
 
-    /// Serves HTTP on `listener` until `shutdown` completes, then stops
-    /// accepting, answers the requests in flight, writes out and commits
-    /// everything buffered, and returns.
+    /// Serves HTTP on `http` and syslog on `syslog` until `shutdown`
+    /// completes, then stops accepting, answers the requests in flight,
+    /// stores the syslog messages read, writes out and commits everything
+    /// buffered, and returns.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        http: TcpListener,
+        syslog: Vec<SyslogSocket>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        let stop = Arc::new(watch::Sender::new(false));
+        let mut listeners = JoinSet::new();
+        for socket in syslog {
+            let (shared, submit) = (self.shared.clone(), self.submit.clone());
+            listeners.spawn(crate::syslog::run(socket, shared, submit, stop.subscribe()));
+        }
         let router = crate::http::router(self.shared.clone(), self.submit.clone());
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let stopping = stop.clone();
+        let served = axum::serve(http, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stopping.send_replace(true);
+            })
+            .await;
+        stop.send_replace(true);
+        listeners.join_all().await;
+        served?;
         self.finish().await
     }
 

@@ -11,14 +11,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use strata_access::Authenticated;
-use tokio::sync::oneshot;
 
 use super::body;
 use super::{App, Right, authorize, busy, json_error};
 use crate::accept::Accepted;
-use crate::group::Submission;
+use crate::group;
 use crate::server::Shared;
-use strata_wal::Record;
 
 /// A request's events, once durable.
 pub struct Stored<T> {
@@ -96,7 +94,7 @@ where
     let _held = InFlight::hold(shared, raw.len());
     let ingested_at = chrono::Utc::now().timestamp_micros();
     let parse_sender = sender.clone();
-    let (extra, accepted) = tokio::task::spawn_blocking(move || {
+    let (extra, mut accepted) = tokio::task::spawn_blocking(move || {
         let decoded: Bytes =
             body::decode(raw, encoding, limit).map_err(|e| Box::new(e.into_response()))?;
         parse(&decoded, &parse_sender, ingested_at)
@@ -106,7 +104,9 @@ where
     .map_err(|refused| *refused)?;
     let rejected: Vec<Option<String>> =
         accepted.rejected.iter().map(|r| r.tenant.clone()).collect();
-    let (accepted, segment) = durable(app, &sender, ingested_at, accepted).await?;
+    let segment = group::submit(&app.submit, &sender.name, ingested_at, &mut accepted)
+        .await
+        .map_err(|why| busy(&format!("the events were not stored: {why}; retry")))?;
     shared
         .metrics
         .events(protocol, &accepted.per_tenant, &rejected);
@@ -115,38 +115,6 @@ where
         accepted,
         segment,
     })
-}
-
-/// Waits until `accepted`'s events are in a stored write-ahead segment.
-async fn durable(
-    app: &App,
-    sender: &Authenticated,
-    ingested_at: i64,
-    mut accepted: Accepted,
-) -> Result<(Accepted, Option<u64>), Response> {
-    if accepted.events() == 0 {
-        return Ok((accepted, None));
-    }
-    let (done, stored) = oneshot::channel();
-    let submission = Submission {
-        record: Record {
-            ingested_at,
-            principal: sender.name.clone(),
-            lines: std::mem::take(&mut accepted.lines),
-        },
-        partitions: std::mem::take(&mut accepted.partitions),
-        done,
-    };
-    let unavailable = |why: &str| busy(&format!("the events were not stored: {why}; retry"));
-    app.submit
-        .send(submission)
-        .await
-        .map_err(|_| unavailable("the server is stopping"))?;
-    match stored.await {
-        Ok(Ok(seq)) => Ok((accepted, Some(seq))),
-        Ok(Err(why)) => Err(unavailable(&why)),
-        Err(_) => Err(unavailable("the server is stopping")),
-    }
 }
 
 /// Counts a request's bytes as memory in use while it is handled.

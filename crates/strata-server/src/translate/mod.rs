@@ -3,3 +3,4 @@
 pub mod ecs;
 pub mod hec;
 pub mod otlp;
+pub mod syslog;
