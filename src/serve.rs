@@ -73,6 +73,7 @@ Endpoints (docs/protocols.md has the field mappings):
   POST /_bulk           Elasticsearch bulk (with the handshake shippers make; token as password)
   POST /services/collector[/event|/raw]   Splunk HEC, with indexer acknowledgement
   POST /v1/logs         OTLP/HTTP logs, protobuf or JSON
+  POST /v1/query        {\"sql\": \"...\"} over the archive and the events in memory (admin token)
   --syslog-tcp/--syslog-udp   syslog RFC 5424 and 3164; facilities auth and authpriv are access
   GET  /health/live     200 while the process runs
   GET  /health/ready    200 when the write-ahead log is writable
@@ -153,6 +154,7 @@ pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> 
         max_age: Duration::from_secs(args.write_out_secs),
         max_body_bytes: (args.max_body_mib << 20) as usize,
         syslog_max_bytes: args.syslog_max_bytes as usize,
+        keys: Some(crate::tenant_keys()?),
         ..ServeOptions::default()
     };
     let node = options.node_id.clone();

@@ -57,7 +57,7 @@ pub struct QuerySession {
     /// The DataFusion context; register more tables here if needed.
     pub ctx: SessionContext,
     /// The catalog snapshot the tables show.
-    pub snapshot: Snapshot,
+    pub snapshot: Arc<Snapshot>,
     scans: Arc<Mutex<Vec<ScanRecord>>>,
 }
 
@@ -70,7 +70,19 @@ impl QuerySession {
         archive: &Archive,
         keys: Option<Arc<dyn KeyProvider>>,
     ) -> Result<QuerySession, QueryError> {
-        let snapshot = archive.catalog.load().await?;
+        let snapshot = Arc::new(archive.catalog.load().await?);
+        QuerySession::at(archive, snapshot, keys, Vec::new()).await
+    }
+
+    /// Opens a session over `snapshot` of `archive` in which `events` also
+    /// holds `buffered`: rows of the contract's schema in no file of the
+    /// snapshot (a server's events not yet written out).
+    pub async fn at(
+        archive: &Archive,
+        snapshot: Arc<Snapshot>,
+        keys: Option<Arc<dyn KeyProvider>>,
+        buffered: Vec<RecordBatch>,
+    ) -> Result<QuerySession, QueryError> {
         let config = SessionConfig::new().with_information_schema(true);
         let mut ctx = SessionContext::new_with_config(config);
         ctx.register_function_rewrite(Arc::new(UtcDateRewrite))?;
@@ -90,12 +102,10 @@ impl QuerySession {
         let scans = Arc::new(Mutex::new(Vec::new()));
         ctx.register_table(
             "events",
-            Arc::new(ArchiveTable::new(
-                files.clone(),
-                store_urls,
-                keys,
-                scans.clone(),
-            )),
+            Arc::new(
+                ArchiveTable::new(files.clone(), store_urls, keys, scans.clone())
+                    .with_buffered(buffered),
+            ),
         )?;
         for family in Family::ALL {
             ctx.sql(&format!(

@@ -1,14 +1,17 @@
-//! The `events` table: a DataFusion table provider over the catalog's files.
+//! The `events` table: a DataFusion table provider over the catalog's files
+//! and, in a server, the events it holds in memory that no file has yet.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
@@ -49,6 +52,8 @@ pub struct ArchiveTable {
     store_urls: HashMap<Option<String>, ObjectStoreUrl>,
     decryption: Option<Arc<TenantKeys>>,
     scans: Arc<Mutex<Vec<ScanRecord>>>,
+    /// Rows of the contract's schema read besides the files.
+    buffered: Vec<RecordBatch>,
 }
 
 impl ArchiveTable {
@@ -72,7 +77,15 @@ impl ArchiveTable {
             store_urls,
             decryption: keys.map(|keys| Arc::new(TenantKeys::new(keys, encrypted))),
             scans,
+            buffered: Vec::new(),
         }
+    }
+
+    /// The same table with `batches` (of the contract's schema, in no
+    /// file of the table) read as well.
+    pub fn with_buffered(mut self, batches: Vec<RecordBatch>) -> Self {
+        self.buffered = batches;
+        self
     }
 }
 
@@ -110,12 +123,15 @@ impl TableProvider for ArchiveTable {
             bytes_in_files: kept.iter().map(|f| f.size).sum(),
         });
         let schema = self.schema();
-        if kept.is_empty() {
-            let projected = match projection {
-                Some(p) => Arc::new(schema.project(p)?),
-                None => schema,
-            };
-            return Ok(Arc::new(EmptyExec::new(projected)));
+        let mut scans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !self.buffered.is_empty() {
+            // Filters are applied above the scan (pushdown is inexact).
+            let batches = std::slice::from_ref(&self.buffered);
+            scans.push(MemorySourceConfig::try_new_exec(
+                batches,
+                schema.clone(),
+                projection.cloned(),
+            )?);
         }
         // One scan per store: hot files in the archive, tiered ones in their cold stores.
         let mut by_store: BTreeMap<Option<&str>, Vec<PartitionedFile>> = BTreeMap::new();
@@ -125,7 +141,6 @@ impl TableProvider for ArchiveTable {
                 .or_default()
                 .push(PartitionedFile::new(file.path.clone(), file.size));
         }
-        let mut scans = Vec::new();
         for (location, files) in by_store {
             let url = self
                 .store_urls
@@ -147,9 +162,13 @@ impl TableProvider for ArchiveTable {
                 .build();
             scans.push(DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>);
         }
-        match scans.len() {
-            1 => Ok(scans.pop().expect("one scan")),
-            _ => UnionExec::try_new(scans),
+        if scans.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(schema.project(p)?),
+                None => schema,
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
         }
+        UnionExec::try_new(scans)
     }
 }

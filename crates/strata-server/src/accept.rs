@@ -12,6 +12,8 @@ use strata_ingest::block::partition_batches;
 use strata_schema::{Event, parse_line};
 use strata_store::PartitionKey;
 
+use crate::dedup::EventKey;
+
 /// The reason `parse_line` gives a line without a tenant.
 const NO_TENANT: &str = "missing required field `tenant`";
 
@@ -36,6 +38,8 @@ pub struct Accepted {
     /// The accepted events as contract lines, each ending in `\n`: what the
     /// write-ahead log stores and a replay parses again.
     pub lines: Bytes,
+    /// The key of each line, for deduplication (none without `event_id`).
+    pub event_ids: Vec<Option<EventKey>>,
     /// The accepted events as rows, one batch per partition.
     pub partitions: Vec<(PartitionKey, RecordBatch)>,
     /// Events accepted per tenant.
@@ -123,8 +127,14 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
         lines.extend_from_slice(line);
         lines.push(b'\n');
     }
+    // Lines and events are in the same order.
+    let event_ids = events
+        .iter()
+        .map(|e| Some((e.tenant.to_string(), e.text("event_id")?.to_string())))
+        .collect();
     Accepted {
         lines: lines.into(),
+        event_ids,
         partitions,
         per_tenant,
         rejected,

@@ -5,11 +5,13 @@
 //! takes the whole generation at once (its files and the log's progress go
 //! in one commit), and a new generation fills meanwhile.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use strata_store::PartitionKey;
+
+use crate::dedup::EventKey;
 
 /// One generation of buffered events.
 #[derive(Debug, Default)]
@@ -24,6 +26,9 @@ pub struct Generation {
     pub through: u64,
     /// Who sent the events: the actors of the write-out's commit.
     pub senders: BTreeSet<String>,
+    /// The keys of the events held that carry an `event_id`: a retry of
+    /// one of them is not stored again.
+    pub ids: HashSet<EventKey>,
     /// When the oldest event held arrived (or was replayed).
     pub since: Option<Instant>,
     /// The largest partition's memory.
@@ -33,8 +38,20 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// Adds the events of segment `seq`, sent by `sender`.
-    pub fn add(&mut self, seq: u64, sender: &str, partitions: Vec<(PartitionKey, RecordBatch)>) {
+    /// Adds the events of segment `seq`, sent by `sender`, with the keys
+    /// of those that have one.
+    pub fn add(
+        &mut self,
+        seq: u64,
+        sender: &str,
+        partitions: Vec<(PartitionKey, RecordBatch)>,
+        keys: impl IntoIterator<Item = EventKey>,
+    ) {
+        for key in keys {
+            // The key's memory, roughly, with the set's overhead.
+            self.bytes += key.0.len() + key.1.len() + 64;
+            self.ids.insert(key);
+        }
         for (key, batch) in partitions {
             let bytes = batch.get_array_memory_size();
             self.bytes += bytes;
@@ -64,6 +81,11 @@ impl Generation {
         }
     }
 
+    /// Every batch held, in no particular order.
+    pub fn batches(&self) -> impl Iterator<Item = &RecordBatch> {
+        self.partitions.values().flatten()
+    }
+
     /// A new, empty generation that continues after this one's segments.
     pub fn successor(&self) -> Generation {
         Generation::after(self.through)
@@ -88,7 +110,12 @@ mod tests {
         let accepted = crate::accept::accept_lines(lines.as_bytes(), &sender, 1);
         let mut generation = Generation::default();
         assert!(generation.is_empty());
-        generation.add(4, "s", accepted.partitions);
+        generation.add(
+            4,
+            "s",
+            accepted.partitions,
+            accepted.event_ids.into_iter().flatten(),
+        );
         assert_eq!((generation.events, generation.through), (3, 4));
         assert_eq!(generation.partitions.len(), 2);
         assert!(generation.largest > 0 && generation.largest < generation.bytes);

@@ -4,6 +4,7 @@
 //! server stores a request's segment at once, a busy one gathers every
 //! request of an interval into one object.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use strata_store::PartitionKey;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::accept::Accepted;
+use crate::dedup::{EventKey, Events};
 use crate::server::Shared;
 use strata_wal::{Record, segment};
 
@@ -23,6 +25,8 @@ const SEGMENT_BYTES: usize = 16 << 20;
 pub struct Submission {
     /// What the write-ahead log stores.
     pub record: Record,
+    /// The key of each line (none without an `event_id`).
+    pub event_ids: Vec<Option<EventKey>>,
     /// The same events as rows, buffered once the segment is stored.
     pub partitions: Vec<(PartitionKey, RecordBatch)>,
     /// Told the segment's number, or why it could not be stored.
@@ -49,6 +53,7 @@ pub async fn submit(
             principal: principal.to_string(),
             lines: std::mem::take(&mut accepted.lines),
         },
+        event_ids: std::mem::take(&mut accepted.event_ids),
         partitions: std::mem::take(&mut accepted.partitions),
         done,
     };
@@ -77,6 +82,8 @@ pub async fn run(shared: Arc<Shared>, mut submissions: mpsc::Receiver<Submission
             group.push(next);
         }
         last_put = Some(Instant::now());
+        let repeated = drop_repeats(&shared, &mut group);
+        shared.metrics.deduplicated(repeated);
         let records: Vec<&Record> = group.iter().map(|s| &s.record).collect();
         let stored = shared.wal.put(seq, segment::encode(&records)).await;
         shared.metrics.wal_segment(stored.is_ok());
@@ -87,7 +94,10 @@ pub async fn run(shared: Arc<Shared>, mut submissions: mpsc::Receiver<Submission
                     let mut buffers = shared.buffers.lock().expect("buffers lock");
                     for submission in group {
                         let principal = &submission.record.principal;
-                        buffers.live.add(seq, principal, submission.partitions);
+                        let keys = submission.event_ids.into_iter().flatten();
+                        buffers
+                            .live
+                            .add(seq, principal, submission.partitions, keys);
                         done.push(submission.done);
                     }
                 }
@@ -105,4 +115,40 @@ pub async fn run(shared: Arc<Shared>, mut submissions: mpsc::Receiver<Submission
         // A number whose put failed may still have landed: never reuse it.
         seq += 1;
     }
+}
+
+/// Drops from `group` the events already buffered, or sent earlier in the
+/// same group, under the same key; returns how many.
+fn drop_repeats(shared: &Shared, group: &mut [Submission]) -> usize {
+    let mut repeats = Vec::with_capacity(group.len());
+    {
+        let buffers = shared.buffers.lock().expect("buffers lock");
+        let writing = buffers.writing.as_deref();
+        let mut in_group: HashSet<&EventKey> = HashSet::new();
+        for submission in group.iter() {
+            let held = |key: &EventKey| {
+                buffers.live.ids.contains(key)
+                    || writing.is_some_and(|w| w.ids.contains(key))
+                    || in_group.contains(key)
+            };
+            let keys = submission.event_ids.iter().flatten();
+            repeats.push(
+                keys.clone()
+                    .filter(|k| held(k))
+                    .cloned()
+                    .collect::<HashSet<_>>(),
+            );
+            in_group.extend(keys);
+        }
+    }
+    let mut dropped = 0;
+    for (submission, repeats) in group.iter_mut().zip(&repeats) {
+        let mut events = Events {
+            lines: &mut submission.record.lines,
+            keys: &mut submission.event_ids,
+            partitions: &mut submission.partitions,
+        };
+        dropped += events.remove(repeats);
+    }
+    dropped
 }

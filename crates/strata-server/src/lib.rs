@@ -12,6 +12,7 @@
 
 pub mod accept;
 pub mod buffer;
+pub mod dedup;
 pub mod group;
 pub mod http;
 pub mod metrics;

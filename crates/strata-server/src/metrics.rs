@@ -31,6 +31,7 @@ pub struct Metrics {
     files_written: AtomicU64,
     rejected_requests: AtomicU64,
     syslog_dropped: AtomicU64,
+    deduplicated: AtomicU64,
 }
 
 /// Gauges read at render time.
@@ -76,6 +77,11 @@ impl Metrics {
     /// Counts a request refused whole (authentication, size, pressure, ...).
     pub fn refused_request(&self) {
         self.rejected_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts events not stored again: retries of events still buffered.
+    pub fn deduplicated(&self, n: usize) {
+        self.deduplicated.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Counts syslog messages dropped unread: UDP datagrams under memory
@@ -178,6 +184,12 @@ impl Metrics {
                 "Requests refused whole.",
                 "counter",
                 load(&self.rejected_requests),
+            ),
+            (
+                "strata_events_deduplicated_total",
+                "Events acknowledged but not stored again: retries of events still buffered.",
+                "counter",
+                load(&self.deduplicated),
             ),
             (
                 "strata_syslog_dropped_total",

@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
 use strata_access::Authenticated;
+use strata_keys::envelope::KeyProvider;
 use strata_store::{Archive, CatalogError, Snapshot, reconcile};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -13,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::accept::accept_lines;
 use crate::buffer::Generation;
+use crate::dedup::Events;
 use crate::group::{self, Submission};
 use crate::metrics::{Gauges, Metrics};
 use crate::syslog::SyslogSocket;
@@ -41,6 +44,8 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// The largest syslog message accepted; longer ones are refused.
     pub syslog_max_bytes: usize,
+    /// Keys to read encrypted tenants' files in queries.
+    pub keys: Option<Arc<dyn KeyProvider>>,
     /// How often the catalog is re-read (principals, other writers).
     pub refresh_interval: Duration,
     /// zstd level of the Parquet files written out.
@@ -57,6 +62,7 @@ impl Default for ServeOptions {
             partition_bytes: 128 << 20,
             max_body_bytes: 64 << 20,
             syslog_max_bytes: 64 << 10,
+            keys: None,
             refresh_interval: Duration::from_secs(1),
             zstd_level: strata_ingest::ZSTD_LEVEL_DEFAULT,
         }
@@ -145,6 +151,28 @@ impl Shared {
         tokio::time::timeout(timeout, committed.wait_for(|&done| done >= seq))
             .await
             .is_ok_and(|waited| waited.is_ok())
+    }
+
+    /// The catalog snapshot and the buffered events in none of its files,
+    /// taken so that a generation being written out counts once: in the
+    /// buffers until the snapshot holds its commit. (A write-out publishes
+    /// its snapshot before it lets go of the generation, so buffers read
+    /// first and a snapshot read second never both miss it.)
+    pub fn query_view(&self) -> (Arc<Snapshot>, Vec<RecordBatch>) {
+        let (mut rows, writing) = {
+            let buffers = self.buffers.lock().expect("buffers lock");
+            let live: Vec<RecordBatch> = buffers.live.batches().cloned().collect();
+            (live, buffers.writing.clone())
+        };
+        let snapshot = self.snapshot();
+        let committed = snapshot
+            .sources
+            .get(&source_id(&self.options.node_id))
+            .map_or(0, |p| p.lines);
+        if let Some(writing) = writing.filter(|w| w.through > committed) {
+            rows.extend(writing.batches().cloned());
+        }
+        (snapshot, rows)
     }
 
     /// Who holds `token`, if anyone.
@@ -316,7 +344,7 @@ async fn replay(shared: &Shared, committed: u64) -> Result<(u64, u64), ServeErro
                 role: strata_access::Role::Ingest,
                 tenants: Vec::new(),
             };
-            let accepted = accept_lines(&record.lines, &sender, record.ingested_at);
+            let mut accepted = accept_lines(&record.lines, &sender, record.ingested_at);
             if let Some(bad) = accepted.rejected.first() {
                 // Only accepted lines are logged, so this is a bug or damage.
                 tracing::error!(
@@ -326,8 +354,22 @@ async fn replay(shared: &Shared, committed: u64) -> Result<(u64, u64), ServeErro
                     bad.reason
                 );
             }
-            events += accepted.events();
-            buffers.add(seq, &record.principal, accepted.partitions);
+            // A segment whose store failed may have landed all the same,
+            // beside the retry that followed: its repeats count once.
+            let mut replayed = Events {
+                lines: &mut accepted.lines,
+                keys: &mut accepted.event_ids,
+                partitions: &mut accepted.partitions,
+            };
+            let repeats = replayed.repeats(|key| buffers.ids.contains(key));
+            replayed.remove(&repeats);
+            events += accepted
+                .partitions
+                .iter()
+                .map(|(_, b)| b.num_rows() as u64)
+                .sum::<u64>();
+            let keys = accepted.event_ids.into_iter().flatten();
+            buffers.add(seq, &record.principal, accepted.partitions, keys);
         }
         buffers.through = seq;
     }

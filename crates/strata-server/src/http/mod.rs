@@ -7,6 +7,7 @@ mod elastic;
 mod events;
 mod ingest;
 mod otlp;
+mod query;
 mod splunk;
 
 use std::sync::Arc;
@@ -60,6 +61,7 @@ pub fn router(shared: Arc<Shared>, submit: mpsc::Sender<Submission>) -> Router {
     let mut router = Router::new()
         .route("/v1/events", post(events::post_events))
         .route("/v1/logs", post(otlp::logs))
+        .route("/v1/query", post(query::query))
         .route("/health/live", get(|| async { "live\n" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))

@@ -1,0 +1,122 @@
+//! Client retries are not stored twice. A shipper that lost an answer sends
+//! the same events again; an event carrying an `event_id` (Elasticsearch's
+//! `_id` fills it) whose `(tenant, event_id)` is already buffered, or
+//! waiting in the same write-ahead segment, is dropped before its segment
+//! is stored, and acknowledged like the first copy. Once the first copy is
+//! committed to the archive its id is forgotten: the guarantee covers the
+//! window in which a retry is likely, not the archive's whole history.
+
+use std::collections::HashSet;
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use bytes::Bytes;
+use strata_store::PartitionKey;
+
+/// An event's identity: its tenant and its producer's event id.
+pub type EventKey = (String, String);
+
+/// Events of one request or segment: its contract lines, each line's key
+/// (none without an `event_id`) and the same events as rows.
+pub struct Events<'a> {
+    /// Contract lines, each ending in `\n`.
+    pub lines: &'a mut Bytes,
+    /// The key of each line, in order.
+    pub keys: &'a mut Vec<Option<EventKey>>,
+    /// The rows, per partition.
+    pub partitions: &'a mut Vec<(PartitionKey, RecordBatch)>,
+}
+
+impl Events<'_> {
+    /// The keys of these events that `held` says are already stored.
+    pub fn repeats(&self, held: impl Fn(&EventKey) -> bool) -> HashSet<EventKey> {
+        self.keys
+            .iter()
+            .flatten()
+            .filter(|k| held(k))
+            .cloned()
+            .collect()
+    }
+
+    /// Removes the events whose key is in `repeats`; returns how many.
+    pub fn remove(&mut self, repeats: &HashSet<EventKey>) -> usize {
+        if repeats.is_empty() {
+            return 0;
+        }
+        let repeated = |key: &Option<EventKey>| key.as_ref().is_some_and(|k| repeats.contains(k));
+        let mut kept = Vec::with_capacity(self.lines.len());
+        let lines = self.lines.split_inclusive(|&b| b == b'\n');
+        for (line, key) in lines.zip(self.keys.iter()) {
+            if !repeated(key) {
+                kept.extend_from_slice(line);
+            }
+        }
+        let before = self.keys.len();
+        self.keys.retain(|key| !repeated(key));
+        *self.lines = kept.into();
+        for (_, batch) in self.partitions.iter_mut() {
+            *batch = without(batch, repeats);
+        }
+        self.partitions.retain(|(_, batch)| batch.num_rows() > 0);
+        before - self.keys.len()
+    }
+}
+
+/// `batch` without the rows whose (tenant, event_id) is in `repeats`.
+fn without(batch: &RecordBatch, repeats: &HashSet<EventKey>) -> RecordBatch {
+    let column = |name| batch.column_by_name(name).expect("contract column");
+    let (tenants, ids) = (column("tenant").as_string::<i32>(), column("event_id"));
+    let ids = ids.as_string::<i32>();
+    let keep: BooleanArray = (0..batch.num_rows())
+        .map(|row| {
+            let repeated = ids.is_valid(row) && {
+                let key = (tenants.value(row).to_string(), ids.value(row).to_string());
+                repeats.contains(&key)
+            };
+            Some(!repeated)
+        })
+        .collect();
+    filter_record_batch(batch, &keep).expect("a mask of the batch's length")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_access::{Authenticated, Role};
+
+    #[test]
+    fn repeated_events_leave_lines_and_rows_alike() {
+        let sender = Authenticated {
+            name: "s".into(),
+            role: Role::Ingest,
+            tenants: vec![],
+        };
+        let lines = r#"{"ts":"2026-03-01T10:00:00Z","tenant":"a","family":"access","action":"x","event_id":"1"}
+{"ts":"2026-04-01T10:00:00Z","tenant":"a","family":"access","action":"x","event_id":"2"}
+{"ts":"2026-04-01T10:00:00Z","tenant":"b","family":"access","action":"x","event_id":"2"}
+{"ts":"2026-04-01T10:00:00Z","tenant":"a","family":"access","action":"x"}"#;
+        let mut accepted = crate::accept::accept_lines(lines.as_bytes(), &sender, 1);
+        let mut events = Events {
+            lines: &mut accepted.lines,
+            keys: &mut accepted.event_ids,
+            partitions: &mut accepted.partitions,
+        };
+        let held: HashSet<EventKey> = [("a".into(), "2".into()), ("a".into(), "1".into())].into();
+        let repeats = events.repeats(|k| k.0 == "a" && k.1 == "2");
+        assert_eq!(repeats.len(), 1);
+        assert_eq!(events.remove(&repeats), 1);
+        assert_eq!(events.keys.len(), 3);
+        let text = String::from_utf8(events.lines.to_vec()).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert!(!text.contains(r#""tenant":"a","family":"access","action":"x","event_id":"2""#));
+        let rows: usize = events.partitions.iter().map(|(_, b)| b.num_rows()).sum();
+        assert_eq!((rows, events.partitions.len()), (3, 3));
+        assert_eq!(events.remove(&held), 1);
+        assert_eq!(
+            events.partitions.len(),
+            2,
+            "the emptied March partition is gone"
+        );
+        assert_eq!(events.keys, &[Some(("b".into(), "2".into())), None]);
+    }
+}
