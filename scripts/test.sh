@@ -4,7 +4,8 @@
 # for Python into .venv (the tests compare query answers with DuckDB, read
 # encrypted files with pyarrow, and send events to `strata serve` as real
 # shippers do), the syslog shippers `logger` (util-linux) and rsyslog with
-# omelasticsearch from Debian packages, then the whole workspace's tests.
+# omelasticsearch, and curl and openssl for the TLS tests, from Debian
+# packages, then the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=(duckdb==2.0.0 pyarrow==26.0.1 cryptography==50.0.2 elasticsearch==9.5.1
@@ -18,7 +19,7 @@ for spec in sys.argv[1:]:
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check "${PACKAGES[@]}"
 fi
-DEBIAN_PACKAGES=(bsdutils rsyslog rsyslog-elasticsearch)
+DEBIAN_PACKAGES=(bsdutils rsyslog rsyslog-elasticsearch curl openssl)
 if ! dpkg -s "${DEBIAN_PACKAGES[@]}" >/dev/null 2>&1; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   export DEBIAN_FRONTEND=noninteractive

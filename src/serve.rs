@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,6 +26,22 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:9200"
     )]
     pub http: SocketAddr,
+    /// PEM certificate chain: HTTP is then served over TLS only. With --tls-key.
+    #[arg(
+        long,
+        env = "STRATA_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "STRATA_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// A syslog listener over TCP (RFC 5424 or 3164, octet-counted or newline-framed,
     /// detected per message): ADDR or TENANT@ADDR, the tenant of every message received
     /// there. Repeatable.
@@ -147,6 +164,11 @@ fn default_node_id() -> String {
 pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let location = archive.location.clone();
     let syslog_specs = syslog_specs(&args)?;
+    // A bad certificate stops the server here, never a silent plaintext fallback.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(strata_server::http::listen::tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let options = ServeOptions {
         node_id: args.node_id.unwrap_or_else(default_node_id),
         memory_bytes: args.memory_mib << 20,
@@ -173,7 +195,8 @@ pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> 
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.http))?;
-    let mut listening = vec![format!("http://{}", listener.local_addr()?)];
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut listening = vec![format!("{scheme}://{}", listener.local_addr()?)];
     let mut syslog = Vec::new();
     for (transport, spec, tenant) in syslog_specs {
         let socket = bind_syslog(transport, spec.addr).await?;
@@ -192,7 +215,7 @@ pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> 
         listening.join(", ")
     );
     std::io::stdout().flush()?;
-    server.serve(listener, syslog, stop).await?;
+    server.serve(listener, tls, syslog, stop).await?;
     println!("strata serve: stopped; everything acknowledged is committed");
     Ok(ExitCode::SUCCESS)
 }

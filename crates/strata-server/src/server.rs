@@ -17,11 +17,13 @@ use crate::accept::accept_lines;
 use crate::buffer::Generation;
 use crate::dedup::Events;
 use crate::group::{self, Submission};
+use crate::http::listen;
 use crate::metrics::{Gauges, Metrics};
 use crate::syslog::SyslogSocket;
 use crate::writeout;
 use strata_wal::Durability;
 use strata_wal::{Wal, WalError, source_id};
+use tokio_rustls::TlsAcceptor;
 
 /// How the server runs; `strata serve`'s flags.
 #[derive(Debug, Clone)]
@@ -282,33 +284,28 @@ impl Server {
         &self.shared
     }
 
-    /// Serves HTTP on `http` and syslog on `syslog` until `shutdown`
-    /// completes, then stops accepting, answers the requests in flight,
-    /// stores the syslog messages read, writes out and commits everything
-    /// buffered, and returns.
+    /// Serves HTTP on `http` (over TLS with `tls`) and syslog on `syslog`
+    /// until `shutdown` completes, then stops accepting, answers the
+    /// requests in flight, stores the syslog messages read, writes out and
+    /// commits everything buffered, and returns.
     pub async fn serve(
         self,
         http: TcpListener,
+        tls: Option<TlsAcceptor>,
         syslog: Vec<SyslogSocket>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let stop = Arc::new(watch::Sender::new(false));
+        let stop = watch::Sender::new(false);
         let mut listeners = JoinSet::new();
         for socket in syslog {
             let (shared, submit) = (self.shared.clone(), self.submit.clone());
             listeners.spawn(crate::syslog::run(socket, shared, submit, stop.subscribe()));
         }
         let router = crate::http::router(self.shared.clone(), self.submit.clone());
-        let stopping = stop.clone();
-        let served = axum::serve(http, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                stopping.send_replace(true);
-            })
-            .await;
+        listeners.spawn(listen::serve(http, tls, router, stop.subscribe()));
+        shutdown.await;
         stop.send_replace(true);
         listeners.join_all().await;
-        served?;
         self.finish().await
     }
 

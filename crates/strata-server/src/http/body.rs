@@ -3,6 +3,7 @@
 //! nor a small compressed bomb takes more memory than the limit.
 
 use std::io::Read;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -11,6 +12,9 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
 use super::json_error;
+
+/// The longest pause allowed inside a request body.
+const BODY_IDLE: Duration = Duration::from_secs(30);
 
 /// Why a body cannot be used.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub enum BodyError {
     Encoding(String),
     /// Not valid data of its encoding, or cut off (400).
     Undecodable(String),
+    /// The client stopped sending in the middle of the body (408).
+    Stalled,
 }
 
 impl IntoResponse for BodyError {
@@ -39,6 +45,13 @@ impl IntoResponse for BodyError {
                 ),
             ),
             BodyError::Undecodable(why) => json_error(StatusCode::BAD_REQUEST, &why),
+            BodyError::Stalled => json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body stopped arriving for {} s; send it at once",
+                    BODY_IDLE.as_secs()
+                ),
+            ),
         }
     }
 }
@@ -68,11 +81,17 @@ pub fn encoding(headers: &HeaderMap) -> Result<Encoding, BodyError> {
     }
 }
 
-/// Reads `body` whole, refusing it once it passes `limit` bytes.
+/// Reads `body` whole, refusing it once it passes `limit` bytes or when
+/// nothing of it arrives for `BODY_IDLE` (a client dripping a body holds
+/// a connection slot, not the server).
 pub async fn read(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let mut stream = body.into_data_stream();
     let mut bytes = BytesMut::new();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let next = tokio::time::timeout(BODY_IDLE, stream.next()).await;
+        let Some(chunk) = next.map_err(|_| BodyError::Stalled)? else {
+            break;
+        };
         let chunk =
             chunk.map_err(|e| BodyError::Undecodable(format!("cannot read the body: {e}")))?;
         if bytes.len() + chunk.len() > limit {

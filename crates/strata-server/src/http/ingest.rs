@@ -81,9 +81,13 @@ where
     let shared = &app.shared;
     let sender = authorize(shared, headers, Right::Ingest).map_err(IntoResponse::into_response)?;
     if shared.under_pressure() {
-        return Err(busy(
-            "the server is writing out buffered events; retry shortly",
-        ));
+        let mut response = busy("the server is writing out buffered events; retry shortly");
+        // What an Elasticsearch node answers when its queues are full, and
+        // what Beats and Logstash back off on.
+        if protocol == "elasticsearch" {
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        }
+        return Err(response);
     }
     let encoding = body::encoding(headers).map_err(IntoResponse::into_response)?;
     let limit = shared.options.max_body_bytes;

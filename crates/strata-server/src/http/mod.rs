@@ -6,6 +6,7 @@ mod body;
 mod elastic;
 mod events;
 mod ingest;
+pub mod listen;
 mod otlp;
 mod query;
 mod splunk;
