@@ -6,6 +6,7 @@ mod ingest;
 mod output;
 mod retention;
 mod serve;
+mod serve_config;
 mod shell;
 mod sql;
 mod users;
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command, HoldCommand, KeysCommand, PolicyCommand, RetentionCommand, UsersCommand};
 use strata_keys::Keyring;
@@ -45,7 +46,14 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Serve(args), Some(("serve", serve))) = (&mut cli.command, matches.subcommand())
+        && let Err(why) = serve_config::apply(args, serve)
+    {
+        eprintln!("error: {why}");
+        return ExitCode::from(2);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")

@@ -17,6 +17,10 @@ const EXIT_NO_PRINCIPALS: u8 = 2;
 /// `strata serve` flags; each also read from its `STRATA_*` variable.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file of these flags without their dashes (`http = "0.0.0.0:9200"`,
+    /// `syslog-tcp = ["acme@0.0.0.0:5514"]`); flags and variables win over it.
+    #[arg(long, env = "STRATA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address of the HTTP listener (every HTTP protocol). Loopback by default: bind
     /// 0.0.0.0 deliberately, behind TLS or a trusted network.
     #[arg(

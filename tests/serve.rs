@@ -3,6 +3,8 @@
 //! archive read back with `strata sql` and checked with `strata verify`.
 
 mod common;
+#[path = "serve/config.rs"]
+mod config;
 #[path = "serve/hostile.rs"]
 mod hostile;
 #[path = "serve/query.rs"]
