@@ -5,6 +5,8 @@
 mod common;
 #[path = "serve/config.rs"]
 mod config;
+#[path = "serve/files.rs"]
+mod files;
 #[path = "serve/hostile.rs"]
 mod hostile;
 #[path = "serve/query.rs"]

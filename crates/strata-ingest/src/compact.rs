@@ -2,7 +2,7 @@
 //! files, committed as one catalog entry that adds the merged file and
 //! removes its sources, after which the sources are deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,6 +37,8 @@ pub struct CompactOptions {
     pub memory_bytes: u64,
     /// Merges run in parallel.
     pub threads: usize,
+    /// Only these partitions are compacted; every partition when `None`.
+    pub partitions: Option<BTreeSet<PartitionKey>>,
 }
 
 impl Default for CompactOptions {
@@ -49,6 +51,7 @@ impl Default for CompactOptions {
             keys: None,
             memory_bytes: 512 << 20,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            partitions: None,
         }
     }
 }
@@ -164,7 +167,7 @@ async fn compact_rounds(
     // rounds: each round's merged files are merged by the next.
     'plan: loop {
         let groups = plan(
-            compactable(&snapshot, options.keys.is_some()),
+            compactable(&snapshot, options),
             options.target_bytes,
             options.group_limit(),
         );
@@ -227,10 +230,18 @@ async fn compact_rounds(
 /// The files compaction may merge: files in the archive itself, of
 /// partitions queries see. Tiered files live in their cold store and were
 /// compacted when tiered; marked partitions are waiting to be deleted;
-/// encrypted files are merged only with the keyring (`with_keys`) and never
-/// once their tenant's keys are to be shredded.
-fn compactable(snapshot: &Snapshot, with_keys: bool) -> impl Iterator<Item = FileMeta> + '_ {
+/// encrypted files are merged only with the keyring and never once their
+/// tenant's keys are to be shredded. Only `options.partitions`, if named.
+fn compactable<'a>(
+    snapshot: &'a Snapshot,
+    options: &'a CompactOptions,
+) -> impl Iterator<Item = FileMeta> + 'a {
     let governance = &snapshot.governance;
+    let with_keys = options.keys.is_some();
+    let chosen = move |f: &FileMeta| match &options.partitions {
+        None => true,
+        Some(partitions) => PartitionKey::of_file(f).is_some_and(|p| partitions.contains(&p)),
+    };
     let readable = move |f: &FileMeta| {
         f.key_version.is_none()
             || (with_keys
@@ -239,7 +250,7 @@ fn compactable(snapshot: &Snapshot, with_keys: bool) -> impl Iterator<Item = Fil
     };
     snapshot
         .visible_files()
-        .filter(move |f| f.location.is_none() && readable(f))
+        .filter(move |f| f.location.is_none() && readable(f) && chosen(f))
         .cloned()
 }
 
@@ -267,23 +278,29 @@ async fn merge_batch(
     writer.set_pending(pending.collect()).await?;
     // Every upload runs to its end even after one fails: a dropped upload
     // may still land, after the cleanup that follows a failure.
-    let uploaded: Vec<Result<FileMeta, IngestError>> = futures::stream::iter(merges)
-        .map(|(group, path)| async move {
-            let (merged, meta) = merge_into(
-                archive,
-                group,
-                path,
-                options.zstd_level,
-                options.keys.as_ref(),
-                false,
-            )
-            .await?;
-            upload(archive.store.as_ref(), merged, meta).await
-        })
+    // Futures gathered first: a stream mapping through a closure would not
+    // be `Send` for every lifetime, and a server spawns compactions.
+    let uploads: Vec<_> = merges
+        .into_iter()
+        .map(|(group, path)| merge_and_upload(archive, options, group, path))
+        .collect();
+    let uploaded: Vec<Result<FileMeta, IngestError>> = futures::stream::iter(uploads)
         .buffered(options.threads.max(1))
         .collect()
         .await;
     uploaded.into_iter().collect()
+}
+
+/// Merges `group` into a new file at `path` and uploads it.
+async fn merge_and_upload(
+    archive: &Archive,
+    options: &CompactOptions,
+    group: &[FileMeta],
+    path: String,
+) -> Result<FileMeta, IngestError> {
+    let keys = options.keys.as_ref();
+    let (merged, meta) = merge_into(archive, group, path, options.zstd_level, keys, false).await?;
+    upload(archive.store.as_ref(), merged, meta).await
 }
 
 /// The partition of a group of files of one partition.
@@ -367,26 +384,26 @@ async fn fetch_all(archive: &Archive, files: &[FileMeta]) -> Result<Vec<Bytes>, 
             path: files[0].path.clone(),
             source: std::io::Error::other(e),
         })?;
-    futures::stream::iter(files.iter().zip(stores))
-        .map(|(f, store)| async move {
-            let read = |source| IngestError::Read {
-                path: f.path.clone(),
-                source: std::io::Error::other(source),
-            };
-            let path = Path::from(f.path.as_str());
-            let bytes = store
-                .get(&path)
-                .await
-                .map_err(read)?
-                .bytes()
-                .await
-                .map_err(read)?;
-            check_record(f, &bytes)?;
-            Ok(bytes)
-        })
-        .buffered(8)
-        .try_collect()
+    // Futures gathered first, as in `merge_batch`, for `Send`.
+    let reads: Vec<_> = (files.iter().zip(stores))
+        .map(|(f, store)| fetch_checked(f, store))
+        .collect();
+    futures::stream::iter(reads).buffered(8).try_collect().await
+}
+
+/// The bytes of `file` from `store`, checked against its record.
+async fn fetch_checked(file: &FileMeta, store: Arc<dyn ObjectStore>) -> Result<Bytes, IngestError> {
+    let read = |source| IngestError::Read {
+        path: file.path.clone(),
+        source: std::io::Error::other(source),
+    };
+    let path = Path::from(file.path.as_str());
+    let bytes = (store.get(&path).await.map_err(read)?)
+        .bytes()
         .await
+        .map_err(read)?;
+    check_record(file, &bytes)?;
+    Ok(bytes)
 }
 
 /// Fails with [`IngestError::Modified`] unless `bytes` are the file `file` records.

@@ -32,6 +32,9 @@ pub struct Metrics {
     rejected_requests: AtomicU64,
     syslog_dropped: AtomicU64,
     deduplicated: AtomicU64,
+    compactions: AtomicU64,
+    compaction_errors: AtomicU64,
+    files_compacted: AtomicU64,
 }
 
 /// Gauges read at render time.
@@ -77,6 +80,20 @@ impl Metrics {
     /// Counts a request refused whole (authentication, size, pressure, ...).
     pub fn refused_request(&self) {
         self.rejected_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a compaction pass and the files it merged away (or a failure).
+    pub fn compaction(&self, result: Result<usize, ()>) {
+        match result {
+            Ok(files) => {
+                self.compactions.fetch_add(1, Ordering::Relaxed);
+                self.files_compacted
+                    .fetch_add(files as u64, Ordering::Relaxed);
+            }
+            Err(()) => {
+                self.compaction_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Counts events not stored again: retries of events still buffered.
@@ -184,6 +201,24 @@ impl Metrics {
                 "Requests refused whole.",
                 "counter",
                 load(&self.rejected_requests),
+            ),
+            (
+                "strata_compactions_total",
+                "Compaction passes run after write-outs.",
+                "counter",
+                load(&self.compactions),
+            ),
+            (
+                "strata_compaction_errors_total",
+                "Compaction passes that failed (retried after the next write-out).",
+                "counter",
+                load(&self.compaction_errors),
+            ),
+            (
+                "strata_files_compacted_total",
+                "Files merged away by compaction.",
+                "counter",
+                load(&self.files_compacted),
             ),
             (
                 "strata_events_deduplicated_total",

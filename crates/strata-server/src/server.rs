@@ -320,7 +320,8 @@ impl Server {
                 task.abort();
             }
         }
-        writeout::write_out(&self.shared).await?;
+        let partitions = writeout::write_out(&self.shared).await?;
+        writeout::compact(&self.shared, partitions).await;
         Ok(())
     }
 }

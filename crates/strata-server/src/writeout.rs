@@ -6,12 +6,15 @@
 //! generation's last are in the archive exactly when that entry exists.
 //! Only then are those segments deleted.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_ingest::{encode_sorted, upload};
-use strata_store::{Draft, FileMeta, Pending, Snapshot, SourceProgress, Writer, entry_path};
+use strata_ingest::{CompactOptions, encode_sorted, upload};
+use strata_store::{
+    Draft, FileMeta, PartitionKey, Pending, Snapshot, SourceProgress, Writer, entry_path,
+};
 
 use crate::buffer::Generation;
 use crate::server::{ServeError, Shared};
@@ -26,7 +29,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Uploads in flight at once.
 const UPLOADS: usize = 4;
 
-/// Writes out buffered events whenever they are due, retrying failures.
+/// Writes out buffered events whenever they are due, retrying failures,
+/// and compacts the partitions each write-out added to.
 pub async fn run(shared: Arc<Shared>) {
     let mut wait = CHECK_EVERY;
     loop {
@@ -38,7 +42,10 @@ pub async fn run(shared: Arc<Shared>) {
             continue;
         }
         match write_out(&shared).await {
-            Ok(_) => wait = CHECK_EVERY,
+            Ok(partitions) => {
+                wait = CHECK_EVERY;
+                compact(&shared, partitions).await;
+            }
             Err(e) => {
                 wait = (wait * 2).min(MAX_BACKOFF);
                 tracing::warn!("write-out failed, retrying in {wait:?}: {e}");
@@ -61,16 +68,17 @@ fn due(shared: &Shared) -> bool {
 }
 
 /// Writes out and commits everything buffered (a generation left by a
-/// failed write-out first, then the live one); returns the files committed.
-pub async fn write_out(shared: &Shared) -> Result<usize, ServeError> {
+/// failed write-out first, then the live one); returns the partitions
+/// that got files.
+pub async fn write_out(shared: &Shared) -> Result<BTreeSet<PartitionKey>, ServeError> {
     let _only_one = shared.writing_out.lock().await;
-    let mut files = 0;
+    let mut partitions = BTreeSet::new();
     loop {
         let generation = {
             let mut buffers = shared.buffers.lock().expect("buffers lock");
             match &buffers.writing {
                 Some(generation) => generation.clone(),
-                None if buffers.live.is_empty() => return Ok(files),
+                None if buffers.live.is_empty() => return Ok(partitions),
                 None => {
                     let next = buffers.live.successor();
                     let generation = Arc::new(std::mem::replace(&mut buffers.live, next));
@@ -83,7 +91,9 @@ pub async fn write_out(shared: &Shared) -> Result<usize, ServeError> {
         shared
             .metrics
             .write_out(committed.as_ref().map(|n| *n).map_err(|_| ()));
-        files += committed?;
+        if committed? > 0 {
+            partitions.extend(generation.partitions.keys().cloned());
+        }
         shared.buffers.lock().expect("buffers lock").writing = None;
         shared.committed.send_replace(generation.through);
         let done: Vec<u64> = shared
@@ -94,6 +104,34 @@ pub async fn write_out(shared: &Shared) -> Result<usize, ServeError> {
             .take_while(|&seq| seq <= generation.through)
             .collect();
         shared.wal.delete(&done).await?;
+    }
+}
+
+/// Merges the small files of `partitions` (see docs/serve.md for the
+/// bound this keeps), then shows queries the new state at once.
+pub async fn compact(shared: &Shared, partitions: BTreeSet<PartitionKey>) {
+    if partitions.is_empty() {
+        return;
+    }
+    let options = CompactOptions {
+        zstd_level: shared.options.zstd_level,
+        actor: format!("strata serve {}", shared.options.node_id),
+        keys: shared.options.keys.clone(),
+        memory_bytes: shared.options.memory_bytes / 4,
+        threads: 1,
+        partitions: Some(partitions),
+        ..CompactOptions::default()
+    };
+    match strata_ingest::compact(&shared.archive, options).await {
+        Ok(report) => shared.metrics.compaction(Ok(report.files_removed)),
+        Err(e) => {
+            shared.metrics.compaction(Err(()));
+            tracing::warn!("compaction failed (the next write-out tries again): {e}");
+        }
+    }
+    match shared.archive.catalog.load().await {
+        Ok(snapshot) => shared.publish(snapshot),
+        Err(e) => tracing::warn!("cannot refresh the catalog: {e}"),
     }
 }
 

@@ -4,14 +4,17 @@
 //! run: DDL, DML and statements (`SET`, `COPY`, `CREATE EXTERNAL TABLE`)
 //! are refused, since in stock DataFusion they read and write server files.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use strata_query::QuerySession;
+use strata_store::Snapshot;
 
 use super::{App, Right, authorize, body, json_error};
 
@@ -19,6 +22,8 @@ use super::{App, Right, authorize, body, json_error};
 const REQUEST_BYTES: usize = 1 << 20;
 /// The longest a query runs.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Runs of a query whose files were compacted away under it.
+const ATTEMPTS: usize = 3;
 /// The largest answer; beyond it the query is refused (add a LIMIT).
 const ANSWER_BYTES: usize = 256 << 20;
 
@@ -43,7 +48,7 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
             return json_error(StatusCode::BAD_REQUEST, &message);
         }
     };
-    match tokio::time::timeout(QUERY_TIMEOUT, run(&app, &sql)).await {
+    match tokio::time::timeout(QUERY_TIMEOUT, run_on_newest(&app, &sql)).await {
         Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Ok(Err(response)) => response,
         Err(_) => json_error(
@@ -53,9 +58,55 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
     }
 }
 
+/// Runs `sql` (see `run`), again on the newest snapshot when it failed
+/// after files of its snapshot were removed: compaction deletes a merged
+/// file's sources right after its commit, under queries already planned.
+async fn run_on_newest(app: &App, sql: &str) -> Result<Vec<u8>, Response> {
+    let internal =
+        |e: &dyn std::fmt::Display| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    let mut attempts = 1;
+    loop {
+        let (error, used) = match run(app, sql).await {
+            Ok(json) => return Ok(json),
+            Err(Failure::Answer(response)) => return Err(response),
+            Err(Failure::Query(error, used)) => (error, used),
+        };
+        let newest = app
+            .shared
+            .archive
+            .catalog
+            .load()
+            .await
+            .map_err(|e| internal(&e))?;
+        let moved = used
+            .files
+            .keys()
+            .any(|path| !newest.files.contains_key(path));
+        app.shared.publish(newest);
+        if !moved || attempts == ATTEMPTS {
+            return Err(json_error(StatusCode::BAD_REQUEST, &error.to_string()));
+        }
+        attempts += 1;
+    }
+}
+
+/// Why a query gave no answer.
+enum Failure {
+    /// Planning or running failed on this snapshot.
+    Query(DataFusionError, Arc<Snapshot>),
+    /// Any other failure, answered as is.
+    Answer(Response),
+}
+
+impl From<Response> for Failure {
+    fn from(response: Response) -> Self {
+        Failure::Answer(response)
+    }
+}
+
 /// Runs `sql` over a consistent view of the archive and the buffers; the
 /// rows as a JSON array.
-async fn run(app: &App, sql: &str) -> Result<Vec<u8>, Response> {
+async fn run(app: &App, sql: &str) -> Result<Vec<u8>, Failure> {
     let shared = &app.shared;
     let (snapshot, buffered) = shared.query_view();
     let keys = shared.options.keys.clone();
@@ -66,8 +117,8 @@ async fn run(app: &App, sql: &str) -> Result<Vec<u8>, Response> {
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let refused =
-        |e: datafusion::error::DataFusionError| json_error(StatusCode::BAD_REQUEST, &e.to_string());
+    let used = session.snapshot.clone();
+    let refused = |e: DataFusionError| Failure::Query(e, used.clone());
     let frame = session
         .ctx
         .sql_with_options(sql, read_only)
@@ -86,7 +137,7 @@ async fn run(app: &App, sql: &str) -> Result<Vec<u8>, Response> {
                 "the answer is over {} MiB: narrow the query or add a LIMIT",
                 ANSWER_BYTES >> 20
             );
-            return Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, &message));
+            return Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, &message).into());
         }
     }
     writer
