@@ -40,6 +40,14 @@ fn wal_segments(archive: &Path, node: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The value of the metric line starting with `series` (name and labels)
+/// in Prometheus text, 0 when absent.
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn verify_deep(archive: &Path) {
     let out = run_ok(strata(archive).args(["verify", "--deep"]));
     assert!(out.contains("result:     intact"), "{out}");

@@ -51,8 +51,8 @@ fn compaction_keeps_two_files_per_partition_month_and_a_closed_month_at_one() {
     let metrics = server
         .request("GET", "/metrics", &[("Authorization", &auth)], b"")
         .text();
-    let write_outs = metric_value(&metrics, "strata_write_outs_total");
-    let compacted = metric_value(&metrics, "strata_files_compacted_total");
+    let write_outs = metric(&metrics, "strata_write_outs_total");
+    let compacted = metric(&metrics, "strata_files_compacted_total");
     assert!(write_outs >= 3 && compacted >= 4, "{metrics}");
     assert!(most <= 2, "a partition-month held {most} files");
     assert!(server.terminate().success());
@@ -73,10 +73,4 @@ fn compaction_keeps_two_files_per_partition_month_and_a_closed_month_at_one() {
         "the current month after the last write-out"
     );
     verify_deep(&archive);
-}
-
-fn metric_value(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
 }

@@ -12,13 +12,6 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-/// The value of the metric line starting with `series` (name and labels).
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Waits until each metric series in `expected` has its value, and
 /// returns the metrics.
 fn wait_for_counts(server: &ServerProcess, admin: &str, expected: &[(&str, u64)]) -> String {
