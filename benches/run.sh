@@ -21,14 +21,7 @@ if [[ "${STRATA_BENCH_SKIP_BUILD:-}" != 1 ]]; then
 fi
 
 need python3 "install Python 3 with venv"
-if ! "$BENCHES/.venv/bin/python" -c '
-import importlib.metadata, sys
-for spec in sys.argv[1:]:
-    name, version = spec.split("==")
-    assert importlib.metadata.version(name) == version, spec
-' "${PACKAGES[@]}" 2>/dev/null; then
-  python3 -m venv "$BENCHES/.venv"
-  "$BENCHES/.venv/bin/pip" install --quiet --disable-pip-version-check "${PACKAGES[@]}"
-fi
+source "$BENCHES/venv.sh"
+pinned_venv "$BENCHES/.venv" "${PACKAGES[@]}"
 
 exec "$BENCHES/.venv/bin/python" "$BENCHES/harness.py" "$@"

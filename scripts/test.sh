@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs DuckDB, pyarrow, cryptography, the official
-# Elasticsearch client and the OpenTelemetry SDK with its OTLP/HTTP exporter
-# for Python into .venv (the tests compare query answers with DuckDB, read
+# Elasticsearch client, the OpenTelemetry SDK with its OTLP/HTTP exporter and
+# the Prometheus client (its text parser reads /metrics) for Python into .venv (the tests compare query answers with DuckDB, read
 # encrypted files with pyarrow, and send events to `strata serve` as real
 # shippers do), the syslog shippers `logger` (util-linux) and rsyslog with
 # omelasticsearch, and curl and openssl for the TLS tests, from Debian
@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=(duckdb==2.0.0 pyarrow==26.0.1 cryptography==50.0.2 elasticsearch==9.5.1
-  opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2)
+  opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2
+  prometheus-client==0.26.0)
 if ! .venv/bin/python -c '
 import importlib.metadata, sys
 for spec in sys.argv[1:]:

@@ -107,14 +107,14 @@ pub fn python() -> PathBuf {
     let ok = Command::new(&python)
         .args([
             "-c",
-            "import duckdb, pyarrow, cryptography, elasticsearch, opentelemetry.exporter.otlp.proto.http",
+            "import duckdb, pyarrow, cryptography, elasticsearch, opentelemetry.exporter.otlp.proto.http, prometheus_client",
         ])
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
         ok,
-        "Python with duckdb, pyarrow, cryptography, elasticsearch and the OpenTelemetry OTLP/HTTP \
-         exporter is needed by this test and was not found at {}: run `scripts/test.sh`, which \
+        "Python with duckdb, pyarrow, cryptography, elasticsearch, the OpenTelemetry OTLP/HTTP \
+         exporter and prometheus_client is needed by this test and was not found at {}: run `scripts/test.sh`, which \
          installs them into .venv, or set STRATA_TEST_PYTHON",
         python.display()
     );

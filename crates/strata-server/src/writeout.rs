@@ -67,19 +67,22 @@ fn due(shared: &Shared) -> bool {
         || live.bytes as u64 >= options.memory_bytes / 4
 }
 
-/// Writes out and commits everything buffered (a generation left by a
-/// failed write-out first, then the live one); returns the partitions
-/// that got files.
+/// Writes out and commits what is buffered now (a generation left by a
+/// failed write-out first, then the live one; not the events that arrive
+/// meanwhile, so that each write-out is followed by its compaction);
+/// returns the partitions that got files.
 pub async fn write_out(shared: &Shared) -> Result<BTreeSet<PartitionKey>, ServeError> {
     let _only_one = shared.writing_out.lock().await;
     let mut partitions = BTreeSet::new();
+    let mut took_live = false;
     loop {
         let generation = {
             let mut buffers = shared.buffers.lock().expect("buffers lock");
             match &buffers.writing {
                 Some(generation) => generation.clone(),
-                None if buffers.live.is_empty() => return Ok(partitions),
+                None if took_live || buffers.live.is_empty() => return Ok(partitions),
                 None => {
+                    took_live = true;
                     let next = buffers.live.successor();
                     let generation = Arc::new(std::mem::replace(&mut buffers.live, next));
                     buffers.writing = Some(generation.clone());
