@@ -247,6 +247,10 @@ impl Server {
         reconcile(&archive.stores, &archive.catalog).await?;
         let durability = Durability::of(&archive.location)?;
         let wal = Wal::new(archive.store.clone(), durability.clone(), &options.node_id);
+        let staged = wal.remove_staging()?;
+        if staged > 0 {
+            tracing::info!("removed {staged} write-ahead files a crash left half-written");
+        }
         let committed = snapshot
             .sources
             .get(&source_id(&options.node_id))

@@ -106,6 +106,31 @@ impl Wal {
         format!("{}/{seq:020}.wal", self.prefix)
     }
 
+    /// Removes what puts cut off by a crash left in a local folder: the
+    /// store stages a file as `<name>#<n>` and renames it into place, so a
+    /// staging file never became a segment and no listing shows it. Only
+    /// this node writes its folder. Returns how many were removed.
+    pub fn remove_staging(&self) -> std::io::Result<usize> {
+        let Durability::LocalFolder(root) = &self.durability else {
+            return Ok(0);
+        };
+        let folder = root.join(&self.prefix);
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().contains(".wal#") {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// The numbers of the segments stored, in order.
     pub async fn list(&self) -> Result<Vec<u64>, WalError> {
         let prefix = Path::from(self.prefix.as_str());
@@ -240,6 +265,28 @@ mod tests {
         ] {
             assert_eq!(segment_seq(name), None, "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn staging_files_a_crash_left_are_removed_and_segments_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let durability = Durability::LocalFolder(dir.path().to_path_buf());
+        let wal = Wal::new(store, durability, "n1");
+        assert_eq!(wal.remove_staging().unwrap(), 0, "no folder yet");
+        wal.put(1, segment::encode(&[&record("{}\n")]))
+            .await
+            .unwrap();
+        let folder = dir.path().join(WAL_PREFIX).join("n1");
+        std::fs::write(folder.join("00000000000000000002.wal#1"), b"half").unwrap();
+        assert_eq!(wal.remove_staging().unwrap(), 1);
+        let names: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, [wal.segment_path(1).rsplit('/').next().unwrap()]);
+        assert_eq!(wal.list().await.unwrap(), vec![1]);
     }
 
     #[tokio::test]
