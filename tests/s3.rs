@@ -7,27 +7,15 @@ mod common;
 mod s3_server;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Command;
 
 use common::*;
 use s3_server::start_s3;
 
 const BUCKET: &str = "audit-logs";
-const KEY: &str = "strata-test-key";
-const SECRET: &str = "strata-test-secret";
 
 fn on_s3(addr: SocketAddr) -> Command {
-    let mut cmd = strata(Path::new("unused"));
-    cmd.env("STRATA_ARCHIVE", format!("s3://{BUCKET}/prod"))
-        .env("AWS_ENDPOINT_URL", format!("http://{addr}"))
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE");
-    cmd
+    common::on_s3(&format!("s3://{BUCKET}/prod"), addr)
 }
 
 fn rows(cmd: &mut Command) -> String {
@@ -39,7 +27,7 @@ async fn ingest_and_query_through_a_real_s3_server() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("s3");
     std::fs::create_dir_all(root.join(BUCKET)).unwrap();
-    let addr = start_s3(&root, KEY, SECRET).await;
+    let addr = start_s3(&root, S3_KEY, S3_SECRET).await;
 
     let input = dir.path().join("events.ndjson.zst");
     generate(

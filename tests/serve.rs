@@ -13,6 +13,8 @@ mod hostile;
 mod observe;
 #[path = "serve/query.rs"]
 mod query;
+#[path = "common/s3_server.rs"]
+mod s3_server;
 #[path = "common/serve.rs"]
 mod serve_client;
 #[path = "serve/syslog.rs"]

@@ -38,6 +38,25 @@ pub fn strata(archive: &Path) -> Command {
     cmd
 }
 
+/// Credentials of the in-process S3 server of the tests.
+pub const S3_KEY: &str = "strata-test-key";
+/// Its secret.
+pub const S3_SECRET: &str = "strata-test-secret";
+
+/// A `strata` command on the archive `url` (`s3://bucket/prefix`) of the
+/// test S3 server listening on `addr`.
+pub fn on_s3(url: &str, addr: std::net::SocketAddr) -> Command {
+    let mut cmd = strata(Path::new(url));
+    cmd.env("AWS_ENDPOINT_URL", format!("http://{addr}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", S3_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE");
+    cmd
+}
+
 /// Runs `cmd`, panicking with its output unless it exits with `code`.
 pub fn run_expect(cmd: &mut Command, code: i32) -> Output {
     let out = cmd.output().expect("strata runs");

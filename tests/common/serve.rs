@@ -26,7 +26,13 @@ impl ServerProcess {
     /// Starts `strata serve` on `archive` on a free loopback port, with
     /// `args` added, and waits until it listens.
     pub fn start(archive: &Path, args: &[&str]) -> ServerProcess {
-        let mut child = strata(archive)
+        ServerProcess::start_with(strata(archive), args)
+    }
+
+    /// [`ServerProcess::start`] with `command` (a `strata` command set up
+    /// for its archive, such as one on S3).
+    pub fn start_with(mut command: std::process::Command, args: &[&str]) -> ServerProcess {
+        let mut child = command
             .args(["serve", "--http", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
