@@ -54,6 +54,17 @@ fn wal_segments(archive: &Path, node: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Server flags for tests that need many write-outs: one a second, and
+/// segments stored every 20 ms.
+const FREQUENT_WRITE_OUTS: [&str; 6] = [
+    "--node-id",
+    "n1",
+    "--write-out-secs",
+    "1",
+    "--wal-interval-ms",
+    "20",
+];
+
 /// The value of the metric line starting with `series` (name and labels)
 /// in Prometheus text, 0 when absent.
 fn metric(text: &str, series: &str) -> u64 {
@@ -325,14 +336,7 @@ fn a_server_killed_under_two_protocols_keeps_every_acknowledged_event_exactly_on
     let archive = dir.path().join("archive");
     let shipper = add_user(&archive, "shipper", "ingest", &[]);
     // A write-out every second: the kills fall before, between and after them.
-    let args = [
-        "--node-id",
-        "n1",
-        "--write-out-secs",
-        "1",
-        "--wal-interval-ms",
-        "20",
-    ];
+    let args = FREQUENT_WRITE_OUTS;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
     let mut acknowledged = Vec::new();
     let mut replayed = 0;

@@ -20,15 +20,7 @@ fn compaction_keeps_two_files_per_partition_month_and_a_closed_month_at_one() {
     let archive = dir.path().join("archive");
     let admin = add_user(&archive, "admin", "admin", &[]);
     let shipper = add_user(&archive, "shipper", "ingest", &["acme"]);
-    let args = [
-        "--node-id",
-        "n1",
-        "--write-out-secs",
-        "1",
-        "--wal-interval-ms",
-        "20",
-    ];
-    let server = ServerProcess::start(&archive, &args);
+    let server = ServerProcess::start(&archive, &FREQUENT_WRITE_OUTS);
     let now = chrono::Utc::now();
     let started = Instant::now();
     let (mut sent, mut most) = (0, 0);

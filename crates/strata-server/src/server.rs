@@ -167,14 +167,20 @@ impl Shared {
             (live, buffers.writing.clone())
         };
         let snapshot = self.snapshot();
-        let committed = snapshot
-            .sources
-            .get(&source_id(&self.options.node_id))
-            .map_or(0, |p| p.lines);
+        let committed = committed_segment(&snapshot, &self.options.node_id);
         if let Some(writing) = writing.filter(|w| w.through > committed) {
             rows.extend(writing.batches().cloned());
         }
         (snapshot, rows)
+    }
+
+    /// Reads what the catalog gained since the current snapshot (other
+    /// writers' commits, a compaction's) and shows it to requests now.
+    pub async fn refresh_now(&self) -> Result<(), CatalogError> {
+        let mut snapshot = (*self.snapshot()).clone();
+        self.archive.catalog.refresh(&mut snapshot).await?;
+        self.publish(snapshot);
+        Ok(())
     }
 
     /// Who holds `token`, if anyone.
@@ -198,11 +204,7 @@ impl Shared {
     /// The gauges of `/metrics`.
     pub fn gauges(&self) -> Gauges {
         let buffers = self.buffers.lock().expect("buffers lock");
-        let committed = self
-            .snapshot()
-            .sources
-            .get(&source_id(&self.options.node_id))
-            .map_or(0, |p| p.lines);
+        let committed = committed_segment(&self.snapshot(), &self.options.node_id);
         let writing = buffers.writing.as_ref();
         Gauges {
             buffered_events: buffers.live.events + writing.map_or(0, |w| w.events),
@@ -210,6 +212,19 @@ impl Shared {
             wal_backlog: buffers.live.through.saturating_sub(committed),
         }
     }
+}
+
+/// The last of node `node`'s write-ahead segments committed in `snapshot`.
+fn committed_segment(snapshot: &Snapshot, node: &str) -> u64 {
+    snapshot
+        .sources
+        .get(&source_id(node))
+        .map_or(0, |p| p.lines)
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|&stopping| stopping).await;
 }
 
 /// Whether `id` can name this node's folder of write-ahead segments.
@@ -251,10 +266,7 @@ impl Server {
         if staged > 0 {
             tracing::info!("removed {staged} write-ahead files a crash left half-written");
         }
-        let committed = snapshot
-            .sources
-            .get(&source_id(&options.node_id))
-            .map_or(0, |p| p.lines);
+        let committed = committed_segment(&snapshot, &options.node_id);
         let shared = Arc::new(Shared {
             archive,
             options,

@@ -132,9 +132,8 @@ pub async fn compact(shared: &Shared, partitions: BTreeSet<PartitionKey>) {
             tracing::warn!("compaction failed (the next write-out tries again): {e}");
         }
     }
-    match shared.archive.catalog.load().await {
-        Ok(snapshot) => shared.publish(snapshot),
-        Err(e) => tracing::warn!("cannot refresh the catalog: {e}"),
+    if let Err(e) = shared.refresh_now().await {
+        tracing::warn!("cannot refresh the catalog: {e}");
     }
 }
 

@@ -23,6 +23,8 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::server::stopped;
+
 /// Connections served at once.
 const MAX_CONNECTIONS: usize = 4096;
 /// The longest a TLS handshake may take.
@@ -84,11 +86,11 @@ pub async fn serve(
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot.expect("never closed"),
-            _ = stop.wait_for(|&stopping| stopping) => break,
+            () = stopped(&mut stop) => break,
         };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|&stopping| stopping) => break,
+            () = stopped(&mut stop) => break,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,

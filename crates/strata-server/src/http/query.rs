@@ -71,18 +71,12 @@ async fn run_on_newest(app: &App, sql: &str) -> Result<Vec<u8>, Response> {
             Err(Failure::Answer(response)) => return Err(response),
             Err(Failure::Query(error, used)) => (error, used),
         };
-        let newest = app
-            .shared
-            .archive
-            .catalog
-            .load()
-            .await
-            .map_err(|e| internal(&e))?;
+        app.shared.refresh_now().await.map_err(|e| internal(&e))?;
+        let newest = app.shared.snapshot();
         let moved = used
             .files
             .keys()
             .any(|path| !newest.files.contains_key(path));
-        app.shared.publish(newest);
         if !moved || attempts == ATTEMPTS {
             return Err(json_error(StatusCode::BAD_REQUEST, &error.to_string()));
         }

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::accept::{Accepted, Rejection, accept_lines};
 use crate::group::{self, Submission};
-use crate::server::Shared;
+use crate::server::{Shared, stopped};
 use crate::translate;
 use framing::{Frame, next_frame};
 
@@ -102,11 +102,6 @@ pub async fn run(
         Socket::Tcp(tcp) => serve_tcp(listener, tcp).await,
         Socket::Udp(udp) => serve_udp(listener, udp).await,
     }
-}
-
-/// Resolves once the server is stopping.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|&stopping| stopping).await;
 }
 
 async fn serve_tcp(listener: Arc<Listener>, tcp: TcpListener) {
