@@ -114,7 +114,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Memory of requests being parsed or waiting for their segment.
     pub in_flight: std::sync::atomic::AtomicUsize,
-    /// Held by the write-out running, so that two never overlap.
+    /// Held by a write-out and its compaction, so that two never overlap
+    /// and a stop waits for both.
     pub writing_out: tokio::sync::Mutex<()>,
     /// The last write-ahead segment committed to the archive.
     pub committed: tokio::sync::watch::Sender<u64>,
@@ -330,15 +331,14 @@ impl Server {
         // Every request has been answered: nothing waits for a segment.
         drop(self.submit);
         {
-            // A write-out under way finishes before its task is stopped.
+            // A write-out or compaction under way finishes before its
+            // task is stopped.
             let _wait = self.shared.writing_out.lock().await;
             for task in &self.tasks {
                 task.abort();
             }
         }
-        let partitions = writeout::write_out(&self.shared).await?;
-        writeout::compact(&self.shared, partitions).await;
-        Ok(())
+        writeout::write_out_and_compact(&self.shared).await
     }
 }
 

@@ -41,11 +41,8 @@ pub async fn run(shared: Arc<Shared>) {
         if !asked && !due(&shared) {
             continue;
         }
-        match write_out(&shared).await {
-            Ok(partitions) => {
-                wait = CHECK_EVERY;
-                compact(&shared, partitions).await;
-            }
+        match write_out_and_compact(&shared).await {
+            Ok(()) => wait = CHECK_EVERY,
             Err(e) => {
                 wait = (wait * 2).min(MAX_BACKOFF);
                 tracing::warn!("write-out failed, retrying in {wait:?}: {e}");
@@ -67,12 +64,22 @@ fn due(shared: &Shared) -> bool {
         || live.bytes as u64 >= options.memory_bytes / 4
 }
 
+/// Writes out what is buffered now and compacts the partitions that got
+/// files, holding `shared.writing_out` throughout: two never overlap, and
+/// a stop waiting for that lock never cuts a compaction off between its
+/// upload and its commit (which would leave an unlisted file behind).
+pub async fn write_out_and_compact(shared: &Shared) -> Result<(), ServeError> {
+    let _only_one = shared.writing_out.lock().await;
+    let partitions = write_out(shared).await?;
+    compact(shared, partitions).await;
+    Ok(())
+}
+
 /// Writes out and commits what is buffered now (a generation left by a
 /// failed write-out first, then the live one; not the events that arrive
 /// meanwhile, so that each write-out is followed by its compaction);
 /// returns the partitions that got files.
-pub async fn write_out(shared: &Shared) -> Result<BTreeSet<PartitionKey>, ServeError> {
-    let _only_one = shared.writing_out.lock().await;
+async fn write_out(shared: &Shared) -> Result<BTreeSet<PartitionKey>, ServeError> {
     let mut partitions = BTreeSet::new();
     let mut took_live = false;
     loop {
@@ -112,7 +119,7 @@ pub async fn write_out(shared: &Shared) -> Result<BTreeSet<PartitionKey>, ServeE
 
 /// Merges the small files of `partitions` (see docs/serve.md for the
 /// bound this keeps), then shows queries the new state at once.
-pub async fn compact(shared: &Shared, partitions: BTreeSet<PartitionKey>) {
+async fn compact(shared: &Shared, partitions: BTreeSet<PartitionKey>) {
     if partitions.is_empty() {
         return;
     }
