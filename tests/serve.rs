@@ -5,6 +5,8 @@
 mod common;
 #[path = "serve/config.rs"]
 mod config;
+#[path = "common/faulty_proxy.rs"]
+mod faulty_proxy;
 #[path = "serve/files.rs"]
 mod files;
 #[path = "serve/hostile.rs"]
@@ -13,6 +15,8 @@ mod hostile;
 mod observe;
 #[path = "serve/query.rs"]
 mod query;
+#[path = "serve/s3_faults.rs"]
+mod s3_faults;
 #[path = "common/s3_server.rs"]
 mod s3_server;
 #[path = "common/serve.rs"]

@@ -107,6 +107,9 @@ pub async fn run(shared: Arc<Shared>, mut submissions: mpsc::Receiver<Submission
             }
             Err(e) => {
                 tracing::error!("{e}");
+                let mut failed = shared.failed_segments.lock().expect("failed segments lock");
+                failed.push(seq);
+                drop(failed);
                 for submission in group {
                     let _ = submission.done.send(Err(e.to_string()));
                 }

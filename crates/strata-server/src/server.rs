@@ -121,6 +121,9 @@ pub struct Shared {
     pub committed: tokio::sync::watch::Sender<u64>,
     /// Wakes the write-out task to write out now.
     pub write_out_now: tokio::sync::Notify,
+    /// Segments whose put failed (their requests were refused) but may
+    /// have landed: deleted before a restart could replay them.
+    pub failed_segments: Mutex<Vec<u64>>,
 }
 
 /// The buffered generations.
@@ -280,6 +283,7 @@ impl Server {
             writing_out: Default::default(),
             committed: tokio::sync::watch::Sender::new(committed),
             write_out_now: Default::default(),
+            failed_segments: Mutex::default(),
         });
         let (replayed, last) = replay(&shared, committed).await?;
         let (submit, submissions) = mpsc::channel(1024);

@@ -70,9 +70,24 @@ fn due(shared: &Shared) -> bool {
 /// upload and its commit (which would leave an unlisted file behind).
 pub async fn write_out_and_compact(shared: &Shared) -> Result<(), ServeError> {
     let _only_one = shared.writing_out.lock().await;
+    delete_failed_segments(shared).await;
     let partitions = write_out(shared).await?;
     compact(shared, partitions).await;
     Ok(())
+}
+
+/// Deletes the segments whose put was reported failed, in case it landed:
+/// their requests were refused and retried, so a replay must not find
+/// them. Those that cannot be deleted now are tried again next time.
+async fn delete_failed_segments(shared: &Shared) {
+    let failed = std::mem::take(&mut *shared.failed_segments.lock().expect("failed segments lock"));
+    for seq in failed {
+        if let Err(e) = shared.wal.delete(&[seq]).await {
+            tracing::warn!("a segment whose put failed is not deleted yet: {e}");
+            let mut left = shared.failed_segments.lock().expect("failed segments lock");
+            left.push(seq);
+        }
+    }
 }
 
 /// Writes out and commits what is buffered now (a generation left by a
