@@ -111,10 +111,14 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
         }
     }
     rejected.sort_by_key(|r| r.line);
-    let mut per_tenant = BTreeMap::new();
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for event in &events {
-        *per_tenant.entry(event.tenant.to_string()).or_insert(0) += 1;
+        *counts.entry(&event.tenant).or_insert(0) += 1;
     }
+    let per_tenant = counts
+        .into_iter()
+        .map(|(t, n)| (t.to_string(), n))
+        .collect();
     let partitions = partition_batches(&events, ingested_at)
         .expect("batches of validated events build: their values fit the contract's types");
     let size: usize = kept

@@ -5,13 +5,13 @@
 //! takes the whole generation at once (its files and the log's progress go
 //! in one commit), and a new generation fills meanwhile.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use strata_store::PartitionKey;
 
-use crate::dedup::EventKey;
+use crate::dedup::{EventKey, KeySet};
 
 /// One generation of buffered events.
 #[derive(Debug, Default)]
@@ -28,7 +28,7 @@ pub struct Generation {
     pub senders: BTreeSet<String>,
     /// The keys of the events held that carry an `event_id`: a retry of
     /// one of them is not stored again.
-    pub ids: HashSet<EventKey>,
+    pub ids: KeySet,
     /// When the oldest event held arrived (or was replayed).
     pub since: Option<Instant>,
     /// The largest partition's memory.

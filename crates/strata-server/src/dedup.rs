@@ -6,8 +6,6 @@
 //! committed to the archive its id is forgotten: the guarantee covers the
 //! window in which a retry is likely, not the archive's whole history.
 
-use std::collections::HashSet;
-
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use bytes::Bytes;
@@ -15,6 +13,11 @@ use strata_store::PartitionKey;
 
 /// An event's identity: its tenant and its producer's event id.
 pub type EventKey = (String, String);
+
+/// A set of keys. foldhash rather than the default SipHash: every event
+/// of a busy server is looked up and inserted, and its seed is random too,
+/// so senders cannot aim at collisions.
+pub type KeySet<K = EventKey> = foldhash::HashSet<K>;
 
 /// Events of one request or segment: its contract lines, each line's key
 /// (none without an `event_id`) and the same events as rows.
@@ -29,7 +32,7 @@ pub struct Events<'a> {
 
 impl Events<'_> {
     /// The keys of these events that `held` says are already stored.
-    pub fn repeats(&self, held: impl Fn(&EventKey) -> bool) -> HashSet<EventKey> {
+    pub fn repeats(&self, held: impl Fn(&EventKey) -> bool) -> KeySet {
         self.keys
             .iter()
             .flatten()
@@ -39,7 +42,7 @@ impl Events<'_> {
     }
 
     /// Removes the events whose key is in `repeats`; returns how many.
-    pub fn remove(&mut self, repeats: &HashSet<EventKey>) -> usize {
+    pub fn remove(&mut self, repeats: &KeySet) -> usize {
         if repeats.is_empty() {
             return 0;
         }
@@ -63,7 +66,7 @@ impl Events<'_> {
 }
 
 /// `batch` without the rows whose (tenant, event_id) is in `repeats`.
-fn without(batch: &RecordBatch, repeats: &HashSet<EventKey>) -> RecordBatch {
+fn without(batch: &RecordBatch, repeats: &KeySet) -> RecordBatch {
     let column = |name| batch.column_by_name(name).expect("contract column");
     let (tenants, ids) = (column("tenant").as_string::<i32>(), column("event_id"));
     let ids = ids.as_string::<i32>();
@@ -101,7 +104,9 @@ mod tests {
             keys: &mut accepted.event_ids,
             partitions: &mut accepted.partitions,
         };
-        let held: HashSet<EventKey> = [("a".into(), "2".into()), ("a".into(), "1".into())].into();
+        let held: KeySet = [("a".into(), "2".into()), ("a".into(), "1".into())]
+            .into_iter()
+            .collect();
         let repeats = events.repeats(|k| k.0 == "a" && k.1 == "2");
         assert_eq!(repeats.len(), 1);
         assert_eq!(events.remove(&repeats), 1);

@@ -4,7 +4,6 @@
 //! server stores a request's segment at once, a busy one gathers every
 //! request of an interval into one object.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +12,7 @@ use strata_store::PartitionKey;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::accept::Accepted;
-use crate::dedup::{EventKey, Events};
+use crate::dedup::{EventKey, Events, KeySet};
 use crate::server::Shared;
 use strata_wal::{Record, segment};
 
@@ -127,7 +126,7 @@ fn drop_repeats(shared: &Shared, group: &mut [Submission]) -> usize {
     {
         let buffers = shared.buffers.lock().expect("buffers lock");
         let writing = buffers.writing.as_deref();
-        let mut in_group: HashSet<&EventKey> = HashSet::new();
+        let mut in_group: KeySet<&EventKey> = KeySet::default();
         for submission in group.iter() {
             let held = |key: &EventKey| {
                 buffers.live.ids.contains(key)
@@ -139,7 +138,7 @@ fn drop_repeats(shared: &Shared, group: &mut [Submission]) -> usize {
                 keys.clone()
                     .filter(|k| held(k))
                     .cloned()
-                    .collect::<HashSet<_>>(),
+                    .collect::<KeySet>(),
             );
             in_group.extend(keys);
         }

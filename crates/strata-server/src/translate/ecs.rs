@@ -82,7 +82,7 @@ fn severity(level: &str) -> String {
 /// the family), `id` its `_id` (the event id when the document has none).
 pub fn to_contract(doc: Map<String, Value>, index: Option<&str>, id: Option<&str>) -> Value {
     let mut flat = Map::new();
-    flatten("", Value::Object(doc), &mut flat);
+    flatten(String::new(), Value::Object(doc), &mut flat);
     let mut event = Map::new();
     for (column, sources) in COLUMNS {
         if let Some(value) = sources.iter().find_map(|s| flat.remove(*s)) {
@@ -134,7 +134,7 @@ pub fn to_contract(doc: Map<String, Value>, index: Option<&str>, id: Option<&str
 
 /// Nested objects as dotted keys (`{"event":{"action":"x"}}` and
 /// `{"event.action":"x"}` alike give `event.action`); arrays stay values.
-fn flatten(prefix: &str, value: Value, out: &mut Map<String, Value>) {
+fn flatten(prefix: String, value: Value, out: &mut Map<String, Value>) {
     match value {
         Value::Object(fields) if prefix != "attrs" => {
             for (key, value) in fields {
@@ -143,11 +143,11 @@ fn flatten(prefix: &str, value: Value, out: &mut Map<String, Value>) {
                 } else {
                     format!("{prefix}.{key}")
                 };
-                flatten(&key, value, out);
+                flatten(key, value, out);
             }
         }
         value => {
-            out.insert(prefix.to_string(), value);
+            out.insert(prefix, value);
         }
     }
 }
