@@ -272,6 +272,15 @@ pub fn partition_batches(
     events: &[Event],
     ingested_at: i64,
 ) -> Result<Vec<(PartitionKey, RecordBatch)>, ArrowError> {
+    by_partition(events)
+        .into_iter()
+        .map(|(key, events)| Ok((key, EventBatchBuilder::batch_of(&events, ingested_at)?)))
+        .collect()
+}
+
+/// `events` grouped by partition, each group in input order; the groups in
+/// no particular order.
+pub fn by_partition<'e, 'a>(events: &'e [Event<'a>]) -> Vec<(PartitionKey, Vec<&'e Event<'a>>)> {
     // Events grouped by tenant, family and month, without building a key
     // (and copying the tenant) per event. foldhash rather than the default
     // SipHash: this is a lookup per event, and its seed is random as well.
@@ -287,8 +296,10 @@ pub fn partition_batches(
         .into_values()
         .map(|events| {
             let first = events[0];
-            let key = PartitionKey::of(&first.tenant, first.family, first.ts);
-            Ok((key, EventBatchBuilder::batch_of(&events, ingested_at)?))
+            (
+                PartitionKey::of(&first.tenant, first.family, first.ts),
+                events,
+            )
         })
         .collect()
 }

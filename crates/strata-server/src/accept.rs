@@ -5,14 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::RecordBatch;
+use crate::dedup::EventKey;
+use crate::rows::Rows;
 use bytes::Bytes;
 use strata_access::Authenticated;
-use strata_ingest::block::partition_batches;
 use strata_schema::{Event, parse_line};
-use strata_store::PartitionKey;
-
-use crate::dedup::EventKey;
 
 /// The reason `parse_line` gives a line without a tenant.
 const NO_TENANT: &str = "missing required field `tenant`";
@@ -40,8 +37,8 @@ pub struct Accepted {
     pub lines: Bytes,
     /// The key of each line, for deduplication (none without `event_id`).
     pub event_ids: Vec<Option<EventKey>>,
-    /// The accepted events as rows, one batch per partition.
-    pub partitions: Vec<(PartitionKey, RecordBatch)>,
+    /// The accepted events as rows.
+    pub rows: Rows,
     /// Events accepted per tenant.
     pub per_tenant: BTreeMap<String, u64>,
     /// Lines refused, in order.
@@ -119,7 +116,7 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
         .into_iter()
         .map(|(t, n)| (t.to_string(), n))
         .collect();
-    let partitions = partition_batches(&events, ingested_at)
+    let rows = Rows::of(&events, ingested_at)
         .expect("batches of validated events build: their values fit the contract's types");
     let size: usize = kept
         .iter()
@@ -139,7 +136,7 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
     Accepted {
         lines: lines.into(),
         event_ids,
-        partitions,
+        rows,
         per_tenant,
         rejected,
     }
@@ -210,8 +207,8 @@ mod tests {
         let lines: Vec<u64> = accepted.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![3, 4]);
         assert!(accepted.rejected[0].reason.contains("not json"));
-        assert_eq!(accepted.partitions.len(), 1);
-        assert_eq!(accepted.partitions[0].1.num_rows(), 2);
+        assert_eq!(accepted.rows.partitions().count(), 1);
+        assert_eq!(accepted.rows.len(), 2);
     }
 
     #[test]

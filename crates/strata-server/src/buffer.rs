@@ -12,12 +12,16 @@ use arrow::array::RecordBatch;
 use strata_store::PartitionKey;
 
 use crate::dedup::{EventKey, KeySet};
+use crate::rows::Rows;
 
 /// One generation of buffered events.
 #[derive(Debug, Default)]
 pub struct Generation {
-    /// Each partition's batches.
+    /// Each partition's batches (slices of the requests' batches).
     pub partitions: HashMap<PartitionKey, Vec<RecordBatch>>,
+    /// The batches as they came, a request's rows each: what queries
+    /// read (far fewer batches than the partitions' slices of them).
+    batches: Vec<RecordBatch>,
     /// Memory of the batches.
     pub bytes: usize,
     /// Events held.
@@ -44,7 +48,7 @@ impl Generation {
         &mut self,
         seq: u64,
         sender: &str,
-        partitions: Vec<(PartitionKey, RecordBatch)>,
+        rows: Rows,
         keys: impl IntoIterator<Item = EventKey>,
     ) {
         for key in keys {
@@ -52,14 +56,14 @@ impl Generation {
             self.bytes += key.0.len() + key.1.len() + 64;
             self.ids.insert(key);
         }
-        for (key, batch) in partitions {
-            let bytes = batch.get_array_memory_size();
-            self.bytes += bytes;
-            self.events += batch.num_rows() as u64;
+        self.bytes += rows.memory();
+        self.batches.extend(rows.batch().cloned());
+        self.events += rows.len() as u64;
+        for (key, batch, bytes) in rows.partitions() {
             let size = self.sizes.entry(key.clone()).or_default();
             *size += bytes;
             self.largest = self.largest.max(*size);
-            self.partitions.entry(key).or_default().push(batch);
+            self.partitions.entry(key.clone()).or_default().push(batch);
         }
         if !self.senders.contains(sender) {
             self.senders.insert(sender.to_string());
@@ -81,9 +85,9 @@ impl Generation {
         }
     }
 
-    /// Every batch held, in no particular order.
+    /// Every row held, in no particular order.
     pub fn batches(&self) -> impl Iterator<Item = &RecordBatch> {
-        self.partitions.values().flatten()
+        self.batches.iter()
     }
 
     /// A new, empty generation that continues after this one's segments.
@@ -113,7 +117,7 @@ mod tests {
         generation.add(
             4,
             "s",
-            accepted.partitions,
+            accepted.rows,
             accepted.event_ids.into_iter().flatten(),
         );
         assert_eq!((generation.events, generation.through), (3, 4));

@@ -7,9 +7,9 @@
 //! window in which a retry is likely, not the archive's whole history.
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::filter_record_batch;
 use bytes::Bytes;
-use strata_store::PartitionKey;
+
+use crate::rows::Rows;
 
 /// An event's identity: its tenant and its producer's event id.
 pub type EventKey = (String, String);
@@ -26,8 +26,8 @@ pub struct Events<'a> {
     pub lines: &'a mut Bytes,
     /// The key of each line, in order.
     pub keys: &'a mut Vec<Option<EventKey>>,
-    /// The rows, per partition.
-    pub partitions: &'a mut Vec<(PartitionKey, RecordBatch)>,
+    /// The same events as rows.
+    pub rows: &'a mut Rows,
 }
 
 impl Events<'_> {
@@ -57,20 +57,20 @@ impl Events<'_> {
         let before = self.keys.len();
         self.keys.retain(|key| !repeated(key));
         *self.lines = kept.into();
-        for (_, batch) in self.partitions.iter_mut() {
-            *batch = without(batch, repeats);
+        if let Some(batch) = self.rows.batch() {
+            let keep = unrepeated(batch, repeats);
+            self.rows.retain(&keep);
         }
-        self.partitions.retain(|(_, batch)| batch.num_rows() > 0);
         before - self.keys.len()
     }
 }
 
-/// `batch` without the rows whose (tenant, event_id) is in `repeats`.
-fn without(batch: &RecordBatch, repeats: &KeySet) -> RecordBatch {
+/// Which rows of `batch` have no (tenant, event_id) in `repeats`.
+fn unrepeated(batch: &RecordBatch, repeats: &KeySet) -> BooleanArray {
     let column = |name| batch.column_by_name(name).expect("contract column");
     let (tenants, ids) = (column("tenant").as_string::<i32>(), column("event_id"));
     let ids = ids.as_string::<i32>();
-    let keep: BooleanArray = (0..batch.num_rows())
+    (0..batch.num_rows())
         .map(|row| {
             let repeated = ids.is_valid(row) && {
                 let key = (tenants.value(row).to_string(), ids.value(row).to_string());
@@ -78,8 +78,7 @@ fn without(batch: &RecordBatch, repeats: &KeySet) -> RecordBatch {
             };
             Some(!repeated)
         })
-        .collect();
-    filter_record_batch(batch, &keep).expect("a mask of the batch's length")
+        .collect()
 }
 
 #[cfg(test)]
@@ -102,7 +101,7 @@ mod tests {
         let mut events = Events {
             lines: &mut accepted.lines,
             keys: &mut accepted.event_ids,
-            partitions: &mut accepted.partitions,
+            rows: &mut accepted.rows,
         };
         let held: KeySet = [("a".into(), "2".into()), ("a".into(), "1".into())]
             .into_iter()
@@ -114,11 +113,13 @@ mod tests {
         let text = String::from_utf8(events.lines.to_vec()).unwrap();
         assert_eq!(text.lines().count(), 3);
         assert!(!text.contains(r#""tenant":"a","family":"access","action":"x","event_id":"2""#));
-        let rows: usize = events.partitions.iter().map(|(_, b)| b.num_rows()).sum();
-        assert_eq!((rows, events.partitions.len()), (3, 3));
+        assert_eq!(
+            (events.rows.len(), events.rows.partitions().count()),
+            (3, 3)
+        );
         assert_eq!(events.remove(&held), 1);
         assert_eq!(
-            events.partitions.len(),
+            events.rows.partitions().count(),
             2,
             "the emptied March partition is gone"
         );

@@ -7,14 +7,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
-use strata_store::PartitionKey;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::accept::Accepted;
 use crate::dedup::{EventKey, Events, KeySet};
+use crate::rows::Rows;
 use crate::server::Shared;
-use strata_wal::{Record, segment};
+use strata_wal::Record;
 
 /// Bytes of records after which a segment is stored without waiting for
 /// the rest of its interval.
@@ -27,7 +26,7 @@ pub struct Submission {
     /// The key of each line (none without an `event_id`).
     pub event_ids: Vec<Option<EventKey>>,
     /// The same events as rows, buffered once the segment is stored.
-    pub partitions: Vec<(PartitionKey, RecordBatch)>,
+    pub rows: Rows,
     /// Told the segment's number, or why it could not be stored.
     pub done: oneshot::Sender<Result<u64, String>>,
 }
@@ -53,7 +52,7 @@ pub async fn submit(
             lines: std::mem::take(&mut accepted.lines),
         },
         event_ids: std::mem::take(&mut accepted.event_ids),
-        partitions: std::mem::take(&mut accepted.partitions),
+        rows: std::mem::take(&mut accepted.rows),
         done,
     };
     let stopping = || "the server is stopping".to_string();
@@ -84,7 +83,7 @@ pub async fn run(shared: Arc<Shared>, mut submissions: mpsc::Receiver<Submission
         let repeated = drop_repeats(&shared, &mut group);
         shared.metrics.deduplicated(repeated);
         let records: Vec<&Record> = group.iter().map(|s| &s.record).collect();
-        let stored = shared.wal.put(seq, segment::encode(&records)).await;
+        let stored = shared.wal.put(seq, shared.wal.encode(&records)).await;
         shared.metrics.wal_segment(stored.is_ok());
         match stored {
             Ok(()) => {
@@ -94,9 +93,7 @@ pub async fn run(shared: Arc<Shared>, mut submissions: mpsc::Receiver<Submission
                     for submission in group {
                         let principal = &submission.record.principal;
                         let keys = submission.event_ids.into_iter().flatten();
-                        buffers
-                            .live
-                            .add(seq, principal, submission.partitions, keys);
+                        buffers.live.add(seq, principal, submission.rows, keys);
                         done.push(submission.done);
                     }
                 }
@@ -148,7 +145,7 @@ fn drop_repeats(shared: &Shared, group: &mut [Submission]) -> usize {
         let mut events = Events {
             lines: &mut submission.record.lines,
             keys: &mut submission.event_ids,
-            partitions: &mut submission.partitions,
+            rows: &mut submission.rows,
         };
         dropped += events.remove(repeats);
     }

@@ -16,6 +16,7 @@ pub mod dedup;
 pub mod group;
 pub mod http;
 pub mod metrics;
+pub mod rows;
 mod server;
 pub mod syslog;
 pub mod translate;

@@ -377,17 +377,13 @@ async fn replay(shared: &Shared, committed: u64) -> Result<(u64, u64), ServeErro
             let mut replayed = Events {
                 lines: &mut accepted.lines,
                 keys: &mut accepted.event_ids,
-                partitions: &mut accepted.partitions,
+                rows: &mut accepted.rows,
             };
             let repeats = replayed.repeats(|key| buffers.ids.contains(key));
             replayed.remove(&repeats);
-            events += accepted
-                .partitions
-                .iter()
-                .map(|(_, b)| b.num_rows() as u64)
-                .sum::<u64>();
+            events += accepted.rows.len() as u64;
             let keys = accepted.event_ids.into_iter().flatten();
-            buffers.add(seq, &record.principal, accepted.partitions, keys);
+            buffers.add(seq, &record.principal, accepted.rows, keys);
         }
         buffers.through = seq;
     }

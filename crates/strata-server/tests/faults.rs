@@ -12,7 +12,7 @@ use strata_faults::{Scenario, World, enumerate};
 use strata_integrity::SigningKey;
 use strata_server::{ServeOptions, Server};
 use strata_store::Archive;
-use strata_wal::{Durability, Record, Wal, segment, source_id};
+use strata_wal::{Durability, Record, Wal, source_id};
 
 const NODE: &str = "n1";
 
@@ -49,7 +49,7 @@ async fn crashed_server(dir: &Path, key: &SigningKey) -> World {
             principal: "shipper".into(),
             lines: Bytes::from(lines),
         };
-        wal.put(seq, segment::encode(&[&record])).await.unwrap();
+        wal.put(seq, wal.encode(&[&record])).await.unwrap();
     }
     world
 }

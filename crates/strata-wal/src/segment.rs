@@ -1,17 +1,21 @@
 //! The bytes of a write-ahead segment: the records of the requests it
 //! acknowledged, each with the time its events were taken in and who sent
-//! them, checksummed and compressed.
+//! them, checksummed and, in an object store, compressed.
 //!
 //! Layout before compression: the magic, then per record its `ingested_at`
 //! (i64 little-endian), the principal's name (u16 length, bytes) and its
 //! accepted lines (u32 length, NDJSON bytes, each line ending in `\n`),
-//! then the BLAKE3 hash of everything before it. The whole is compressed
-//! as one LZ4 block behind the tag `SWL4` and its size (u32 LE): LZ4
-//! because segments are written on the acknowledgement path and live for
-//! minutes, so speed matters more than size (zstd at level 1 took 12% of
-//! the server's CPU under NDJSON load, LZ4 a third of that). Segments of
+//! then the BLAKE3 hash of everything before it. In a local folder that is
+//! the segment: it lives for minutes in the page cache, and compressing it
+//! took 8% of the server's CPU under NDJSON load for no gain. Bound for an
+//! object store over the network it is compressed as one LZ4 block behind
+//! the tag `SWL4` and its size (u32 LE): LZ4 because segments are written
+//! on the acknowledgement path, so speed matters more than size (zstd at
+//! level 1 took 12% of the server's CPU, LZ4 a third of that). Segments of
 //! earlier versions, zstd frames, are still read. Segments are written once
 //! and never changed, so the hash only has to catch damage at rest.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 
@@ -28,6 +32,15 @@ const ZSTD_FRAME: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 /// more raw bytes than that times its compressed size is damaged, and is
 /// refused before that much memory is allocated for it.
 const LZ4_MAX_RATIO: usize = 255;
+
+/// How a segment is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// As laid out: for a local folder.
+    None,
+    /// One LZ4 block: for an object store across a network.
+    Lz4,
+}
 
 /// The events of one acknowledged request (or of one replayed record).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +61,7 @@ pub struct Record {
 pub struct Damaged(String);
 
 /// Encodes `records` as one segment.
-pub fn encode(records: &[&Record]) -> Bytes {
+pub fn encode(records: &[&Record], compression: Compression) -> Bytes {
     let size: usize = records
         .iter()
         .map(|r| 14 + r.principal.len() + r.lines.len())
@@ -65,6 +78,9 @@ pub fn encode(records: &[&Record]) -> Bytes {
     }
     let hash = blake3::hash(&raw);
     raw.extend_from_slice(hash.as_bytes());
+    if compression == Compression::None {
+        return raw.into();
+    }
     // Its size fits the u32 LZ4 prepends: request bodies are at most 1 GiB
     // (--max-body-mib) and a segment takes more only up to 16 MiB.
     let mut out = Vec::with_capacity(LZ4_TAG.len() + 4 + raw.len() / 2);
@@ -103,8 +119,11 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Record>, Damaged> {
     Ok(records)
 }
 
-/// The raw bytes of a segment, LZ4 or zstd.
-fn decompress(bytes: &[u8]) -> Result<Vec<u8>, Damaged> {
+/// The raw bytes of a segment, stored as they are, in LZ4 or in zstd.
+fn decompress(bytes: &[u8]) -> Result<Cow<'_, [u8]>, Damaged> {
+    if bytes.starts_with(MAGIC) {
+        return Ok(Cow::Borrowed(bytes));
+    }
     if let Some(block) = bytes.strip_prefix(LZ4_TAG) {
         let declared = block
             .get(..4)
@@ -113,12 +132,17 @@ fn decompress(bytes: &[u8]) -> Result<Vec<u8>, Damaged> {
             return Err(Damaged("its declared size is missing or impossible".into()));
         }
         return lz4_flex::block::decompress_size_prepended(block)
+            .map(Cow::Owned)
             .map_err(|e| Damaged(format!("not LZ4: {e}")));
     }
     if bytes.starts_with(ZSTD_FRAME) {
-        return zstd::stream::decode_all(bytes).map_err(|e| Damaged(format!("not zstd: {e}")));
+        return zstd::stream::decode_all(bytes)
+            .map(Cow::Owned)
+            .map_err(|e| Damaged(format!("not zstd: {e}")));
     }
-    Err(Damaged("it is neither LZ4 nor zstd".into()))
+    Err(Damaged(
+        "it does not start with the segment magic, nor is it LZ4 or zstd".into(),
+    ))
 }
 
 fn take<const N: usize>(rest: &mut &[u8]) -> Result<[u8; N], Damaged> {
@@ -147,13 +171,23 @@ mod tests {
     }
 
     #[test]
-    fn records_come_back_as_written() {
+    fn records_come_back_as_written_stored_plain_or_in_lz4() {
         let a = record(1, "shipper", "{\"a\":1}\n{\"b\":2}\n");
         let b = record(-7, "ünïcode", "");
         let c = record(i64::MAX, "", "{}\n");
-        let bytes = encode(&[&a, &b, &c]);
-        assert_eq!(decode(&bytes).unwrap(), vec![a, b, c]);
-        assert_eq!(decode(&encode(&[])).unwrap(), vec![]);
+        for compression in [Compression::None, Compression::Lz4] {
+            let bytes = encode(&[&a, &b, &c], compression);
+            assert_eq!(
+                decode(&bytes).unwrap(),
+                vec![a.clone(), b.clone(), c.clone()]
+            );
+            assert_eq!(decode(&encode(&[], compression)).unwrap(), vec![]);
+        }
+        let repetitive = record(1, "p", &"{\"a\":1}\n".repeat(100));
+        let plain = encode(&[&repetitive], Compression::None);
+        let lz4 = encode(&[&repetitive], Compression::Lz4);
+        assert!(plain.starts_with(MAGIC) && lz4.starts_with(LZ4_TAG));
+        assert!(lz4.len() * 5 < plain.len(), "{} {}", lz4.len(), plain.len());
     }
 
     /// A segment as an earlier version wrote it: zstd of the same layout.
@@ -164,17 +198,17 @@ mod tests {
     #[test]
     fn segments_of_the_earlier_zstd_version_are_still_read() {
         let a = record(5, "shipper", "{\"a\":1}\n");
-        let raw = decompress(&encode(&[&a])).unwrap();
+        let raw = encode(&[&a], Compression::None);
         assert_eq!(decode(&zstd_segment(&raw)).unwrap(), vec![a]);
     }
 
     #[test]
     fn damage_is_detected_not_replayed() {
-        let bytes = encode(&[&record(1, "p", "{\"a\":1}\n")]);
-        let mut raw = decompress(&bytes).unwrap();
+        let mut raw = encode(&[&record(1, "p", "{\"a\":1}\n")], Compression::None).to_vec();
         let flip = raw.len() - 40;
         raw[flip] ^= 1;
         for damaged in [
+            raw.clone(),
             zstd_segment(&raw),
             [LZ4_TAG, &lz4_flex::compress_prepend_size(&raw)].concat(),
         ] {
@@ -182,9 +216,11 @@ mod tests {
             assert!(err.contains("checksum"), "{err}");
         }
         assert!(decode(b"not a segment").is_err());
+        assert!(decode(&raw[..MAGIC.len() + 3]).is_err());
         let truncated = zstd_segment(&raw[..MAGIC.len() + 3]);
         assert!(decode(&truncated).is_err());
-        let cut = &bytes[..bytes.len() - 3];
+        let lz4 = encode(&[&record(1, "p", "{\"a\":1}\n")], Compression::Lz4);
+        let cut = &lz4[..lz4.len() - 3];
         assert!(decode(cut).unwrap_err().to_string().contains("LZ4"));
         let huge = [LZ4_TAG, &(1u32 << 30).to_le_bytes(), &[0; 16]].concat();
         assert!(decode(&huge).unwrap_err().to_string().contains("size"));

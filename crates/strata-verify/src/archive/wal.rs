@@ -89,7 +89,7 @@ mod tests {
     use object_store::path::Path;
     use object_store::{ObjectStoreExt, PutPayload};
     use strata_store::{Draft, SourceProgress};
-    use strata_wal::{Record, segment};
+    use strata_wal::Record;
 
     #[tokio::test]
     async fn pending_segments_are_counted_committed_ones_tolerated_and_damage_found() {
@@ -102,7 +102,7 @@ mod tests {
             lines: Bytes::from_static(b"{}\n{}\n"),
         };
         for seq in 1..=3 {
-            wal.put(seq, segment::encode(&[&record])).await.unwrap();
+            wal.put(seq, wal.encode(&[&record])).await.unwrap();
         }
         // Segment 1 is committed (the server stopped before deleting it).
         let mut snapshot = catalog.load().await.unwrap();
