@@ -68,7 +68,7 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
     // others, once this list no longer grows.
     let mut completed: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
-    for (index, line) in body.split(|&b| b == b'\n').enumerate() {
+    for (index, line) in lines(body).enumerate() {
         let line = line.trim_ascii();
         let number = index as u64 + 1;
         if line.is_empty() {
@@ -131,7 +131,7 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
     // Lines and events are in the same order.
     let event_ids = events
         .iter()
-        .map(|e| Some((e.tenant.to_string(), e.text("event_id")?.to_string())))
+        .map(|e| Some(EventKey::of(&e.tenant, e.text("event_id")?)))
         .collect();
     Accepted {
         lines: lines.into(),
@@ -140,6 +140,19 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
         per_tenant,
         rejected,
     }
+}
+
+/// The lines of `body`, split at each `\n` as `split` would (the part after
+/// the last one included), found with SIMD: a byte-by-byte split was a
+/// twentieth of the server's CPU.
+pub(crate) fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    ends.map(move |end| {
+        let line = &body[start..end];
+        start = end + 1;
+        line
+    })
 }
 
 /// Why `sender` may not store `event`, if it may not.
@@ -192,6 +205,24 @@ mod tests {
             name: "shipper".into(),
             role: Role::Ingest,
             tenants: tenants.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn lines_split_as_split_does() {
+        for body in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\n\nb\n",
+            "\n\na\r\n",
+            "ab\ncd\nef",
+        ] {
+            let body = body.as_bytes();
+            let expected: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+            assert_eq!(lines(body).collect::<Vec<_>>(), expected, "{body:?}");
         }
     }
 

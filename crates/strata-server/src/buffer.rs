@@ -52,8 +52,8 @@ impl Generation {
         keys: impl IntoIterator<Item = EventKey>,
     ) {
         for key in keys {
-            // The key's memory, roughly, with the set's overhead.
-            self.bytes += key.0.len() + key.1.len() + 64;
+            // The key with the set's overhead, roughly.
+            self.bytes += 32;
             self.ids.insert(key);
         }
         self.bytes += rows.memory();

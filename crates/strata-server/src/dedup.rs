@@ -6,13 +6,45 @@
 //! committed to the archive its id is forgotten: the guarantee covers the
 //! window in which a retry is likely, not the archive's whole history.
 
+use std::sync::OnceLock;
+
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use bytes::Bytes;
 
 use crate::rows::Rows;
 
-/// An event's identity: its tenant and its producer's event id.
-pub type EventKey = (String, String);
+/// An event's identity: its tenant and its producer's event id, as 128
+/// bits of a BLAKE3 keyed with a secret drawn when the process starts.
+/// Sixteen bytes instead of two strings per event held; keyed with a
+/// secret so that no sender can make its event's key equal to another
+/// tenant's event (which would drop that event as a repeat). The keys
+/// live only in memory, so the secret never needs to outlive the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventKey(u128);
+
+impl EventKey {
+    /// The key of `event_id` in `tenant`.
+    pub fn of(tenant: &str, event_id: &str) -> Self {
+        static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
+        let secret = SECRET.get_or_init(|| {
+            let mut secret = [0; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+                .expect("the system's random source works");
+            secret
+        });
+        let mut hasher = blake3::Hasher::new_keyed(secret);
+        // The tenant's length first: ("ab", "c") and ("a", "bc") differ.
+        hasher.update(&(tenant.len() as u64).to_le_bytes());
+        hasher.update(tenant.as_bytes());
+        hasher.update(event_id.as_bytes());
+        let digest = hasher.finalize();
+        let (half, _) = digest
+            .as_bytes()
+            .split_first_chunk::<16>()
+            .expect("32 bytes");
+        EventKey(u128::from_le_bytes(*half))
+    }
+}
 
 /// A set of keys. foldhash rather than the default SipHash: every event
 /// of a busy server is looked up and inserted, and its seed is random too,
@@ -37,7 +69,7 @@ impl Events<'_> {
             .iter()
             .flatten()
             .filter(|k| held(k))
-            .cloned()
+            .copied()
             .collect()
     }
 
@@ -72,10 +104,8 @@ fn unrepeated(batch: &RecordBatch, repeats: &KeySet) -> BooleanArray {
     let ids = ids.as_string::<i32>();
     (0..batch.num_rows())
         .map(|row| {
-            let repeated = ids.is_valid(row) && {
-                let key = (tenants.value(row).to_string(), ids.value(row).to_string());
-                repeats.contains(&key)
-            };
+            let repeated = ids.is_valid(row)
+                && repeats.contains(&EventKey::of(tenants.value(row), ids.value(row)));
             Some(!repeated)
         })
         .collect()
@@ -103,10 +133,10 @@ mod tests {
             keys: &mut accepted.event_ids,
             rows: &mut accepted.rows,
         };
-        let held: KeySet = [("a".into(), "2".into()), ("a".into(), "1".into())]
+        let held: KeySet = [EventKey::of("a", "2"), EventKey::of("a", "1")]
             .into_iter()
             .collect();
-        let repeats = events.repeats(|k| k.0 == "a" && k.1 == "2");
+        let repeats = events.repeats(|k| *k == EventKey::of("a", "2"));
         assert_eq!(repeats.len(), 1);
         assert_eq!(events.remove(&repeats), 1);
         assert_eq!(events.keys.len(), 3);
@@ -123,6 +153,6 @@ mod tests {
             2,
             "the emptied March partition is gone"
         );
-        assert_eq!(events.keys, &[Some(("b".into(), "2".into())), None]);
+        assert_eq!(events.keys, &[Some(EventKey::of("b", "2")), None]);
     }
 }

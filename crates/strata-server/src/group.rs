@@ -123,7 +123,7 @@ fn drop_repeats(shared: &Shared, group: &mut [Submission]) -> usize {
     {
         let buffers = shared.buffers.lock().expect("buffers lock");
         let writing = buffers.writing.as_deref();
-        let mut in_group: KeySet<&EventKey> = KeySet::default();
+        let mut in_group = KeySet::default();
         for submission in group.iter() {
             let held = |key: &EventKey| {
                 buffers.live.ids.contains(key)
@@ -134,10 +134,10 @@ fn drop_repeats(shared: &Shared, group: &mut [Submission]) -> usize {
             repeats.push(
                 keys.clone()
                     .filter(|k| held(k))
-                    .cloned()
+                    .copied()
                     .collect::<KeySet>(),
             );
-            in_group.extend(keys);
+            in_group.extend(keys.copied());
         }
     }
     let mut dropped = 0;

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -85,8 +85,11 @@ pub fn encoding(headers: &HeaderMap) -> Result<Encoding, BodyError> {
 /// nothing of it arrives for `BODY_IDLE` (a client dripping a body holds
 /// a connection slot, not the server).
 pub async fn read(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    // Sized once from Content-Length (within the limit): growing a large
+    // buffer step by step copies it and faults in fresh pages each time.
+    let announced = HttpBody::size_hint(&body).exact().unwrap_or(0) as usize;
+    let mut bytes = BytesMut::with_capacity(announced.min(limit));
     let mut stream = body.into_data_stream();
-    let mut bytes = BytesMut::new();
     loop {
         let next = tokio::time::timeout(BODY_IDLE, stream.next()).await;
         let Some(chunk) = next.map_err(|_| BodyError::Stalled)? else {

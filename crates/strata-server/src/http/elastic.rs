@@ -5,6 +5,7 @@
 //! (`translate::ecs`). Every answer carries `X-Elastic-Product:
 //! Elasticsearch`, which Elastic's own clients require.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -12,12 +13,15 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::ser::SerializeMap;
 use serde_json::{Map, Value, json};
 
 use super::ingest::ingest;
 use super::{App, Right, authorize, json_error};
-use crate::accept::{Accepted, accept_lines};
+use crate::accept::{Accepted, accept_lines, lines};
 use crate::translate::ecs;
+use crate::translate::flat::FlatDoc;
 
 /// The Elasticsearch version announced: clients pick their API by its major.
 const VERSION: &str = "8.17.0";
@@ -29,7 +33,7 @@ const DEFAULT_INDEX: &str = "strata";
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Marks a response as Elasticsearch's, in the content type the client asked for.
-fn elastic(headers: &HeaderMap, status: StatusCode, body: Value) -> Response {
+fn elastic(headers: &HeaderMap, status: StatusCode, body: &impl Serialize) -> Response {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -44,7 +48,8 @@ fn elastic(headers: &HeaderMap, status: StatusCode, body: Value) -> Response {
         }
         _ => "application/json".to_string(),
     };
-    let mut response = (status, body.to_string()).into_response();
+    let body = serde_json::to_vec(body).expect("answers serialize");
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -76,7 +81,7 @@ pub(super) async fn info(State(app): State<App>, headers: HeaderMap) -> Response
         },
         "tagline": "You Know, for Search"
     });
-    elastic(&headers, StatusCode::OK, body)
+    elastic(&headers, StatusCode::OK, &body)
 }
 
 /// `GET /_cluster/health`: always green (a health check, not a cluster).
@@ -89,7 +94,7 @@ pub(super) async fn cluster_health(State(app): State<App>, headers: HeaderMap) -
         "number_of_nodes": 1, "number_of_data_nodes": 1, "active_shards": 1,
         "unassigned_shards": 0, "active_shards_percent_as_number": 100.0
     });
-    elastic(&headers, StatusCode::OK, body)
+    elastic(&headers, StatusCode::OK, &body)
 }
 
 /// Template, lifecycle, pipeline, license and node calls: answered `{}`,
@@ -98,7 +103,7 @@ pub(super) async fn empty(State(app): State<App>, headers: HeaderMap) -> Respons
     if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
         return refusal.into_response();
     }
-    elastic(&headers, StatusCode::OK, json!({}))
+    elastic(&headers, StatusCode::OK, &json!({}))
 }
 
 /// `POST /_bulk` (and `PUT`).
@@ -168,54 +173,142 @@ async fn bulk_into(
         .map(|r| (r.line, (r.reason.as_str(), r.tenant.is_some())))
         .collect();
     let mut errors = false;
-    let items: Vec<Value> = stored
+    let items: Vec<ItemAnswer> = stored
         .extra
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let refusal = match (&item.refused, rejected.get(&(i as u64 + 1))) {
-                (Some((status, kind, reason)), _) => Some((*status, *kind, reason.clone())),
-                (None, Some((reason, true))) => Some((
-                    StatusCode::FORBIDDEN,
-                    "security_exception",
-                    reason.to_string(),
-                )),
+            let error = match (&item.refused, rejected.get(&(i as u64 + 1))) {
+                (Some((status, kind, reason)), _) => Some((*status, *kind, reason.as_str())),
+                (None, Some((reason, true))) => {
+                    Some((StatusCode::FORBIDDEN, "security_exception", *reason))
+                }
                 (None, Some((reason, false))) => Some((
                     StatusCode::BAD_REQUEST,
                     "document_parsing_exception",
-                    reason.to_string(),
+                    *reason,
                 )),
                 (None, None) => None,
             };
-            errors |= refusal.is_some();
-            let id = item
-                .id
-                .clone()
-                .unwrap_or_else(|| format!("{}-{i}", stored.segment.unwrap_or_default()));
-            let mut result = Map::new();
-            result.insert("_index".into(), item.index.clone().into());
-            result.insert("_id".into(), id.into());
-            match refusal {
-                Some((status, kind, reason)) => {
-                    result.insert("status".into(), status.as_u16().into());
-                    result.insert("error".into(), json!({"type": kind, "reason": reason}));
-                }
-                None => {
-                    result.insert("status".into(), 201.into());
-                    result.insert("result".into(), "created".into());
-                    result.insert("_version".into(), 1.into());
-                    result.insert("_seq_no".into(), 0.into());
-                    result.insert("_primary_term".into(), 1.into());
-                    let shards = json!({"total": 1, "successful": 1, "failed": 0});
-                    result.insert("_shards".into(), shards);
-                }
+            errors |= error.is_some();
+            let id = match &item.id {
+                Some(id) => Cow::Borrowed(id.as_str()),
+                None => Cow::Owned(format!("{}-{i}", stored.segment.unwrap_or_default())),
+            };
+            let answer = match error {
+                Some((status, kind, reason)) => ItemResult {
+                    status: status.as_u16(),
+                    error: Some(ItemError { kind, reason }),
+                    ..ItemResult::new(&item.index, id)
+                },
+                None => ItemResult::created(&item.index, id),
+            };
+            ItemAnswer {
+                action: &item.action,
+                answer,
             }
-            json!({ item.action.clone(): result })
         })
         .collect();
     let took = started.elapsed().as_millis() as u64;
-    let body = json!({"took": took, "errors": errors, "items": items});
-    elastic(&headers, StatusCode::OK, body)
+    let body = BulkAnswer {
+        took,
+        errors,
+        items,
+    };
+    elastic(&headers, StatusCode::OK, &body)
+}
+
+/// The answer to a bulk request. Typed rather than built as a JSON tree:
+/// with thousands of items per request, the tree took a tenth of the CPU.
+#[derive(Serialize)]
+struct BulkAnswer<'a> {
+    took: u64,
+    errors: bool,
+    items: Vec<ItemAnswer<'a>>,
+}
+
+/// One item of the answer: `{"<action>": {...}}`.
+struct ItemAnswer<'a> {
+    action: &'a str,
+    answer: ItemResult<'a>,
+}
+
+impl Serialize for ItemAnswer<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.action, &self.answer)?;
+        map.end()
+    }
+}
+
+/// What happened to one action: created, or refused with an error (and
+/// then without the fields of a created document).
+#[derive(Serialize)]
+struct ItemResult<'a> {
+    #[serde(rename = "_index")]
+    index: &'a str,
+    #[serde(rename = "_id")]
+    id: Cow<'a, str>,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ItemError<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'static str>,
+    #[serde(rename = "_version", skip_serializing_if = "Option::is_none")]
+    version: Option<u8>,
+    #[serde(rename = "_seq_no", skip_serializing_if = "Option::is_none")]
+    seq_no: Option<u8>,
+    #[serde(rename = "_primary_term", skip_serializing_if = "Option::is_none")]
+    primary_term: Option<u8>,
+    #[serde(rename = "_shards", skip_serializing_if = "Option::is_none")]
+    shards: Option<Shards>,
+}
+
+impl<'a> ItemResult<'a> {
+    /// The fields every item has.
+    fn new(index: &'a str, id: Cow<'a, str>) -> Self {
+        ItemResult {
+            index,
+            id,
+            status: 0,
+            error: None,
+            result: None,
+            version: None,
+            seq_no: None,
+            primary_term: None,
+            shards: None,
+        }
+    }
+
+    fn created(index: &'a str, id: Cow<'a, str>) -> Self {
+        ItemResult {
+            status: 201,
+            result: Some("created"),
+            version: Some(1),
+            seq_no: Some(0),
+            primary_term: Some(1),
+            shards: Some(Shards {
+                total: 1,
+                successful: 1,
+                failed: 0,
+            }),
+            ..ItemResult::new(index, id)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ItemError<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct Shards {
+    total: u8,
+    successful: u8,
+    failed: u8,
 }
 
 /// Splits a bulk body into its actions and, one line per action (blank
@@ -225,8 +318,7 @@ async fn bulk_into(
 fn parse_bulk(body: &[u8], default_index: &str) -> Result<(Vec<Item>, Vec<u8>), String> {
     let mut items = Vec::new();
     let mut out = Vec::with_capacity(body.len());
-    let mut lines = body
-        .split(|&b| b == b'\n')
+    let mut lines = lines(body)
         .enumerate()
         .map(|(i, l)| (i + 1, l.trim_ascii()))
         .filter(|(_, l)| !l.is_empty());
@@ -254,9 +346,10 @@ fn parse_bulk(body: &[u8], default_index: &str) -> Result<(Vec<Item>, Vec<u8>), 
                 let Some((_, doc)) = lines.next() else {
                     return Err(malformed("the action has no document line after it"));
                 };
-                match serde_json::from_slice::<Map<String, Value>>(doc) {
-                    Ok(doc) => {
-                        let event = ecs::to_contract(doc, Some(&item.index), item.id.as_deref());
+                match serde_json::from_slice::<FlatDoc>(doc) {
+                    Ok(FlatDoc(doc)) => {
+                        let (index, id) = (Some(item.index.as_str()), item.id.as_deref());
+                        let event = ecs::flat_to_contract(doc, index, id);
                         serde_json::to_writer(&mut out, &event).expect("JSON values serialize");
                     }
                     Err(e) => {
@@ -327,6 +420,41 @@ not json
         );
         assert_eq!(&lines[1..4], ["", "", ""]);
         assert!(lines[4].contains("\"message\":\"hi\""));
+    }
+
+    #[test]
+    fn items_answer_as_elasticsearch_does() {
+        let created = ItemAnswer {
+            action: "create",
+            answer: ItemResult::created("logs", Cow::Borrowed("a")),
+        };
+        let refused = ItemAnswer {
+            action: "delete",
+            answer: ItemResult {
+                status: 400,
+                error: Some(ItemError {
+                    kind: "illegal_argument_exception",
+                    reason: "append-only",
+                }),
+                ..ItemResult::new("logs", Cow::Borrowed("b"))
+            },
+        };
+        let answer = serde_json::to_value(BulkAnswer {
+            took: 3,
+            errors: true,
+            items: vec![created, refused],
+        })
+        .unwrap();
+        assert_eq!(
+            answer,
+            json!({"took": 3, "errors": true, "items": [
+                {"create": {"_index": "logs", "_id": "a", "status": 201, "result": "created",
+                    "_version": 1, "_seq_no": 0, "_primary_term": 1,
+                    "_shards": {"total": 1, "successful": 1, "failed": 0}}},
+                {"delete": {"_index": "logs", "_id": "b", "status": 400,
+                    "error": {"type": "illegal_argument_exception", "reason": "append-only"}}},
+            ]})
+        );
     }
 
     #[test]

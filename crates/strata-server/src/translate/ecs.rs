@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use super::flat::{Flat, flat};
+
 /// Contract columns filled from ECS fields: the first present wins.
 const COLUMNS: &[(&str, &[&str])] = &[
     ("ts", &["@timestamp", "timestamp", "ts"]),
@@ -42,14 +44,9 @@ const CATEGORIES: &[(&str, &str)] = &[
 /// The family of an event that names none: from the index name
 /// (`access-*`, `data_usage-*`, `technical-*`), else `event.category`,
 /// else technical.
-fn family(flat: &Map<String, Value>, index: Option<&str>) -> &'static str {
-    if let Some(index) = index {
-        let index = index.to_ascii_lowercase().replace('-', "_");
-        for family in ["data_usage", "access", "technical"] {
-            if index.contains(family) {
-                return family;
-            }
-        }
+fn family(flat: &Flat, index: Option<&str>) -> &'static str {
+    if let Some(family) = index.and_then(index_family) {
+        return family;
     }
     let categories = match flat.get("event.category") {
         Some(Value::Array(values)) => values.iter().filter_map(Value::as_str).collect(),
@@ -62,6 +59,26 @@ fn family(flat: &Map<String, Value>, index: Option<&str>) -> &'static str {
         }
     }
     "technical"
+}
+
+/// The family an index name contains, in any case and with `-` for `_`
+/// (compared in place: this runs once per document).
+fn index_family(index: &str) -> Option<&'static str> {
+    let normal = |b: u8| {
+        if b == b'-' {
+            b'_'
+        } else {
+            b.to_ascii_lowercase()
+        }
+    };
+    ["data_usage", "access", "technical"]
+        .into_iter()
+        .find(|family| {
+            index
+                .as_bytes()
+                .windows(family.len())
+                .any(|window| window.iter().map(|&b| normal(b)).eq(family.bytes()))
+        })
 }
 
 /// ECS `log.level` spellings onto the contract's severities.
@@ -81,8 +98,11 @@ fn severity(level: &str) -> String {
 /// `doc` as an event-contract object. `index` is the document's index (for
 /// the family), `id` its `_id` (the event id when the document has none).
 pub fn to_contract(doc: Map<String, Value>, index: Option<&str>, id: Option<&str>) -> Value {
-    let mut flat = Map::new();
-    flatten(String::new(), Value::Object(doc), &mut flat);
+    flat_to_contract(flat(doc), index, id)
+}
+
+/// [`to_contract`] of a document already flat.
+pub fn flat_to_contract(mut flat: Flat, index: Option<&str>, id: Option<&str>) -> Value {
     let mut event = Map::new();
     for (column, sources) in COLUMNS {
         if let Some(value) = sources.iter().find_map(|s| flat.remove(*s)) {
@@ -127,29 +147,9 @@ pub fn to_contract(doc: Map<String, Value>, index: Option<&str>, id: Option<&str
         flat.extend(attrs);
     }
     if !flat.is_empty() {
-        event.insert("attrs".into(), Value::Object(flat));
+        event.insert("attrs".into(), Value::Object(flat.into_iter().collect()));
     }
     Value::Object(event)
-}
-
-/// Nested objects as dotted keys (`{"event":{"action":"x"}}` and
-/// `{"event.action":"x"}` alike give `event.action`); arrays stay values.
-fn flatten(prefix: String, value: Value, out: &mut Map<String, Value>) {
-    match value {
-        Value::Object(fields) if prefix != "attrs" => {
-            for (key, value) in fields {
-                let key = if prefix.is_empty() {
-                    key
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten(key, value, out);
-            }
-        }
-        value => {
-            out.insert(prefix, value);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Protocols' events onto event contract v1 (see docs/protocols.md).
 
 pub mod ecs;
+pub mod flat;
 pub mod hec;
 pub mod otlp;
 pub mod syslog;

@@ -8,9 +8,10 @@ use chrono::{DateTime, SecondsFormat};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::ecs;
+use super::flat::{Flat, flatten};
 
 /// OpenTelemetry semantic-convention names and the ECS names the mapping knows.
 const ALIASES: &[(&str, &str)] = &[
@@ -52,20 +53,21 @@ fn record_to_contract(
     record: LogRecord,
     received_ns: i64,
 ) -> Value {
-    let mut doc = Map::new();
+    let mut doc = Flat::default();
     for attribute in resource.iter().chain(&record.attributes) {
-        doc.insert(attribute.key.clone(), json_of(attribute.value.as_ref()));
+        let value = json_of(attribute.value.as_ref());
+        flatten(attribute.key.clone(), value, &mut doc);
     }
     for (otel, ecs) in ALIASES {
         if let Some(value) = doc.remove(*otel) {
-            doc.entry(*ecs).or_insert(value);
+            doc.entry(ecs.to_string()).or_insert(value);
         }
     }
     if let Some(scope) = scope {
         doc.insert("otel.scope.name".into(), Value::from(scope));
     }
     if !record.event_name.is_empty() {
-        doc.entry("event.action")
+        doc.entry("event.action".into())
             .or_insert(Value::from(record.event_name));
     }
     let nanos = [record.time_unix_nano, record.observed_time_unix_nano]
@@ -73,29 +75,27 @@ fn record_to_contract(
         .find(|&t| t > 0)
         .map_or(received_ns, |t| t.min(i64::MAX as u64) as i64);
     let time = DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::Nanos, true);
-    doc.entry("@timestamp").or_insert(Value::from(time));
+    doc.entry("@timestamp".into()).or_insert(Value::from(time));
     let level = match record.severity_text.as_str() {
         "" => severity_name(record.severity_number).map(str::to_string),
         text => Some(text.to_string()),
     };
     if let Some(level) = level {
-        doc.entry("log.level").or_insert(Value::from(level));
+        doc.entry("log.level".into()).or_insert(Value::from(level));
     }
     match record.body.as_ref().map(|b| json_of(Some(b))) {
         Some(Value::String(text)) => {
-            doc.entry("message").or_insert(Value::from(text));
+            doc.entry("message".into()).or_insert(Value::from(text));
         }
         Some(Value::Null) | None => {}
-        Some(body) => {
-            doc.insert("body".into(), body);
-        }
+        Some(body) => flatten("body".into(), body, &mut doc),
     }
     for (name, id) in [("trace.id", &record.trace_id), ("span.id", &record.span_id)] {
         if !id.is_empty() {
             doc.insert(name.into(), Value::from(hex::encode(id)));
         }
     }
-    ecs::to_contract(doc, None, None)
+    ecs::flat_to_contract(doc, None, None)
 }
 
 /// The ECS level of an OpenTelemetry severity number (1-24).
