@@ -222,13 +222,10 @@ pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowE
     let mut rejected = Vec::new();
     let mut line_no = 0;
     let body = block.bytes.strip_suffix(b"\n").unwrap_or(&block.bytes);
-    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
     let mut overlong = block.overlong.iter().peekable();
-    let mut start = 0;
-    for end in ends {
-        let text = body[start..end].trim_ascii();
+    for (start, line) in lines(body) {
+        let text = line.trim_ascii();
         let too_long = overlong.next_if_eq(&&start).is_some();
-        start = end + 1;
         if too_long {
             rejected.push(BadLine {
                 line: line_no,
@@ -261,6 +258,19 @@ pub fn parse_block(block: Block, ingested_at: i64) -> Result<ParsedBlock, ArrowE
         rejected,
         partitions,
         buffer,
+    })
+}
+
+/// The lines of `body` with the offset each starts at, split at each `\n`
+/// as `split` would (the part after the last one included), found with
+/// SIMD: a byte-by-byte split was a twentieth of a server's CPU.
+pub fn lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    ends.map(move |end| {
+        let line = (start, &body[start..end]);
+        start = end + 1;
+        line
     })
 }
 
@@ -307,6 +317,28 @@ pub fn by_partition<'e, 'a>(events: &'e [Event<'a>]) -> Vec<(PartitionKey, Vec<&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_split_as_split_does_and_know_where_they_start() {
+        for body in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\n\nb\n",
+            "\n\na\r\n",
+            "ab\ncd\nef",
+        ] {
+            let body = body.as_bytes();
+            let expected: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+            let found: Vec<(usize, &[u8])> = lines(body).collect();
+            assert_eq!(found.iter().map(|(_, l)| *l).collect::<Vec<_>>(), expected);
+            for (start, line) in found {
+                assert_eq!(&body[start..start + line.len()], line, "{body:?}");
+            }
+        }
+    }
 
     /// The blocks of `text`, with lines of at most `max_line` bytes, each
     /// block's buffer handed back for reuse (after copying it out) as the

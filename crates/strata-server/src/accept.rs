@@ -9,6 +9,7 @@ use crate::dedup::EventKey;
 use crate::rows::Rows;
 use bytes::Bytes;
 use strata_access::Authenticated;
+use strata_ingest::block::lines;
 use strata_schema::{Event, parse_line};
 
 /// The reason `parse_line` gives a line without a tenant.
@@ -68,7 +69,7 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
     // others, once this list no longer grows.
     let mut completed: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
-    for (index, line) in lines(body).enumerate() {
+    for (index, (_, line)) in lines(body).enumerate() {
         let line = line.trim_ascii();
         let number = index as u64 + 1;
         if line.is_empty() {
@@ -142,19 +143,6 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
     }
 }
 
-/// The lines of `body`, split at each `\n` as `split` would (the part after
-/// the last one included), found with SIMD: a byte-by-byte split was a
-/// twentieth of the server's CPU.
-pub(crate) fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
-    ends.map(move |end| {
-        let line = &body[start..end];
-        start = end + 1;
-        line
-    })
-}
-
 /// Why `sender` may not store `event`, if it may not.
 fn refuse(event: &Event, sender: &Authenticated, line: u64) -> Option<Rejection> {
     if sender.covers(&event.tenant) {
@@ -205,24 +193,6 @@ mod tests {
             name: "shipper".into(),
             role: Role::Ingest,
             tenants: tenants.iter().map(|t| t.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn lines_split_as_split_does() {
-        for body in [
-            "",
-            "\n",
-            "a",
-            "a\n",
-            "a\nb",
-            "a\n\nb\n",
-            "\n\na\r\n",
-            "ab\ncd\nef",
-        ] {
-            let body = body.as_bytes();
-            let expected: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
-            assert_eq!(lines(body).collect::<Vec<_>>(), expected, "{body:?}");
         }
     }
 

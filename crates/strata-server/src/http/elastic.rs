@@ -16,10 +16,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::{Map, Value, json};
+use strata_ingest::block::lines;
 
 use super::ingest::ingest;
 use super::{App, Right, authorize, json_error};
-use crate::accept::{Accepted, accept_lines, lines};
+use crate::accept::{Accepted, accept_lines};
 use crate::translate::ecs;
 use crate::translate::flat::FlatDoc;
 
@@ -320,7 +321,7 @@ fn parse_bulk(body: &[u8], default_index: &str) -> Result<(Vec<Item>, Vec<u8>), 
     let mut out = Vec::with_capacity(body.len());
     let mut lines = lines(body)
         .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_ascii()))
+        .map(|(i, (_, l))| (i + 1, l.trim_ascii()))
         .filter(|(_, l)| !l.is_empty());
     while let Some((number, line)) = lines.next() {
         let malformed = |why: &str| format!("malformed action/metadata line [{number}]: {why}");
