@@ -198,9 +198,8 @@ async fn bulk_into(
             };
             let answer = match error {
                 Some((status, kind, reason)) => ItemResult {
-                    status: status.as_u16(),
                     error: Some(ItemError { kind, reason }),
-                    ..ItemResult::new(&item.index, id)
+                    ..ItemResult::new(&item.index, id, status.as_u16())
                 },
                 None => ItemResult::created(&item.index, id),
             };
@@ -267,11 +266,11 @@ struct ItemResult<'a> {
 
 impl<'a> ItemResult<'a> {
     /// The fields every item has.
-    fn new(index: &'a str, id: Cow<'a, str>) -> Self {
+    fn new(index: &'a str, id: Cow<'a, str>, status: u16) -> Self {
         ItemResult {
             index,
             id,
-            status: 0,
+            status,
             error: None,
             result: None,
             version: None,
@@ -283,7 +282,6 @@ impl<'a> ItemResult<'a> {
 
     fn created(index: &'a str, id: Cow<'a, str>) -> Self {
         ItemResult {
-            status: 201,
             result: Some("created"),
             version: Some(1),
             seq_no: Some(0),
@@ -293,7 +291,7 @@ impl<'a> ItemResult<'a> {
                 successful: 1,
                 failed: 0,
             }),
-            ..ItemResult::new(index, id)
+            ..ItemResult::new(index, id, 201)
         }
     }
 }
@@ -432,12 +430,11 @@ not json
         let refused = ItemAnswer {
             action: "delete",
             answer: ItemResult {
-                status: 400,
                 error: Some(ItemError {
                     kind: "illegal_argument_exception",
                     reason: "append-only",
                 }),
-                ..ItemResult::new("logs", Cow::Borrowed("b"))
+                ..ItemResult::new("logs", Cow::Borrowed("b"), 400)
             },
         };
         let answer = serde_json::to_value(BulkAnswer {
