@@ -1,16 +1,18 @@
 //! Taking events in: each line of event-contract NDJSON is parsed,
 //! checked against the sender's tenants, and either accepted (kept as the
 //! line for the write-ahead log and as rows for the buffers) or rejected
-//! alone with its reason. Every protocol ends here, translated to lines.
+//! alone with its reason. Every protocol ends here: NDJSON as lines, the
+//! others as the JSON objects their translators make.
 
 use std::collections::BTreeMap;
 
 use crate::dedup::EventKey;
 use crate::rows::Rows;
 use bytes::Bytes;
+use serde_json::Value;
 use strata_access::Authenticated;
 use strata_ingest::block::lines;
-use strata_schema::{Event, parse_line};
+use strata_schema::{Event, parse_line, parse_object};
 
 /// The reason `parse_line` gives a line without a tenant.
 const NO_TENANT: &str = "missing required field `tenant`";
@@ -108,17 +110,6 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
             }),
         }
     }
-    rejected.sort_by_key(|r| r.line);
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for event in &events {
-        *counts.entry(&event.tenant).or_insert(0) += 1;
-    }
-    let per_tenant = counts
-        .into_iter()
-        .map(|(t, n)| (t.to_string(), n))
-        .collect();
-    let rows = Rows::of(&events, ingested_at)
-        .expect("batches of validated events build: their values fit the contract's types");
     let size: usize = kept
         .iter()
         .chain(&completed_kept)
@@ -130,6 +121,79 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
         lines.push(b'\n');
     }
     // Lines and events are in the same order.
+    finish(&events, lines, rejected, ingested_at)
+}
+
+/// Checks the events a protocol translator made, one per item of the
+/// request (`None` for an item it refused itself, so that the others keep
+/// their numbers), as [`accept_lines`] checks lines: without writing each
+/// as a line and parsing it again. The write-ahead log's lines are written
+/// from the accepted events.
+pub fn accept_objects(
+    mut objects: Vec<Option<Value>>,
+    sender: &Authenticated,
+    ingested_at: i64,
+) -> Accepted {
+    if let [only] = sender.tenants.as_slice() {
+        for object in objects.iter_mut().flatten() {
+            if let Value::Object(map) = object
+                && map.get("tenant").is_none_or(Value::is_null)
+            {
+                map.insert("tenant".into(), Value::from(only.as_str()));
+            }
+        }
+    }
+    let mut rejected = Vec::new();
+    let mut events = Vec::with_capacity(objects.len());
+    for (index, object) in objects.iter().enumerate() {
+        let number = index as u64 + 1;
+        let parsed = match object {
+            None => continue,
+            Some(Value::Object(map)) => parse_object(map),
+            Some(other) => Err(format!("expected a JSON object, got {other}")),
+        };
+        match parsed {
+            Ok(event) => match refuse(&event, sender, number) {
+                Some(refusal) => rejected.push(refusal),
+                None => events.push(event),
+            },
+            Err(reason) => {
+                let text = object.as_ref().map(Value::to_string).unwrap_or_default();
+                rejected.push(Rejection {
+                    line: number,
+                    reason: quote(reason, text.as_bytes()),
+                    tenant: None,
+                });
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    for event in &events {
+        event.write_line(&mut lines);
+        lines.push(b'\n');
+    }
+    finish(&events, lines, rejected, ingested_at)
+}
+
+/// What `events` (accepted, written as `lines` in the same order) and the
+/// `rejected` items of a request become.
+fn finish(
+    events: &[Event],
+    lines: Vec<u8>,
+    mut rejected: Vec<Rejection>,
+    ingested_at: i64,
+) -> Accepted {
+    rejected.sort_by_key(|r| r.line);
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for event in events {
+        *counts.entry(&event.tenant).or_insert(0) += 1;
+    }
+    let per_tenant = counts
+        .into_iter()
+        .map(|(t, n)| (t.to_string(), n))
+        .collect();
+    let rows = Rows::of(events, ingested_at)
+        .expect("batches of validated events build: their values fit the contract's types");
     let event_ids = events
         .iter()
         .map(|e| Some(EventKey::of(&e.tenant, e.text("event_id")?)))

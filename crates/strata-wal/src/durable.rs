@@ -34,24 +34,46 @@ impl Durability {
         };
         let root = root.clone();
         tokio::task::spawn_blocking(move || {
+            let files: Vec<PathBuf> = paths.iter().map(|path| root.join(path)).collect();
             let mut folders = BTreeSet::new();
-            for path in &paths {
-                let file = root.join(path);
-                std::fs::File::open(&file)?.sync_all()?;
+            for file in &files {
                 let mut folder = file.parent();
                 while let Some(dir) = folder.filter(|d| d.starts_with(&root)) {
                     folders.insert(dir.to_path_buf());
                     folder = dir.parent();
                 }
             }
-            for folder in folders {
-                std::fs::File::open(folder)?.sync_all()?;
-            }
-            Ok(())
+            sync_all(&files)?;
+            sync_all(&folders.into_iter().collect::<Vec<_>>())
         })
         .await
         .map_err(std::io::Error::other)?
     }
+}
+
+/// Threads fsyncing at once: a write-out makes hundreds of files and
+/// folders durable, and one fsync after the other left the CPU idle for a
+/// tenth of the write-out while the disk flushed each in turn.
+const SYNC_THREADS: usize = 16;
+
+/// Fsyncs every file or folder at `paths`, several at a time.
+fn sync_all(paths: &[PathBuf]) -> std::io::Result<()> {
+    let chunk = paths.len().div_ceil(SYNC_THREADS).max(1);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = paths
+            .chunks(chunk)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .try_for_each(|path| std::fs::File::open(path)?.sync_all())
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .try_for_each(|thread| thread.join().expect("an fsync thread panicked"))
+    })
 }
 
 #[cfg(test)]

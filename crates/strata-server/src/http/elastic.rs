@@ -20,7 +20,7 @@ use strata_ingest::block::lines;
 
 use super::ingest::ingest;
 use super::{App, Right, authorize, json_error};
-use crate::accept::{Accepted, accept_lines};
+use crate::accept::{Accepted, accept_objects};
 use crate::translate::ecs;
 use crate::translate::flat::FlatDoc;
 
@@ -149,10 +149,9 @@ async fn bulk_into(
     let started = Instant::now();
     let parse =
         move |body: &[u8], sender: &_, at| -> Result<(Vec<Item>, Accepted), Box<Response>> {
-            let (items, lines) =
-                parse_bulk(body, path_index.as_deref().unwrap_or(DEFAULT_INDEX))
-                    .map_err(|why| Box::new(json_error(StatusCode::BAD_REQUEST, &why)))?;
-            Ok((items, accept_lines(&lines, sender, at)))
+            let (items, events) = parse_bulk(body, path_index.as_deref().unwrap_or(DEFAULT_INDEX))
+                .map_err(|why| Box::new(json_error(StatusCode::BAD_REQUEST, &why)))?;
+            Ok((items, accept_objects(events, sender, at)))
         };
     let stored = match ingest(&app, &headers, body, "elasticsearch", parse).await {
         Ok(stored) => stored,
@@ -310,13 +309,15 @@ struct Shards {
     failed: u8,
 }
 
-/// Splits a bulk body into its actions and, one line per action (blank
-/// for a refused one), the documents as contract lines. A malformed action
+/// Splits a bulk body into its actions and, one per action (`None` for a
+/// refused one), the documents as contract objects. A malformed action
 /// line refuses the whole request, as Elasticsearch does: what follows it
 /// can no longer be told apart.
-fn parse_bulk(body: &[u8], default_index: &str) -> Result<(Vec<Item>, Vec<u8>), String> {
+type Documents = Vec<Option<Value>>;
+
+fn parse_bulk(body: &[u8], default_index: &str) -> Result<(Vec<Item>, Documents), String> {
     let mut items = Vec::new();
-    let mut out = Vec::with_capacity(body.len());
+    let mut events = Vec::new();
     let mut lines = lines(body)
         .enumerate()
         .map(|(i, (_, l))| (i + 1, l.trim_ascii()))
@@ -340,6 +341,7 @@ fn parse_bulk(body: &[u8], default_index: &str) -> Result<(Vec<Item>, Vec<u8>), 
             id: text("_id"),
             refused: None,
         };
+        let mut event = None;
         match name.as_str() {
             "index" | "create" => {
                 let Some((_, doc)) = lines.next() else {
@@ -348,8 +350,7 @@ fn parse_bulk(body: &[u8], default_index: &str) -> Result<(Vec<Item>, Vec<u8>), 
                 match serde_json::from_slice::<FlatDoc>(doc) {
                     Ok(FlatDoc(doc)) => {
                         let (index, id) = (Some(item.index.as_str()), item.id.as_deref());
-                        let event = ecs::flat_to_contract(doc, index, id);
-                        serde_json::to_writer(&mut out, &event).expect("JSON values serialize");
+                        event = Some(ecs::flat_to_contract(doc, index, id));
                     }
                     Err(e) => {
                         let reason = format!("the document is not a JSON object: {e}");
@@ -375,10 +376,10 @@ fn parse_bulk(body: &[u8], default_index: &str) -> Result<(Vec<Item>, Vec<u8>), 
             }
             other => return Err(malformed(&format!("unknown action `{other}`"))),
         }
-        out.push(b'\n');
+        events.push(event);
         items.push(item);
     }
-    Ok((items, out))
+    Ok((items, events))
 }
 
 #[cfg(test)]
@@ -386,7 +387,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_action_gets_one_line_and_refused_ones_a_blank() {
+    fn each_action_gets_one_document_and_refused_ones_none() {
         let body = br#"{"index":{"_index":"access-logs","_id":"a"}}
 {"@timestamp":"2026-03-01T10:00:00Z","event":{"action":"login"}}
 {"delete":{"_id":"b"}}
@@ -397,7 +398,7 @@ not json
 {"create":{"_index":"x"}}
 {"message":"hi"}
 "#;
-        let (items, lines) = parse_bulk(body, "fallback").unwrap();
+        let (items, events) = parse_bulk(body, "fallback").unwrap();
         let actions: Vec<(&str, &str, bool)> = items
             .iter()
             .map(|i| (i.action.as_str(), i.index.as_str(), i.refused.is_some()))
@@ -412,13 +413,14 @@ not json
                 ("create", "x", false),
             ]
         );
-        let lines: Vec<&str> = std::str::from_utf8(&lines).unwrap().lines().collect();
-        assert_eq!(lines.len(), 5);
-        assert!(
-            lines[0].contains("\"family\":\"access\"") && lines[0].contains("\"event_id\":\"a\"")
+        assert_eq!(events.len(), 5);
+        let first = events[0].as_ref().unwrap();
+        assert_eq!(
+            (&first["family"], &first["event_id"]),
+            (&json!("access"), &json!("a"))
         );
-        assert_eq!(&lines[1..4], ["", "", ""]);
-        assert!(lines[4].contains("\"message\":\"hi\""));
+        assert!(events[1..4].iter().all(Option::is_none));
+        assert_eq!(events[4].as_ref().unwrap()["message"], "hi");
     }
 
     #[test]

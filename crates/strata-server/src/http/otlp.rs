@@ -14,7 +14,7 @@ use prost::Message;
 
 use super::ingest::ingest;
 use super::{App, json_error};
-use crate::accept::accept_lines;
+use crate::accept::accept_objects;
 use crate::translate::otlp;
 
 /// Reasons quoted in `partial_success.error_message`.
@@ -62,12 +62,11 @@ pub(super) async fn logs(State(app): State<App>, headers: HeaderMap, body: Body)
             let message = format!("not an OTLP logs export ({encoding:?}): {why}");
             Box::new(json_error(StatusCode::BAD_REQUEST, &message))
         })?;
-        let mut lines = Vec::new();
-        for event in otlp::to_contract(request, at.saturating_mul(1000)) {
-            serde_json::to_writer(&mut lines, &event).expect("JSON serializes");
-            lines.push(b'\n');
-        }
-        Ok(((), accept_lines(&lines, sender, at)))
+        let events = otlp::to_contract(request, at.saturating_mul(1000))
+            .into_iter()
+            .map(Some)
+            .collect();
+        Ok(((), accept_objects(events, sender, at)))
     };
     let stored = match ingest(&app, &headers, body, "otlp", parse).await {
         Ok(stored) => stored,

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::ingest::{Stored, ingest};
 use super::{App, Refusal, Right, authorize};
-use crate::accept::accept_lines;
+use crate::accept::accept_objects;
 use crate::translate::hec;
 
 /// Acknowledgements kept per channel; past it the oldest are forgotten
@@ -170,20 +170,22 @@ async fn collect(
         return refused(refusal, &headers);
     }
     let parse = move |body: &[u8], sender: &_, at| {
-        let mut lines = Vec::new();
         let mut refusals = Vec::new();
         let events = split(body);
         if events.is_empty() {
             return Err(Box::new(reply(StatusCode::BAD_REQUEST, 5, "No data")));
         }
+        let mut objects = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
             match event.and_then(|event| hec::to_contract(event, at / 1000)) {
-                Ok(event) => serde_json::to_writer(&mut lines, &event).expect("JSON serializes"),
-                Err(why) => refusals.push((i as u64 + 1, why)),
+                Ok(event) => objects.push(Some(event)),
+                Err(why) => {
+                    refusals.push((i as u64 + 1, why));
+                    objects.push(None);
+                }
             }
-            lines.push(b'\n');
         }
-        Ok((refusals, accept_lines(&lines, sender, at)))
+        Ok((refusals, accept_objects(objects, sender, at)))
     };
     let stored = match ingest(&app, &headers, body, "splunk_hec", parse).await {
         Ok(stored) => stored,

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::accept::{Accepted, Rejection, accept_lines};
+use crate::accept::{Accepted, Rejection, accept_objects};
 use crate::group::{self, Submission};
 use crate::server::{Shared, stopped};
 use crate::translate;
@@ -318,19 +318,16 @@ impl Batch {
     /// The batch's events accepted and refused. Bytes that are not UTF-8
     /// become U+FFFD rather than costing the message.
     fn accept(self, sender: &Authenticated, received: DateTime<Utc>) -> Accepted {
-        let mut lines = Vec::with_capacity(self.bytes * 2);
+        let mut events = Vec::with_capacity(self.messages.len());
         let mut refused: Vec<String> = self.refused;
         for message in &self.messages {
             let text = String::from_utf8_lossy(message);
             match translate::syslog::to_contract(&text, received) {
-                Ok(event) => {
-                    serde_json::to_writer(&mut lines, &event).expect("JSON serializes");
-                    lines.push(b'\n');
-                }
+                Ok(event) => events.push(Some(event)),
                 Err(reason) => refused.push(reason),
             }
         }
-        let mut accepted = accept_lines(&lines, sender, received.timestamp_micros());
+        let mut accepted = accept_objects(events, sender, received.timestamp_micros());
         let parsed = self.messages.len() as u64;
         accepted.rejected.extend(
             refused
