@@ -94,9 +94,18 @@ impl Event<'_> {
     }
 }
 
-/// `text` as a JSON string.
+/// `text` as a JSON string. Most need no escape and are copied whole
+/// (serde_json's writer, byte by byte, was a tenth of a translated event's
+/// cost); the rest are escaped as serde_json does.
 fn write_str(out: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(&mut *out, text).expect("strings serialize");
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        serde_json::to_writer(&mut *out, text).expect("strings serialize");
+    } else {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    }
 }
 
 #[cfg(test)]
@@ -175,7 +184,7 @@ mod tests {
             ],
             family in prop::sample::select(vec!["access", "data_usage", "technical"]),
             action in "\\PC{1,12}",
-            user in prop::option::of("\\PC{0,12}"),
+            user in prop::option::of("(\\PC|[\\x00-\\x1f]){0,12}"),
             bytes in prop::option::of(any::<u64>()),
             duration in prop::option::of(0.0..1e7f64),
             ip in prop::option::of(any::<std::net::IpAddr>()),

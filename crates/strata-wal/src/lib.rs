@@ -6,6 +6,7 @@
 //! events are committed to the archive. Segments up to it are deleted;
 //! those after it are replayed at start (see docs/serve.md).
 
+mod direct;
 pub mod durable;
 pub mod segment;
 
@@ -106,9 +107,10 @@ impl Wal {
         format!("{}/{seq:020}.wal", self.prefix)
     }
 
-    /// Removes what puts cut off by a crash left in a local folder: the
-    /// store stages a file as `<name>#<n>` and renames it into place, so a
-    /// staging file never became a segment and no listing shows it. Only
+    /// Removes what puts cut off by a crash left in a local folder: a
+    /// segment is staged as `<name>#direct` (or `<name>#<n>` by the store's
+    /// own put) and linked into place, so a staging file never became a
+    /// segment and no listing shows it. Only
     /// this node writes its folder. Returns how many were removed.
     pub fn remove_staging(&self) -> std::io::Result<usize> {
         let Durability::LocalFolder(root) = &self.durability else {
@@ -167,16 +169,8 @@ impl Wal {
         let mut delay = Duration::from_millis(50);
         let mut attempt = 1;
         loop {
-            let options = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            let put = self
-                .store
-                .put_opts(&location, PutPayload::from(bytes.clone()), options)
-                .await;
-            let outcome = match put {
-                Ok(_) => Ok(()),
+            let outcome = match self.create(&location, &bytes).await {
+                Ok(()) => Ok(()),
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     match self.store.get(&location).await {
                         Ok(found) => match found.bytes().await {
@@ -204,6 +198,40 @@ impl Wal {
             .sync(vec![path.clone()])
             .await
             .map_err(|source| WalError::Sync { path, source })
+    }
+
+    /// Stores `bytes` as the new object `location`: in a local folder
+    /// past the page cache (see [`direct`]), elsewhere as a create-only put.
+    async fn create(&self, location: &Path, bytes: &Bytes) -> object_store::Result<()> {
+        let Durability::LocalFolder(root) = &self.durability else {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            let payload = PutPayload::from(bytes.clone());
+            return self
+                .store
+                .put_opts(location, payload, options)
+                .await
+                .map(drop);
+        };
+        let (file, bytes) = (root.join(location.as_ref()), bytes.clone());
+        let created = tokio::task::spawn_blocking(move || direct::create(&file, &bytes))
+            .await
+            .map_err(std::io::Error::other);
+        match created.and_then(|created| created) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(object_store::Error::AlreadyExists {
+                    path: location.to_string(),
+                    source: Box::new(e),
+                })
+            }
+            Err(e) => Err(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            }),
+        }
     }
 
     /// The records of segment `seq`.
@@ -288,7 +316,8 @@ mod tests {
         wal.put(1, wal.encode(&[&record("{}\n")])).await.unwrap();
         let folder = dir.path().join(WAL_PREFIX).join("n1");
         std::fs::write(folder.join("00000000000000000002.wal#1"), b"half").unwrap();
-        assert_eq!(wal.remove_staging().unwrap(), 1);
+        std::fs::write(folder.join("00000000000000000003.wal#direct"), b"half").unwrap();
+        assert_eq!(wal.remove_staging().unwrap(), 2);
         let names: Vec<_> = std::fs::read_dir(&folder)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

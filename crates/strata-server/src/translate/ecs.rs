@@ -143,11 +143,17 @@ pub fn flat_to_contract(mut flat: Flat, index: Option<&str>, id: Option<&str>) -
             action.unwrap_or_else(|| Value::from("log")),
         );
     }
-    if let Some(Value::Object(attrs)) = flat.remove("attrs") {
-        flat.extend(attrs);
+    // A document's own `attrs` object wins over its unmapped fields of the
+    // same name; it is taken whole, not entry by entry.
+    let mut attrs = match flat.remove("attrs") {
+        Some(Value::Object(attrs)) => attrs,
+        _ => Map::new(),
+    };
+    for (key, value) in flat {
+        attrs.entry(key).or_insert(value);
     }
-    if !flat.is_empty() {
-        event.insert("attrs".into(), Value::Object(flat.into_iter().collect()));
+    if !attrs.is_empty() {
+        event.insert("attrs".into(), Value::Object(attrs));
     }
     Value::Object(event)
 }

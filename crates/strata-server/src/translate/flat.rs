@@ -14,6 +14,15 @@ use serde_json::{Map, Value};
 /// up in it by each of its ECS names.
 pub type Flat = foldhash::HashMap<String, Value>;
 
+/// Fields a document's map is made room for at once (growing it field by
+/// field rehashed it several times per document).
+const FLAT_CAPACITY: usize = 32;
+
+/// An empty [`Flat`] with room for a typical document.
+pub fn new_flat() -> Flat {
+    Flat::with_capacity_and_hasher(FLAT_CAPACITY, Default::default())
+}
+
 /// The field under which an object is kept whole rather than flattened.
 const KEPT_WHOLE: &str = "attrs";
 
@@ -47,7 +56,7 @@ pub struct FlatDoc(pub Flat);
 
 impl<'de> serde::Deserialize<'de> for FlatDoc {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut flat = Flat::default();
+        let mut flat = new_flat();
         deserializer.deserialize_map(Fields {
             prefix: "",
             out: &mut flat,

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use serde_json::Value;
 
 use super::ecs;
-use super::flat::{Flat, flatten};
+use super::flat::{flatten, new_flat};
 
 /// OpenTelemetry semantic-convention names and the ECS names the mapping knows.
 const ALIASES: &[(&str, &str)] = &[
@@ -53,7 +53,7 @@ fn record_to_contract(
     record: LogRecord,
     received_ns: i64,
 ) -> Value {
-    let mut doc = Flat::default();
+    let mut doc = new_flat();
     for attribute in resource.iter().chain(&record.attributes) {
         let value = json_of(attribute.value.as_ref());
         flatten(attribute.key.clone(), value, &mut doc);
