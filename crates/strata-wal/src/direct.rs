@@ -3,8 +3,9 @@
 //! it into freshly allocated page-cache pages took an eighth of the
 //! server's CPU (more on virtual machines, where the first touch of a page
 //! is slow); written with `O_DIRECT` the disk reads it straight from the
-//! process's memory. Where the file system refuses `O_DIRECT` (tmpfs), the
-//! file is written the ordinary way.
+//! process's memory. Where the file system refuses `O_DIRECT` (tmpfs before
+//! Linux 6.6, some network file systems), the file is written the ordinary
+//! way.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// largest logical block size in common use).
 const BLOCK: usize = 4096;
 
-/// Bytes copied into the aligned buffer per write.
+/// Blocks copied into the aligned buffer per write (1 MiB).
 const CHUNK_BLOCKS: usize = 256;
 
 /// One aligned block of the bounce buffer.
