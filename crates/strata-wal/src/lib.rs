@@ -110,8 +110,8 @@ impl Wal {
     /// Removes what puts cut off by a crash left in a local folder: a
     /// segment is staged as `<name>#direct` (or `<name>#<n>` by the store's
     /// own put) and linked into place, so a staging file never became a
-    /// segment and no listing shows it. Only
-    /// this node writes its folder. Returns how many were removed.
+    /// segment and no listing shows it. Only this node writes its folder.
+    /// Returns how many were removed.
     pub fn remove_staging(&self) -> std::io::Result<usize> {
         let Durability::LocalFolder(root) = &self.durability else {
             return Ok(0);

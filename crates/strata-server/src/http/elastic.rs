@@ -309,12 +309,13 @@ struct Shards {
     failed: u8,
 }
 
-/// Splits a bulk body into its actions and, one per action (`None` for a
-/// refused one), the documents as contract objects. A malformed action
-/// line refuses the whole request, as Elasticsearch does: what follows it
-/// can no longer be told apart.
+/// A bulk request's documents as contract objects, one per action (`None`
+/// for a refused one).
 type Documents = Vec<Option<Value>>;
 
+/// Splits a bulk body into its actions and their [`Documents`]. A
+/// malformed action line refuses the whole request, as Elasticsearch does:
+/// what follows it can no longer be told apart.
 fn parse_bulk(body: &[u8], default_index: &str) -> Result<(Vec<Item>, Documents), String> {
     let mut items = Vec::new();
     let mut events = Vec::new();
