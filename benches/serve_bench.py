@@ -56,6 +56,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=400_000, help="events (default 400000)")
     parser.add_argument("--soak-seconds", type=int, default=600, help="soak length (default 600)")
+    parser.add_argument("--soak-memory-mib", type=int, default=512,
+                        help="the soaking server's --memory-mib (default 512)")
     parser.add_argument("--soak-write-out-secs", type=int, default=10,
                         help="write-out age during the soak (default 10: an hour of 10-minute write-outs every minute)")
     parser.add_argument("--work", type=Path, default=BENCHES / "work", help="work folder (default benches/work)")
@@ -200,6 +202,14 @@ class Server:
     def connection(self):
         host, port = self.addr.rsplit(":", 1)
         return http.client.HTTPConnection(host, int(port), timeout=600)
+
+    def metric(self, token, name):
+        """The sum of a /metrics counter over its labels."""
+        conn = self.connection()
+        conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
+        text = conn.getresponse().read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.split("{")[0].split(" ")[0] == name)
 
     def query(self, token, sql):
         conn = self.connection()
@@ -354,7 +364,8 @@ def main():
                  ms(percentile(latencies, 0.5)), ms(percentile(latencies, 0.99)), "half of saturation"))
 
     archive, token = fresh_archive(strata, args, "serve-archive")
-    server = Server(strata, archive, "--memory-mib", 256, "--write-out-secs", args.soak_write_out_secs)
+    server = Server(strata, archive, "--memory-mib", args.soak_memory_mib,
+                    "--write-out-secs", args.soak_write_out_secs)
     watched = psutil.Process(server.proc.pid)
     samples = []
 
@@ -365,6 +376,7 @@ def main():
 
     log(f"soak: {half:.1f} MB/s for {args.soak_seconds} s, write-outs every {args.soak_write_out_secs} s")
     latencies = steady(server, token, bodies, half, args.soak_seconds, sample)
+    refused = server.metric(token, "strata_requests_refused_total")
     server.stop()
     third = max(1, len(samples) // 3)
     rss_first = statistics.median(s[1] for s in samples[:third]) / 2**20
@@ -390,11 +402,12 @@ def main():
         f"({rates['NDJSON'] / ingest_mbs:.2f}); `_bulk` and OTLP ≥ 0.40 × ingest: "
         f"**{'PASS' if min(rates['_bulk'], rates['OTLP protobuf']) >= 0.4 * ingest_mbs else 'FAIL'}**.",
         "",
-        f"Soak ({args.soak_seconds} s at {half:.1f} MB/s, `--memory-mib 256`, write-outs every "
+        f"Soak ({args.soak_seconds} s at {half:.1f} MB/s, `--memory-mib {args.soak_memory_mib}`, write-outs every "
         f"{args.soak_write_out_secs} s, {len(samples)} samples): RSS median {rss_first:.0f} MiB in the "
         f"first third, {rss_last:.0f} MiB in the last, {rss_max:.0f} MiB at most; at most "
         f"{files_max} files in a partition-month at any sample; ack p50 {ms(percentile(latencies, 0.5))}, "
-        f"p99 {ms(percentile(latencies, 0.99))}.",
+        f"p99 {ms(percentile(latencies, 0.99))}; {refused:.0f} of {len(latencies)} requests were "
+        "first refused under memory pressure and acknowledged on a retry.",
         "",
         "| t (s) | RSS (MiB) | most files in a partition-month |",
         "|---|---|---|",

@@ -66,8 +66,10 @@ pub struct ServeArgs {
     /// the host name.
     #[arg(long, env = "STRATA_NODE_ID", value_name = "ID", value_parser = node_id)]
     pub node_id: Option<String>,
-    /// Memory for buffered events and requests in flight; near it, requests get 503 with
-    /// Retry-After until buffered events are written out.
+    /// Memory of the whole server: buffered events, requests in flight, write-outs and
+    /// compaction (docs/serve.md says how it is shared). When buffers and requests reach
+    /// half of what is left after 48 MiB for the process, requests get 503 (429 for _bulk)
+    /// with Retry-After until buffered events are written out.
     #[arg(long, env = "STRATA_MEMORY_MIB", value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(64..))]
     pub memory_mib: u64,
     /// Group commit: at most one write-ahead segment is stored per interval, and a request

@@ -15,7 +15,7 @@ fn most_files(server: &ServerProcess, admin: &str) -> u64 {
 }
 
 #[test]
-fn compaction_keeps_two_files_per_partition_month_and_a_closed_month_at_one() {
+fn compaction_keeps_four_files_per_partition_month_and_a_closed_month_at_one() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
     let admin = add_user(&archive, "admin", "admin", &[]);
@@ -46,7 +46,8 @@ fn compaction_keeps_two_files_per_partition_month_and_a_closed_month_at_one() {
     let write_outs = metric(&metrics, "strata_write_outs_total");
     let compacted = metric(&metrics, "strata_files_compacted_total");
     assert!(write_outs >= 3 && compacted >= 4, "{metrics}");
-    assert!(most <= 2, "a partition-month held {most} files");
+    // docs/serve.md's bound: a partition-month is merged at its fourth small file.
+    assert!(most <= 4, "a partition-month held {most} files");
     assert!(server.terminate().success());
 
     let files = query(

@@ -57,6 +57,12 @@ impl Default for CompactOptions {
 }
 
 impl CompactOptions {
+    /// Whether a file of `size` bytes is small enough to be merged: under
+    /// half the target size.
+    pub fn is_small(&self, size: u64) -> bool {
+        is_small(size, self.target_bytes)
+    }
+
     /// Bytes of source files merged into one: a merge holds its sources
     /// and its output (both compressed) in memory, besides the rows it
     /// decodes (`MERGE_ROWS`), so each of the parallel merges gets a
@@ -88,12 +94,17 @@ pub struct CompactReport {
     pub bytes_added: u64,
 }
 
+/// Whether a file of `size` bytes is under half of `target`.
+fn is_small(size: u64, target: u64) -> bool {
+    size < target / 2
+}
+
 /// Groups of small files (under half of `target`), each of one partition,
 /// of at most `limit` bytes, `MAX_MERGE_FILES` files and `MERGE_ROWS`
 /// rows decoded at once, to merge into one file each.
 fn plan(files: impl Iterator<Item = FileMeta>, target: u64, limit: u64) -> Vec<Vec<FileMeta>> {
     let mut by_partition: BTreeMap<(String, String, String), Vec<FileMeta>> = BTreeMap::new();
-    for f in files.filter(|f| f.size < target / 2) {
+    for f in files.filter(|f| is_small(f.size, target)) {
         by_partition
             .entry((f.tenant.clone(), f.family.clone(), f.month.clone()))
             .or_default()

@@ -15,6 +15,7 @@ pub mod buffer;
 pub mod dedup;
 pub mod group;
 pub mod http;
+pub mod merging;
 pub mod metrics;
 pub mod rows;
 mod server;

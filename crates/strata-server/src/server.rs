@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use strata_access::Authenticated;
+use strata_ingest::CompactOptions;
 use strata_keys::envelope::KeyProvider;
 use strata_store::{Archive, CatalogError, Snapshot, reconcile};
 use tokio::net::TcpListener;
@@ -18,6 +19,7 @@ use crate::buffer::Generation;
 use crate::dedup::Events;
 use crate::group::{self, Submission};
 use crate::http::listen;
+use crate::merging::{Merge, Unmerged};
 use crate::metrics::{Gauges, Metrics};
 use crate::syslog::SyslogSocket;
 use crate::writeout;
@@ -31,8 +33,9 @@ pub struct ServeOptions {
     /// Names this server's write-ahead log: servers sharing an archive
     /// need distinct ids.
     pub node_id: String,
-    /// Memory for buffered events and requests in flight; past it,
-    /// requests are refused with 503 and `Retry-After`.
+    /// Memory of the whole server (`--memory-mib`), shared as
+    /// [`ServeOptions::write_out_bytes`], [`ServeOptions::refuse_bytes`]
+    /// and [`ServeOptions::compaction_bytes`] say.
     pub memory_bytes: u64,
     /// At most one write-ahead segment is stored per interval: the
     /// longest a request waits for others to share its segment.
@@ -52,6 +55,36 @@ pub struct ServeOptions {
     pub refresh_interval: Duration,
     /// zstd level of the Parquet files written out.
     pub zstd_level: i32,
+}
+
+/// Memory the process needs whatever it holds (code, runtime, catalog,
+/// the allocator's slack), not shared out by [`ServeOptions`].
+const PROCESS_BYTES: u64 = 48 << 20;
+
+impl ServeOptions {
+    /// The budget left for events and compaction: `--memory-mib` less
+    /// what the process needs anyway (at least a quarter of it).
+    fn shared_bytes(&self) -> u64 {
+        (self.memory_bytes.saturating_sub(PROCESS_BYTES)).max(self.memory_bytes / 4)
+    }
+
+    /// Buffers this large are written out: a quarter of the shared budget.
+    pub fn write_out_bytes(&self) -> u64 {
+        self.shared_bytes() / 4
+    }
+
+    /// Buffers plus requests in flight this large make requests wait
+    /// (503/429 with `Retry-After`): half the shared budget, room for the
+    /// generation being written and as much filling meanwhile.
+    pub fn refuse_bytes(&self) -> u64 {
+        self.shared_bytes() / 2
+    }
+
+    /// Memory of the compaction that follows a write-out: an eighth of the
+    /// shared budget (the rest is the write-out's encoding and uploads).
+    pub fn compaction_bytes(&self) -> u64 {
+        self.shared_bytes() / 8
+    }
 }
 
 impl Default for ServeOptions {
@@ -124,6 +157,8 @@ pub struct Shared {
     /// Segments whose put failed (their requests were refused) but may
     /// have landed: deleted before a restart could replay them.
     pub failed_segments: Mutex<Vec<u64>>,
+    /// Partitions written out and not merged since.
+    pub unmerged: Mutex<Unmerged>,
 }
 
 /// The buffered generations.
@@ -202,7 +237,7 @@ impl Shared {
 
     /// Whether requests should wait: memory is nearly spent.
     pub fn under_pressure(&self) -> bool {
-        self.memory_used() as u64 >= self.options.memory_bytes / 4 * 3
+        self.memory_used() as u64 >= self.options.refuse_bytes()
     }
 
     /// The gauges of `/metrics`.
@@ -271,6 +306,8 @@ impl Server {
             tracing::info!("removed {staged} write-ahead files a crash left half-written");
         }
         let committed = committed_segment(&snapshot, &options.node_id);
+        let small = |size| CompactOptions::default().is_small(size);
+        let unmerged = Unmerged::of(&snapshot, small, std::time::Instant::now());
         let shared = Arc::new(Shared {
             archive,
             options,
@@ -284,6 +321,7 @@ impl Server {
             committed: tokio::sync::watch::Sender::new(committed),
             write_out_now: Default::default(),
             failed_segments: Mutex::default(),
+            unmerged: Mutex::new(unmerged),
         });
         let (replayed, last) = replay(&shared, committed).await?;
         let (submit, submissions) = mpsc::channel(1024);
@@ -342,7 +380,7 @@ impl Server {
                 task.abort();
             }
         }
-        writeout::write_out_and_compact(&self.shared).await
+        writeout::write_out_and_compact(&self.shared, Merge::All).await
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_ingest::{CompactOptions, encode_sorted, upload};
@@ -17,6 +17,7 @@ use strata_store::{
 };
 
 use crate::buffer::Generation;
+use crate::merging::Merge;
 use crate::server::{ServeError, Shared};
 use strata_wal::{WAL_PREFIX, source_id};
 
@@ -41,7 +42,7 @@ pub async fn run(shared: Arc<Shared>) {
         if !asked && !due(&shared) {
             continue;
         }
-        match write_out_and_compact(&shared).await {
+        match write_out_and_compact(&shared, Merge::Due).await {
             Ok(()) => wait = CHECK_EVERY,
             Err(e) => {
                 wait = (wait * 2).min(MAX_BACKOFF);
@@ -53,26 +54,42 @@ pub async fn run(shared: Arc<Shared>) {
 
 /// Whether the buffers should be written out now: a failed write-out is
 /// pending, or the live generation is old enough, has a large partition,
-/// or takes a quarter of the memory budget.
+/// or takes its share of the memory budget; or a partition is idle enough
+/// to be merged.
 fn due(shared: &Shared) -> bool {
     let options = &shared.options;
+    let idle = (shared.unmerged.lock().expect("unmerged lock")).any_idle(Instant::now());
+    if idle {
+        return true;
+    }
     let buffers = shared.buffers.lock().expect("buffers lock");
     let live = &buffers.live;
     buffers.writing.is_some()
         || live.since.is_some_and(|at| at.elapsed() >= options.max_age)
         || live.largest >= options.partition_bytes
-        || live.bytes as u64 >= options.memory_bytes / 4
+        || live.bytes as u64 >= options.write_out_bytes()
 }
 
-/// Writes out what is buffered now and compacts the partitions that got
-/// files, holding `shared.writing_out` throughout: two never overlap, and
-/// a stop waiting for that lock never cuts a compaction off between its
-/// upload and its commit (which would leave an unlisted file behind).
-pub async fn write_out_and_compact(shared: &Shared) -> Result<(), ServeError> {
+/// Writes out what is buffered now and merges the partitions `merge`
+/// says (see [`crate::merging`]), holding `shared.writing_out` throughout:
+/// two never overlap, and a stop waiting for that lock never cuts a
+/// compaction off between its upload and its commit (which would leave an
+/// unlisted file behind).
+pub async fn write_out_and_compact(shared: &Shared, merge: Merge) -> Result<(), ServeError> {
     let _only_one = shared.writing_out.lock().await;
     delete_failed_segments(shared).await;
-    let partitions = write_out(shared).await?;
-    compact(shared, partitions).await;
+    let written = write_out(shared).await?;
+    let now = Instant::now();
+    let partitions = {
+        let mut unmerged = shared.unmerged.lock().expect("unmerged lock");
+        unmerged.written(written, now);
+        let small = |size| compact_options(shared).is_small(size);
+        unmerged.due(merge, &shared.snapshot(), small, now)
+    };
+    if compact(shared, &partitions).await {
+        let mut unmerged = shared.unmerged.lock().expect("unmerged lock");
+        unmerged.merged(&partitions);
+    }
     Ok(())
 }
 
@@ -132,31 +149,44 @@ async fn write_out(shared: &Shared) -> Result<BTreeSet<PartitionKey>, ServeError
     }
 }
 
-/// Merges the small files of `partitions` (see docs/serve.md for the
-/// bound this keeps), then shows queries the new state at once.
-async fn compact(shared: &Shared, partitions: BTreeSet<PartitionKey>) {
-    if partitions.is_empty() {
-        return;
-    }
-    let options = CompactOptions {
+/// How the server compacts: its share of the memory, one thread.
+fn compact_options(shared: &Shared) -> CompactOptions {
+    CompactOptions {
         zstd_level: shared.options.zstd_level,
         actor: format!("strata serve {}", shared.options.node_id),
         keys: shared.options.keys.clone(),
-        memory_bytes: shared.options.memory_bytes / 4,
+        memory_bytes: shared.options.compaction_bytes(),
         threads: 1,
-        partitions: Some(partitions),
         ..CompactOptions::default()
+    }
+}
+
+/// Merges the small files of `partitions` (see docs/serve.md for the
+/// bound this keeps), then shows queries the new state at once; returns
+/// whether the merge succeeded.
+async fn compact(shared: &Shared, partitions: &BTreeSet<PartitionKey>) -> bool {
+    if partitions.is_empty() {
+        return true;
+    }
+    let options = CompactOptions {
+        partitions: Some(partitions.clone()),
+        ..compact_options(shared)
     };
-    match strata_ingest::compact(&shared.archive, options).await {
-        Ok(report) => shared.metrics.compaction(Ok(report.files_removed)),
+    let merged = match strata_ingest::compact(&shared.archive, options).await {
+        Ok(report) => {
+            shared.metrics.compaction(Ok(report.files_removed));
+            true
+        }
         Err(e) => {
             shared.metrics.compaction(Err(()));
             tracing::warn!("compaction failed (the next write-out tries again): {e}");
+            false
         }
-    }
+    };
     if let Err(e) = shared.refresh_now().await {
         tracing::warn!("cannot refresh the catalog: {e}");
     }
+    merged
 }
 
 /// Commits `generation`'s events with the log's progress through its last

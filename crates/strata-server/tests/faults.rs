@@ -121,10 +121,12 @@ async fn a_write_out_retried_after_its_commit_landed_commits_nothing_twice() {
     // The first delete of the write-out is its writer record's, after the commit.
     store.arm(Kind::Delete, 1, Fault::Fail);
     let shared = Arc::clone(server.shared());
-    let failed = strata_server::writeout::write_out_and_compact(&shared).await;
+    let failed =
+        strata_server::writeout::write_out_and_compact(&shared, strata_server::merging::Merge::Due)
+            .await;
     assert!(failed.is_err(), "the record's deletion failed");
     store.disarm();
-    strata_server::writeout::write_out_and_compact(&shared)
+    strata_server::writeout::write_out_and_compact(&shared, strata_server::merging::Merge::Due)
         .await
         .unwrap();
     server.finish().await.unwrap();
