@@ -6,15 +6,19 @@
 //! committed to the archive its id is forgotten: the guarantee covers the
 //! window in which a retry is likely, not the archive's whole history.
 
+use std::hash::Hasher;
 use std::sync::OnceLock;
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use bytes::Bytes;
+use siphasher::sip128::{Hasher128, SipHasher24};
 
 use crate::rows::Rows;
 
-/// An event's identity: its tenant and its producer's event id, as 128
-/// bits of a BLAKE3 keyed with a secret drawn when the process starts.
+/// An event's identity: its tenant and its producer's event id, as the
+/// 128-bit SipHash-2-4 keyed with a secret drawn when the process starts
+/// (a keyed pseudo-random function like a keyed BLAKE3, at a third of its
+/// cost on ids this short).
 /// Sixteen bytes instead of two strings per event held; keyed with a
 /// secret so that no sender can make its event's key equal to another
 /// tenant's event (which would drop that event as a repeat). The keys
@@ -25,24 +29,19 @@ pub struct EventKey(u128);
 impl EventKey {
     /// The key of `event_id` in `tenant`.
     pub fn of(tenant: &str, event_id: &str) -> Self {
-        static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
+        static SECRET: OnceLock<[u8; 16]> = OnceLock::new();
         let secret = SECRET.get_or_init(|| {
-            let mut secret = [0; 32];
+            let mut secret = [0; 16];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
                 .expect("the system's random source works");
             secret
         });
-        let mut hasher = blake3::Hasher::new_keyed(secret);
+        let mut hasher = SipHasher24::new_with_key(secret);
         // The tenant's length first: ("ab", "c") and ("a", "bc") differ.
-        hasher.update(&(tenant.len() as u64).to_le_bytes());
-        hasher.update(tenant.as_bytes());
-        hasher.update(event_id.as_bytes());
-        let digest = hasher.finalize();
-        let (half, _) = digest
-            .as_bytes()
-            .split_first_chunk::<16>()
-            .expect("32 bytes");
-        EventKey(u128::from_le_bytes(*half))
+        hasher.write(&(tenant.len() as u64).to_le_bytes());
+        hasher.write(tenant.as_bytes());
+        hasher.write(event_id.as_bytes());
+        EventKey(hasher.finish128().into())
     }
 }
 
@@ -114,6 +113,14 @@ fn unrepeated(batch: &RecordBatch, repeats: &KeySet) -> BooleanArray {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_tell_tenants_and_ids_apart() {
+        assert_eq!(EventKey::of("ab", "c"), EventKey::of("ab", "c"));
+        assert_ne!(EventKey::of("ab", "c"), EventKey::of("a", "bc"));
+        assert_ne!(EventKey::of("a", "1"), EventKey::of("b", "1"));
+        assert_ne!(EventKey::of("a", "1"), EventKey::of("a", "2"));
+    }
     use strata_access::{Authenticated, Role};
 
     #[test]
