@@ -38,13 +38,6 @@ const BLOCKING_THREADS: usize = 4;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options, read before `main`: freed pages go back to the
-/// kernel within a second (not jemalloc's default 10 s), so a server's
-/// resident memory follows what it holds and stays within `--memory-mib`.
-#[cfg(not(target_env = "msvc"))]
-#[unsafe(export_name = "malloc_conf")]
-static MALLOC_CONF: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
-
 fn main() -> ExitCode {
     // Like other Unix tools, stop quietly when the reader of our output goes
     // away (`strata sql ... | head`) instead of failing to print.
