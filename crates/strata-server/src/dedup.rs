@@ -113,6 +113,7 @@ fn unrepeated(batch: &RecordBatch, repeats: &KeySet) -> BooleanArray {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_access::{Authenticated, Role};
 
     #[test]
     fn keys_tell_tenants_and_ids_apart() {
@@ -121,7 +122,6 @@ mod tests {
         assert_ne!(EventKey::of("a", "1"), EventKey::of("b", "1"));
         assert_ne!(EventKey::of("a", "1"), EventKey::of("a", "2"));
     }
-    use strata_access::{Authenticated, Role};
 
     #[test]
     fn repeated_events_leave_lines_and_rows_alike() {

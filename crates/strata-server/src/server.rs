@@ -306,7 +306,8 @@ impl Server {
             tracing::info!("removed {staged} write-ahead files a crash left half-written");
         }
         let committed = committed_segment(&snapshot, &options.node_id);
-        let small = |size| CompactOptions::default().is_small(size);
+        let merging = CompactOptions::default();
+        let small = |size| merging.is_small(size);
         let unmerged = Unmerged::of(&snapshot, small, std::time::Instant::now());
         let shared = Arc::new(Shared {
             archive,

@@ -80,13 +80,18 @@ pub async fn write_out_and_compact(shared: &Shared, merge: Merge) -> Result<(), 
     delete_failed_segments(shared).await;
     let written = write_out(shared).await?;
     let now = Instant::now();
+    let options = compact_options(shared);
     let partitions = {
         let mut unmerged = shared.unmerged.lock().expect("unmerged lock");
         unmerged.written(written, now);
-        let small = |size| compact_options(shared).is_small(size);
-        unmerged.due(merge, &shared.snapshot(), small, now)
+        unmerged.due(
+            merge,
+            &shared.snapshot(),
+            |size| options.is_small(size),
+            now,
+        )
     };
-    if compact(shared, &partitions).await {
+    if compact(shared, options, &partitions).await {
         let mut unmerged = shared.unmerged.lock().expect("unmerged lock");
         unmerged.merged(&partitions);
     }
@@ -164,13 +169,17 @@ fn compact_options(shared: &Shared) -> CompactOptions {
 /// Merges the small files of `partitions` (see docs/serve.md for the
 /// bound this keeps), then shows queries the new state at once; returns
 /// whether the merge succeeded.
-async fn compact(shared: &Shared, partitions: &BTreeSet<PartitionKey>) -> bool {
+async fn compact(
+    shared: &Shared,
+    options: CompactOptions,
+    partitions: &BTreeSet<PartitionKey>,
+) -> bool {
     if partitions.is_empty() {
         return true;
     }
     let options = CompactOptions {
         partitions: Some(partitions.clone()),
-        ..compact_options(shared)
+        ..options
     };
     let merged = match strata_ingest::compact(&shared.archive, options).await {
         Ok(report) => {
