@@ -7,12 +7,13 @@ client runs on the other core):
 1. `strata ingest` of the events into a fresh archive: the one-core MB/s
    the server is compared with.
 2. The same events sent to a fresh server as NDJSON (`POST /v1/events`),
-   Elasticsearch `_bulk` and OTLP/HTTP protobuf (`POST /v1/logs`) by four
-   connections back to back, then SIGTERM: MB/s is the events' NDJSON bytes
+   Elasticsearch `_bulk` and OTLP/HTTP protobuf (`POST /v1/logs`) by
+   CONNECTIONS connections back to back, then SIGTERM: MB/s is the events' NDJSON bytes
    over the time from the first request to the server's exit, which
    includes writing everything out as Parquet and committing it, as
    ingest's time does. The acknowledgement latency of those saturating
-   requests is reported too.
+   requests is reported too. Rounds alternate 1 and 2 (ingest, then each
+   protocol), and each figure is the median over the rounds.
 3. Acknowledgement latency at a steady half of the NDJSON rate.
 4. A soak at a steady half rate with write-outs every few seconds: RSS and
    files per partition-month sampled over time.
@@ -323,42 +324,41 @@ def main():
     input_file = args.work / "serve-events.ndjson"
     rows = []
 
-    ingest_rates = []
+    # Rounds alternate ingest and every protocol, so that the host's drift
+    # over the run (page cache, other tenants of the VM) weighs on all alike.
+    bodies = {protocol: make(lines) for protocol, (_, _, make) in PROTOCOLS.items()}
+    ingest_rates, runs, latencies = [], {p: [] for p in PROTOCOLS}, {p: [] for p in PROTOCOLS}
     for run in range(args.repeats):
         archive, _ = fresh_archive(strata, args, "serve-ingest")
-        log(f"strata ingest on one core ({run + 1} of {args.repeats})")
+        log(f"round {run + 1} of {args.repeats}: strata ingest on one core")
         start = time.perf_counter()
         strata.run(archive, "ingest", input_file, cpus="0")
         ingest_rates.append(input_bytes / (time.perf_counter() - start) / 1e6)
-    ingest_mbs = statistics.median(ingest_rates)
-    rows.append(("strata ingest (file)", f"{ingest_mbs:.1f}", "1.00", "", "", ""))
-
-    rates = {}
-    for protocol, (_, _, make) in PROTOCOLS.items():
-        bodies = make(lines)
-        runs, latencies = [], []
-        for run in range(args.repeats):
+        for protocol in PROTOCOLS:
             archive, token = fresh_archive(strata, args, "serve-archive")
             server = Server(strata, archive, "--memory-mib", 2048)
-            log(f"{protocol}: {len(bodies)} requests over {CONNECTIONS} connections ({run + 1} of {args.repeats})")
+            log(f"round {run + 1}: {protocol}, {len(bodies[protocol])} requests over {CONNECTIONS} connections")
             start = time.perf_counter()
-            latencies += saturate(server, token, protocol, bodies)
+            latencies[protocol] += saturate(server, token, protocol, bodies[protocol])
             server.stop()
             wall = time.perf_counter() - start
             stored = int(strata.run(archive, "sql", "--format", "csv", "SELECT count(*) FROM events").split()[-1])
             if stored != len(lines):
                 raise SystemExit(f"{protocol}: {stored} events stored of {len(lines)}")
-            runs.append(input_bytes / wall / 1e6)
-        rates[protocol] = statistics.median(runs)
+            runs[protocol].append(input_bytes / wall / 1e6)
+    ingest_mbs = statistics.median(ingest_rates)
+    rows.append(("strata ingest (file)", f"{ingest_mbs:.1f}", "1.00", "", "", ""))
+    rates = {}
+    for protocol in PROTOCOLS:
+        rates[protocol] = statistics.median(runs[protocol])
         rows.append((f"strata serve, {protocol}", f"{rates[protocol]:.1f}", f"{rates[protocol] / ingest_mbs:.2f}",
-                     ms(percentile(latencies, 0.5)), ms(percentile(latencies, 0.99)), "saturation"))
+                     ms(percentile(latencies[protocol], 0.5)), ms(percentile(latencies[protocol], 0.99)), "saturation"))
 
     half = rates["NDJSON"] / 2
-    bodies = ndjson_bodies(lines)
     archive, token = fresh_archive(strata, args, "serve-archive")
     server = Server(strata, archive, "--memory-mib", 2048)
     log(f"NDJSON at a steady {half:.1f} MB/s for 60 s")
-    latencies = steady(server, token, bodies, half, 60)
+    latencies = steady(server, token, bodies["NDJSON"], half, 60)
     server.stop()
     rows.append(("strata serve, NDJSON", f"{half:.1f} (steady)", f"{half / ingest_mbs:.2f}",
                  ms(percentile(latencies, 0.5)), ms(percentile(latencies, 0.99)), "half of saturation"))
@@ -375,7 +375,7 @@ def main():
         samples.append((at, watched.memory_info().rss, files[0]["files"] if files else 0))
 
     log(f"soak: {half:.1f} MB/s for {args.soak_seconds} s, write-outs every {args.soak_write_out_secs} s")
-    latencies = steady(server, token, bodies, half, args.soak_seconds, sample)
+    latencies = steady(server, token, bodies["NDJSON"], half, args.soak_seconds, sample)
     refused = server.metric(token, "strata_requests_refused_total")
     server.stop()
     third = max(1, len(samples) // 3)
@@ -391,8 +391,10 @@ def main():
         f"server on one core (`taskset -c 0`), the client on the other; {os.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB. MB/s counts the events' NDJSON bytes for "
         "every protocol, from the first request to the server's exit after SIGTERM (everything "
-        f"written out and committed), like ingest's wall time; the median of {args.repeats} runs "
-        "each, every run on a new archive folder, acknowledgement latencies pooled over the runs.",
+        f"written out and committed), like ingest's wall time; the median of {args.repeats} rounds, "
+        "each round running ingest then every protocol (alternated, so that the host's drift weighs "
+        "on all alike), every run on a new archive folder, acknowledgement latencies pooled over "
+        "the rounds.",
         "",
         "| run | MB/s | × ingest | ack p50 | ack p99 | load |",
         "|---|---|---|---|---|---|",

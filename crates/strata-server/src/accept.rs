@@ -2,17 +2,18 @@
 //! checked against the sender's tenants, and either accepted (kept as the
 //! line for the write-ahead log and as rows for the buffers) or rejected
 //! alone with its reason. Every protocol ends here: NDJSON as lines, the
-//! others as the JSON objects their translators make.
+//! others as the contract events their translators make.
 
 use std::collections::BTreeMap;
 
 use crate::dedup::EventKey;
 use crate::rows::Rows;
+use crate::translate::contract::ContractEvent;
 use bytes::Bytes;
 use serde_json::Value;
 use strata_access::Authenticated;
 use strata_ingest::block::lines;
-use strata_schema::{Event, parse_line, parse_object};
+use strata_schema::{Event, parse_line};
 
 /// The reason `parse_line` gives a line without a tenant.
 const NO_TENANT: &str = "missing required field `tenant`";
@@ -60,7 +61,7 @@ impl Accepted {
 /// An event naming a tenant the sender is restricted from is refused; an
 /// event without a tenant takes the sender's only tenant, when it has
 /// exactly one.
-pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Accepted {
+pub fn accept_lines(body: &Bytes, sender: &Authenticated, ingested_at: i64) -> Accepted {
     let default_tenant = match sender.tenants.as_slice() {
         [only] => Some(only.as_str()),
         _ => None,
@@ -115,11 +116,19 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
         .chain(&completed_kept)
         .map(|l| l.len() + 1)
         .sum();
-    let mut lines = Vec::with_capacity(size);
-    for line in kept.iter().chain(&completed_kept) {
-        lines.extend_from_slice(line);
-        lines.push(b'\n');
-    }
+    // A body of accepted lines only, each as sent and ending in `\n` (what
+    // shippers send), is stored as it came rather than copied: every byte
+    // of it counted above, so nothing was trimmed, skipped or completed.
+    let lines = if completed.is_empty() && size == body.len() && body.ends_with(b"\n") {
+        body.clone()
+    } else {
+        let mut lines = Vec::with_capacity(size);
+        for line in kept.iter().chain(&completed_kept) {
+            lines.extend_from_slice(line);
+            lines.push(b'\n');
+        }
+        lines.into()
+    };
     // Lines and events are in the same order.
     finish(&events, lines, rejected, ingested_at)
 }
@@ -130,16 +139,14 @@ pub fn accept_lines(body: &[u8], sender: &Authenticated, ingested_at: i64) -> Ac
 /// as a line and parsing it again. The write-ahead log's lines are written
 /// from the accepted events.
 pub fn accept_objects(
-    mut objects: Vec<Option<Value>>,
+    mut objects: Vec<Option<ContractEvent>>,
     sender: &Authenticated,
     ingested_at: i64,
 ) -> Accepted {
     if let [only] = sender.tenants.as_slice() {
         for object in objects.iter_mut().flatten() {
-            if let Value::Object(map) = object
-                && map.get("tenant").is_none_or(Value::is_null)
-            {
-                map.insert("tenant".into(), Value::from(only.as_str()));
+            if object.get("tenant").is_none_or(Value::is_null) {
+                object.set("tenant", Value::from(only.as_str()));
             }
         }
     }
@@ -147,18 +154,14 @@ pub fn accept_objects(
     let mut events = Vec::with_capacity(objects.len());
     for (index, object) in objects.iter().enumerate() {
         let number = index as u64 + 1;
-        let parsed = match object {
-            None => continue,
-            Some(Value::Object(map)) => parse_object(map),
-            Some(other) => Err(format!("expected a JSON object, got {other}")),
-        };
-        match parsed {
+        let Some(object) = object else { continue };
+        match object.parse() {
             Ok(event) => match refuse(&event, sender, number) {
                 Some(refusal) => rejected.push(refusal),
                 None => events.push(event),
             },
             Err(reason) => {
-                let text = object.as_ref().map(Value::to_string).unwrap_or_default();
+                let text = object.to_json().to_string();
                 rejected.push(Rejection {
                     line: number,
                     reason: quote(reason, text.as_bytes()),
@@ -172,14 +175,14 @@ pub fn accept_objects(
         event.write_line(&mut lines);
         lines.push(b'\n');
     }
-    finish(&events, lines, rejected, ingested_at)
+    finish(&events, lines.into(), rejected, ingested_at)
 }
 
 /// What `events` (accepted, written as `lines` in the same order) and the
 /// `rejected` items of a request become.
 fn finish(
     events: &[Event],
-    lines: Vec<u8>,
+    lines: Bytes,
     mut rejected: Vec<Rejection>,
     ingested_at: i64,
 ) -> Accepted {
@@ -199,7 +202,7 @@ fn finish(
         .map(|e| Some(EventKey::of(&e.tenant, e.text("event_id")?)))
         .collect();
     Accepted {
-        lines: lines.into(),
+        lines,
         event_ids,
         rows,
         per_tenant,
@@ -266,7 +269,7 @@ mod tests {
     #[test]
     fn each_bad_line_is_refused_alone_with_its_number_and_reason() {
         let body = format!("{GOOD}\n\nnot json\n{{\"ts\":1}}\n{GOOD}");
-        let accepted = accept_lines(body.as_bytes(), &sender(&[]), 7);
+        let accepted = accept_lines(&Bytes::from(body), &sender(&[]), 7);
         assert_eq!(accepted.events(), 2);
         assert_eq!(accepted.lines, format!("{GOOD}\n{GOOD}\n").as_bytes());
         let lines: Vec<u64> = accepted.rejected.iter().map(|r| r.line).collect();
@@ -277,11 +280,30 @@ mod tests {
     }
 
     #[test]
+    fn a_body_of_good_lines_is_kept_as_sent_and_any_other_is_rewritten() {
+        let body = Bytes::from(format!("{GOOD}\n{GOOD}\n"));
+        let accepted = accept_lines(&body, &sender(&[]), 7);
+        assert_eq!(accepted.lines, body);
+        assert_eq!(accepted.lines.as_ptr(), body.as_ptr(), "not copied");
+        let clean = format!("{GOOD}\n{GOOD}\n");
+        for sent in [
+            format!("{GOOD}\n{GOOD}"),
+            format!("{GOOD} \n{GOOD}"),
+            format!("{GOOD}\r\n{GOOD}\n"),
+            format!(" {GOOD}\n{GOOD}\n"),
+            format!("{GOOD}\n\n{GOOD}\n"),
+        ] {
+            let accepted = accept_lines(&Bytes::from(sent.clone()), &sender(&[]), 7);
+            assert_eq!(accepted.lines, clean.as_bytes(), "{sent:?}");
+        }
+    }
+
+    #[test]
     fn a_restricted_sender_keeps_to_its_tenants_and_fills_in_its_only_one() {
         let other = GOOD.replace("acme", "globex");
         let untenanted = r#"{ "ts":"2026-03-01T10:00:00Z","family":"access","action":"login"}"#;
         let body = format!("{GOOD}\n{other}\n{untenanted}\n");
-        let accepted = accept_lines(body.as_bytes(), &sender(&["acme"]), 7);
+        let accepted = accept_lines(&Bytes::from(body), &sender(&["acme"]), 7);
         assert_eq!(accepted.per_tenant, BTreeMap::from([("acme".into(), 2)]));
         assert_eq!(accepted.rejected.len(), 1);
         let refusal = &accepted.rejected[0];
@@ -299,7 +321,7 @@ mod tests {
             "{\"tenant\":\"acme\",\"ts\":\"2026-03-01T10:00:00Z\",\"family\":\"access\",\"action\":\"login\"}\n"
         ));
         // With two tenants there is no default.
-        let accepted = accept_lines(untenanted.as_bytes(), &sender(&["a", "b"]), 7);
+        let accepted = accept_lines(&Bytes::from(untenanted), &sender(&["a", "b"]), 7);
         assert_eq!(accepted.events(), 0);
         assert!(accepted.rejected[0].reason.contains("tenant"));
     }
@@ -313,7 +335,7 @@ mod tests {
             b"{\"tenant\":\"acme\",\"a\":1}"
         );
         // A line still missing a field after that is refused for it.
-        let accepted = accept_lines(b"{\"ts\":1}", &sender(&["acme"]), 7);
+        let accepted = accept_lines(&Bytes::from_static(b"{\"ts\":1}"), &sender(&["acme"]), 7);
         assert_eq!(accepted.events(), 0);
         assert!(
             accepted.rejected[0].reason.contains("`family`"),

@@ -111,7 +111,7 @@ mod tests {
         let lines = r#"{"ts":"2026-03-01T10:00:00Z","tenant":"a","family":"access","action":"a"}
 {"ts":"2026-04-01T10:00:00Z","tenant":"a","family":"access","action":"a"}
 {"ts":"2026-04-02T10:00:00Z","tenant":"a","family":"access","action":"a"}"#;
-        let accepted = crate::accept::accept_lines(lines.as_bytes(), &sender, 1);
+        let accepted = crate::accept::accept_lines(&bytes::Bytes::from(lines), &sender, 1);
         let mut generation = Generation::default();
         assert!(generation.is_empty());
         generation.add(

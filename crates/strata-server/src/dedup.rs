@@ -134,7 +134,7 @@ mod tests {
 {"ts":"2026-04-01T10:00:00Z","tenant":"a","family":"access","action":"x","event_id":"2"}
 {"ts":"2026-04-01T10:00:00Z","tenant":"b","family":"access","action":"x","event_id":"2"}
 {"ts":"2026-04-01T10:00:00Z","tenant":"a","family":"access","action":"x"}"#;
-        let mut accepted = crate::accept::accept_lines(lines.as_bytes(), &sender, 1);
+        let mut accepted = crate::accept::accept_lines(&bytes::Bytes::from(lines), &sender, 1);
         let mut events = Events {
             lines: &mut accepted.lines,
             keys: &mut accepted.event_ids,

@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::{Map, Value, json};
@@ -21,6 +22,7 @@ use strata_ingest::block::lines;
 use super::ingest::ingest;
 use super::{App, Right, authorize, json_error};
 use crate::accept::{Accepted, accept_objects};
+use crate::translate::contract::ContractEvent;
 use crate::translate::ecs;
 use crate::translate::flat::FlatDoc;
 
@@ -148,7 +150,7 @@ async fn bulk_into(
 ) -> Response {
     let started = Instant::now();
     let parse =
-        move |body: &[u8], sender: &_, at| -> Result<(Vec<Item>, Accepted), Box<Response>> {
+        move |body: &Bytes, sender: &_, at| -> Result<(Vec<Item>, Accepted), Box<Response>> {
             let (items, events) = parse_bulk(body, path_index.as_deref().unwrap_or(DEFAULT_INDEX))
                 .map_err(|why| Box::new(json_error(StatusCode::BAD_REQUEST, &why)))?;
             Ok((items, accept_objects(events, sender, at)))
@@ -311,7 +313,7 @@ struct Shards {
 
 /// A bulk request's documents as contract objects, one per action (`None`
 /// for a refused one).
-type Documents = Vec<Option<Value>>;
+type Documents = Vec<Option<ContractEvent>>;
 
 /// Splits a bulk body into its actions and their [`Documents`]. A
 /// malformed action line refuses the whole request, as Elasticsearch does:
@@ -415,13 +417,13 @@ not json
             ]
         );
         assert_eq!(events.len(), 5);
-        let first = events[0].as_ref().unwrap();
+        let first = events[0].as_ref().unwrap().to_json();
         assert_eq!(
             (&first["family"], &first["event_id"]),
             (&json!("access"), &json!("a"))
         );
         assert!(events[1..4].iter().all(Option::is_none));
-        assert_eq!(events[4].as_ref().unwrap()["message"], "hi");
+        assert_eq!(events[4].as_ref().unwrap().to_json()["message"], "hi");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Serialize;
 
 use super::App;
@@ -29,7 +30,7 @@ pub(super) async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let parse = |lines: &[u8], sender: &_, at| {
+    let parse = |lines: &Bytes, sender: &_, at| {
         Ok::<_, Box<Response>>(((), accept_lines(lines, sender, at)))
     };
     let stored = match ingest(&app, &headers, body, "ndjson", parse).await {

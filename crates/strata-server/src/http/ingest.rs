@@ -33,12 +33,12 @@ pub struct Stored<T> {
 /// accepted and rejected, and whatever else it needs to answer; or the
 /// response refusing the request whole (boxed: it crosses threads).
 pub trait Parse<T>:
-    FnOnce(&[u8], &Authenticated, i64) -> Result<(T, Accepted), Box<Response>> + Send + 'static
+    FnOnce(&Bytes, &Authenticated, i64) -> Result<(T, Accepted), Box<Response>> + Send + 'static
 {
 }
 
 impl<T, F> Parse<T> for F where
-    F: FnOnce(&[u8], &Authenticated, i64) -> Result<(T, Accepted), Box<Response>> + Send + 'static
+    F: FnOnce(&Bytes, &Authenticated, i64) -> Result<(T, Accepted), Box<Response>> + Send + 'static
 {
 }
 

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -53,9 +54,11 @@ pub(super) async fn logs(State(app): State<App>, headers: HeaderMap, body: Body)
             ),
         );
     };
-    let parse = move |body: &[u8], sender: &_, at: i64| {
+    let parse = move |body: &Bytes, sender: &_, at: i64| {
         let request = match encoding {
-            Encoding::Protobuf => ExportLogsServiceRequest::decode(body).map_err(|e| e.to_string()),
+            Encoding::Protobuf => {
+                ExportLogsServiceRequest::decode(&body[..]).map_err(|e| e.to_string())
+            }
             Encoding::Json => serde_json::from_slice(body).map_err(|e| e.to_string()),
         };
         let request = request.map_err(|why| {

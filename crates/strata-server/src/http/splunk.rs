@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::ingest::{Stored, ingest};
@@ -169,7 +170,7 @@ async fn collect(
     if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
         return refused(refusal, &headers);
     }
-    let parse = move |body: &[u8], sender: &_, at| {
+    let parse = move |body: &Bytes, sender: &_, at| {
         let mut refusals = Vec::new();
         let events = split(body);
         if events.is_empty() {

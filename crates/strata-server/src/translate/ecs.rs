@@ -4,12 +4,16 @@
 
 use serde_json::{Map, Value};
 
+use super::contract::ContractEvent;
 use super::flat::{Flat, flat};
 
-/// Contract columns filled from ECS fields: the first present wins.
+/// Contract columns filled from ECS fields, in the contract's order: the
+/// first present wins.
 const COLUMNS: &[(&str, &[&str])] = &[
     ("ts", &["@timestamp", "timestamp", "ts"]),
     ("tenant", &["organization.id", "tenant"]),
+    // Else from the index or `event.category` (see `family`).
+    ("family", &["family"]),
     ("action", &["event.action", "action"]),
     ("outcome", &["event.outcome", "outcome"]),
     ("severity", &["log.level", "severity"]),
@@ -95,53 +99,56 @@ fn severity(level: &str) -> String {
     .to_string()
 }
 
-/// `doc` as an event-contract object. `index` is the document's index (for
-/// the family), `id` its `_id` (the event id when the document has none).
-pub fn to_contract(doc: Map<String, Value>, index: Option<&str>, id: Option<&str>) -> Value {
+/// `doc` as a contract event. `index` is the document's index (for the
+/// family), `id` its `_id` (the event id when the document has none).
+pub fn to_contract(
+    doc: Map<String, Value>,
+    index: Option<&str>,
+    id: Option<&str>,
+) -> ContractEvent {
     flat_to_contract(flat(doc), index, id)
 }
 
-/// [`to_contract`] of a document already flat.
-pub fn flat_to_contract(mut flat: Flat, index: Option<&str>, id: Option<&str>) -> Value {
-    let mut event = Map::new();
+/// [`to_contract`] of a document already flat. Fields are set in the
+/// contract's order (see [`ContractEvent`]).
+pub fn flat_to_contract(mut flat: Flat, index: Option<&str>, id: Option<&str>) -> ContractEvent {
+    let mut event = ContractEvent::new();
     for (column, sources) in COLUMNS {
-        if let Some(value) = sources.iter().find_map(|s| flat.remove(*s)) {
-            let value = match (*column, value) {
-                ("severity", Value::String(level)) => Value::String(severity(&level)),
-                ("role", Value::Array(roles)) => roles.into_iter().next().unwrap_or(Value::Null),
-                (_, value) => value,
-            };
-            event.insert(column.to_string(), value);
+        match sources.iter().find_map(|s| flat.remove(*s)) {
+            Some(value) => {
+                let value = match (*column, value) {
+                    ("severity", Value::String(level)) => Value::String(severity(&level)),
+                    ("role", Value::Array(roles)) => {
+                        roles.into_iter().next().unwrap_or(Value::Null)
+                    }
+                    (_, value) => value,
+                };
+                event.set(column, value);
+            }
+            None if *column == "family" => event.set("family", Value::from(family(&flat, index))),
+            None => {}
         }
     }
-    let family = match flat.remove("family") {
-        Some(value) => value,
-        None => Value::from(family(&flat, index)),
-    };
-    event.insert("family".into(), family);
     // ECS durations are nanoseconds.
     if let Some(ns) = flat.get("event.duration").and_then(Value::as_f64)
-        && !event.contains_key("duration_ms")
+        && !event.contains("duration_ms")
     {
         flat.remove("event.duration");
-        event.insert("duration_ms".into(), Value::from(ns / 1e6));
+        event.set("duration_ms", Value::from(ns / 1e6));
     }
-    if !event.contains_key("event_id")
+    if !event.contains("event_id")
         && let Some(id) = id
     {
-        event.insert("event_id".into(), Value::from(id));
+        event.set("event_id", Value::from(id));
     }
-    if !event.contains_key("action") {
+    if !event.contains("action") {
         let fallback = flat.get("event.type").or(flat.get("event.kind"));
         let action = match fallback {
             Some(Value::Array(types)) => types.first().cloned(),
             Some(value) => Some(value.clone()),
             None => None,
         };
-        event.insert(
-            "action".into(),
-            action.unwrap_or_else(|| Value::from("log")),
-        );
+        event.set("action", action.unwrap_or_else(|| Value::from("log")));
     }
     // A document's own `attrs` object wins over its unmapped fields of the
     // same name; it is taken whole, not entry by entry.
@@ -153,9 +160,9 @@ pub fn flat_to_contract(mut flat: Flat, index: Option<&str>, id: Option<&str>) -
         attrs.entry(key).or_insert(value);
     }
     if !attrs.is_empty() {
-        event.insert("attrs".into(), Value::Object(attrs));
+        event.set("attrs", Value::Object(attrs));
     }
-    Value::Object(event)
+    event
 }
 
 #[cfg(test)]
@@ -165,7 +172,7 @@ mod tests {
 
     fn translate(doc: Value, index: Option<&str>, id: Option<&str>) -> Value {
         let Value::Object(doc) = doc else { panic!() };
-        to_contract(doc, index, id)
+        to_contract(doc, index, id).to_json()
     }
 
     #[test]

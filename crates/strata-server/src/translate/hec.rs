@@ -6,6 +6,7 @@
 
 use serde_json::{Map, Value};
 
+use super::contract::ContractEvent;
 use super::ecs;
 
 /// The events of a HEC body: JSON objects one after another (whitespace
@@ -35,7 +36,10 @@ fn object(value: Value) -> Result<Map<String, Value>, String> {
 
 /// `envelope` as an event-contract object, or why it is refused. An event
 /// without a time takes `received_ms` (epoch milliseconds), as Splunk does.
-pub fn to_contract(mut envelope: Map<String, Value>, received_ms: i64) -> Result<Value, String> {
+pub fn to_contract(
+    mut envelope: Map<String, Value>,
+    received_ms: i64,
+) -> Result<ContractEvent, String> {
     let event = envelope
         .remove("event")
         .ok_or_else(|| "Event field is required".to_string())?;
@@ -75,13 +79,9 @@ pub fn to_contract(mut envelope: Map<String, Value>, received_ms: i64) -> Result
         extra.insert("index".into(), index);
     }
     if !extra.is_empty() {
-        let attrs = (event.as_object_mut().expect("an object"))
-            .entry("attrs")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(attrs) = attrs {
-            for (key, value) in extra {
-                attrs.entry(key).or_insert(value);
-            }
+        let attrs = event.attrs_mut();
+        for (key, value) in extra {
+            attrs.entry(key).or_insert(value);
         }
     }
     Ok(event)
@@ -142,7 +142,7 @@ mod tests {
         let Value::Object(envelope) = envelope else {
             panic!()
         };
-        let event = to_contract(envelope, 0).unwrap();
+        let event = to_contract(envelope, 0).unwrap().to_json();
         assert_eq!(
             event,
             json!({
@@ -154,7 +154,7 @@ mod tests {
         let Value::Object(plain) = json!({"event": "disk full", "sourcetype": "syslog"}) else {
             panic!()
         };
-        let event = to_contract(plain, 5).unwrap();
+        let event = to_contract(plain, 5).unwrap().to_json();
         assert_eq!(
             (&event["message"], &event["action"]),
             (&json!("disk full"), &json!("syslog"))

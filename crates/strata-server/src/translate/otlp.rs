@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use serde_json::Value;
 
+use super::contract::ContractEvent;
 use super::ecs;
 use super::flat::{flatten, new_flat};
 
@@ -25,7 +26,7 @@ const ALIASES: &[(&str, &str)] = &[
 
 /// Every log record of `request` as an event-contract object, in order.
 /// A record without a time takes its observed time, else `received_ns`.
-pub fn to_contract(request: ExportLogsServiceRequest, received_ns: i64) -> Vec<Value> {
+pub fn to_contract(request: ExportLogsServiceRequest, received_ns: i64) -> Vec<ContractEvent> {
     let mut events = Vec::new();
     for resource_logs in request.resource_logs {
         let resource = resource_logs
@@ -50,13 +51,14 @@ pub fn to_contract(request: ExportLogsServiceRequest, received_ns: i64) -> Vec<V
 fn record_to_contract(
     resource: &[KeyValue],
     scope: Option<&str>,
-    record: LogRecord,
+    mut record: LogRecord,
     received_ns: i64,
-) -> Value {
+) -> ContractEvent {
     let mut doc = new_flat();
-    for attribute in resource.iter().chain(&record.attributes) {
-        let value = json_of(attribute.value.as_ref());
-        flatten(attribute.key.clone(), value, &mut doc);
+    // The record's own attributes are moved, not copied: most of its strings.
+    let attributes = std::mem::take(&mut record.attributes);
+    for attribute in resource.iter().cloned().chain(attributes) {
+        flatten(attribute.key, json_of(attribute.value), &mut doc);
     }
     for (otel, ecs) in ALIASES {
         if let Some(value) = doc.remove(*otel) {
@@ -83,7 +85,7 @@ fn record_to_contract(
     if let Some(level) = level {
         doc.entry("log.level".into()).or_insert(Value::from(level));
     }
-    match record.body.as_ref().map(|b| json_of(Some(b))) {
+    match record.body.take().map(|body| json_of(Some(body))) {
         Some(Value::String(text)) => {
             doc.entry("message".into()).or_insert(Value::from(text));
         }
@@ -110,22 +112,23 @@ fn severity_name(number: i32) -> Option<&'static str> {
     })
 }
 
-/// An attribute value as JSON: bytes as hex, lists and maps nested.
-fn json_of(value: Option<&AnyValue>) -> Value {
+/// An attribute value as JSON, its strings moved: bytes as hex, lists and
+/// maps nested.
+fn json_of(value: Option<AnyValue>) -> Value {
     use any_value::Value as V;
-    match value.and_then(|v| v.value.as_ref()) {
+    match value.and_then(|v| v.value) {
         // A string-table index means something only in profiles, never in logs.
         None | Some(V::StringValueStrindex(_)) => Value::Null,
-        Some(V::StringValue(s)) => Value::from(s.as_str()),
-        Some(V::BoolValue(b)) => Value::from(*b),
-        Some(V::IntValue(i)) => Value::from(*i),
-        Some(V::DoubleValue(d)) => Value::from(*d),
+        Some(V::StringValue(s)) => Value::String(s),
+        Some(V::BoolValue(b)) => Value::from(b),
+        Some(V::IntValue(i)) => Value::from(i),
+        Some(V::DoubleValue(d)) => Value::from(d),
         Some(V::BytesValue(bytes)) => Value::from(hex::encode(bytes)),
-        Some(V::ArrayValue(array)) => array.values.iter().map(|v| json_of(Some(v))).collect(),
+        Some(V::ArrayValue(array)) => array.values.into_iter().map(|v| json_of(Some(v))).collect(),
         Some(V::KvlistValue(list)) => Value::Object(
             list.values
-                .iter()
-                .map(|kv| (kv.key.clone(), json_of(kv.value.as_ref())))
+                .into_iter()
+                .map(|kv| (kv.key, json_of(kv.value)))
                 .collect(),
         ),
     }
@@ -161,7 +164,10 @@ mod tests {
             }]}]
         }]});
         let request: ExportLogsServiceRequest = serde_json::from_value(request).unwrap();
-        let events = to_contract(request, 0);
+        let events: Vec<Value> = to_contract(request, 0)
+            .iter()
+            .map(ContractEvent::to_json)
+            .collect();
         assert_eq!(
             events,
             vec![json!({
@@ -183,7 +189,10 @@ mod tests {
             ]}]
         }]}))
         .unwrap();
-        let events = to_contract(request, 5_000_000);
+        let events: Vec<Value> = to_contract(request, 5_000_000)
+            .iter()
+            .map(ContractEvent::to_json)
+            .collect();
         assert_eq!(events[0]["ts"], "1970-01-01T00:00:00.001000000Z");
         assert_eq!(events[0]["attrs"]["body.k"], true);
         assert_eq!(

@@ -8,6 +8,7 @@ use chrono::{DateTime, Datelike, SecondsFormat, TimeZone, Utc};
 use serde_json::{Map, Value};
 use syslog_loose::{ProcId, SyslogFacility, Variant, parse_message_with_year_exact_tz};
 
+use super::contract::ContractEvent;
 use super::ecs;
 
 /// The event-contract object of `message`, received at `received`; or why
@@ -16,7 +17,7 @@ use super::ecs;
 /// RFC 3164 timestamps carry no year and no zone: the zone is taken as UTC
 /// and the year as the one that puts the time no more than a day after
 /// `received` (a December message read in January is last year's).
-pub fn to_contract(message: &str, received: DateTime<Utc>) -> Result<Value, String> {
+pub fn to_contract(message: &str, received: DateTime<Utc>) -> Result<ContractEvent, String> {
     if message.trim().is_empty() {
         return Err("empty syslog message".into());
     }
@@ -93,7 +94,7 @@ mod tests {
     #[test]
     fn an_rfc5424_message_maps_header_structured_data_and_text() {
         let line = r#"<38>1 2026-03-01T10:15:00.123+01:00 vpn-1 sshd 4242 LOGIN [origin ip="10.0.0.7" user="j.doe"][meta seq="5"] Accepted password for j.doe"#;
-        let event = to_contract(line, received()).unwrap();
+        let event = to_contract(line, received()).unwrap().to_json();
         assert_eq!(
             event,
             json!({
@@ -119,7 +120,7 @@ mod tests {
     #[test]
     fn an_rfc3164_message_takes_the_year_before_the_time_received() {
         let line = "<13>Dec 31 23:59:58 crm-2 billing[77]: nightly export done";
-        let event = to_contract(line, received()).unwrap();
+        let event = to_contract(line, received()).unwrap().to_json();
         assert_eq!(event["ts"], "2025-12-31T23:59:58.000000Z");
         assert_eq!(event["family"], "technical");
         assert_eq!(event["severity"], "notice");
@@ -128,7 +129,7 @@ mod tests {
         assert_eq!(event["action"], "log");
         assert_eq!(event["message"], "nightly export done");
         let line = "<86>Mar  1 11:59:00 gw su: session opened";
-        let event = to_contract(line, received()).unwrap();
+        let event = to_contract(line, received()).unwrap().to_json();
         assert_eq!(event["ts"], "2026-03-01T11:59:00.000000Z");
         assert_eq!(event["family"], "access");
     }
