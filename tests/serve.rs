@@ -23,6 +23,8 @@ mod s3_server;
 mod serve_client;
 #[path = "serve/syslog.rs"]
 mod syslog;
+#[path = "serve/tenants.rs"]
+mod tenants;
 #[path = "serve/two.rs"]
 mod two;
 

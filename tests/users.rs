@@ -31,6 +31,13 @@ fn principals_are_added_listed_audited_and_revoked_and_the_token_is_never_stored
     );
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("already exists"), "{stderr}");
+    // A client reads only its tenants, so it must be given some.
+    let tenantless = run_expect(
+        strata(&archive).args(["users", "add", "reader", "--role", "client"]),
+        1,
+    );
+    let stderr = String::from_utf8_lossy(&tenantless.stderr);
+    assert!(stderr.contains("--tenant"), "{stderr}");
     run_ok(strata(&archive).args(["users", "add", "ops", "--role", "admin"]));
 
     let list = run_ok(strata(&archive).args(["users", "list"]));

@@ -106,10 +106,68 @@ fn acknowledged_events_are_queryable_at_once_and_counted_once_across_write_outs(
     }
     assert!(!Path::new("/tmp/strata-copy.csv").exists());
     assert_eq!(server.post("/v1/query", &admin, b"SELECT 1").status, 400);
+    answers_come_in_the_format_asked(&server, &admin, total);
 
     assert!(server.terminate().success());
     assert_eq!(count(&archive, "SELECT count(*) AS n FROM events"), total);
     verify_deep(&archive);
+}
+
+/// The same answer as JSON, NDJSON, CSV and an Arrow IPC stream (by
+/// `Accept`), each with every one of `total` rows; 406 for a format not served.
+fn answers_come_in_the_format_asked(server: &ServerProcess, admin: &str, total: u64) {
+    let sql = "SELECT event_id, tenant, bytes FROM events ORDER BY event_id";
+    let body = serde_json::json!({ "sql": sql }).to_string();
+    let auth = format!("Bearer {admin}");
+    let ask = |accept: &str| {
+        let headers = [("Authorization", auth.as_str()), ("Accept", accept)];
+        let response = server.request("POST", "/v1/query", &headers, body.as_bytes());
+        assert_eq!(response.status, 200, "{accept}: {}", response.text());
+        response
+    };
+    let json = ask("application/json").json();
+    let ids: Vec<String> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len() as u64, total);
+    let ndjson = ask("application/x-ndjson");
+    assert_eq!(ndjson.header("content-type"), Some("application/x-ndjson"));
+    let from_lines: Vec<String> = ndjson
+        .text()
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            row["event_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(from_lines, ids);
+    let csv = ask("text/csv").text();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("event_id,tenant,bytes"));
+    let from_csv: Vec<String> = lines
+        .map(|line| line.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(from_csv, ids);
+    let arrow = ask("application/vnd.apache.arrow.stream").body;
+    let reader = arrow::ipc::reader::StreamReader::try_new(&arrow[..], None).unwrap();
+    let mut from_arrow = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let column = batch.column(0);
+        let column = column
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        from_arrow.extend(column.iter().map(|id| id.unwrap().to_string()));
+    }
+    assert_eq!(from_arrow, ids);
+    let headers = [("Authorization", auth.as_str()), ("Accept", "text/html")];
+    let refused = server.request("POST", "/v1/query", &headers, body.as_bytes());
+    assert_eq!(refused.status, 406, "{}", refused.text());
+    assert!(refused.text().contains("text/csv"), "{}", refused.text());
 }
 
 #[test]

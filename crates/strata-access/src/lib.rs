@@ -22,11 +22,11 @@ pub enum Role {
     Admin,
     /// Only send events.
     Ingest,
-    /// Reserved for read-only access to the whole archive and its audit trail.
+    /// Reads the whole archive and its audit trail.
     Auditor,
     /// Reserved for queries over events.
     Analyst,
-    /// Reserved for a BPO client reading its own tenants' events.
+    /// A BPO client reading its own tenants' data only.
     Client,
 }
 
@@ -59,6 +59,12 @@ impl Role {
     /// Whether it may send events.
     pub fn may_ingest(self) -> bool {
         matches!(self, Role::Admin | Role::Ingest)
+    }
+
+    /// Whether it may run SQL. Not yet an analyst: its pseudonymised view
+    /// is still to be built, and it must never see raw personal fields.
+    pub fn may_query(self) -> bool {
+        matches!(self, Role::Admin | Role::Auditor | Role::Client)
     }
 }
 
@@ -126,6 +132,12 @@ pub async fn add_principal(
     if let Some(bad) = new.tenants.iter().find(|t| !strata_schema::valid_tenant(t)) {
         return Err(AccessError::Refused(format!(
             "`{bad}` is not a tenant name"
+        )));
+    }
+    if new.role == Role::Client && new.tenants.is_empty() {
+        return Err(AccessError::Refused(format!(
+            "a `client` reads only its own tenants' data: name them with --tenant (principal `{}`)",
+            new.name
         )));
     }
     let mut snapshot = archive.catalog.load().await?;
@@ -278,6 +290,10 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("not a tenant name"), "{err}");
+        let err = add_principal(&archive, new("acme-reader", Role::Client, &[]), "root")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("--tenant"), "{err}");
         add_principal(&archive, new("ops", Role::Admin, &[]), "root")
             .await
             .unwrap();

@@ -18,6 +18,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use futures::{StreamExt, TryStreamExt};
 use strata_store::{Catalog, Change, Entry, FileMeta, PartitionRecord};
 
+use crate::scope::Scope;
+
 /// Entries read at once.
 const READ_CONCURRENCY: usize = 32;
 
@@ -26,12 +28,22 @@ const READ_CONCURRENCY: usize = 32;
 pub struct AuditTable {
     catalog: Catalog,
     upto: u64,
+    scope: Scope,
 }
 
 impl AuditTable {
-    /// Receipts of entries 1 to `upto` of `catalog`.
-    pub fn new(catalog: Catalog, upto: u64) -> AuditTable {
-        AuditTable { catalog, upto }
+    /// Receipts of entries 1 to `upto` of `catalog` about the tenants of
+    /// `scope`. A scoped table keeps only receipts naming one of its tenants,
+    /// and shows a commit's actor and reason only when the commit concerned
+    /// no other tenant: one write-out of a server commits many tenants'
+    /// files, and its actor lists every sender (whose names, like a typed
+    /// reason, may name other tenants).
+    pub fn new(catalog: Catalog, upto: u64, scope: Scope) -> AuditTable {
+        AuditTable {
+            catalog,
+            upto,
+            scope,
+        }
     }
 }
 
@@ -44,7 +56,7 @@ fn schema() -> SchemaRef {
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             false,
         ),
-        Field::new("actor", DataType::Utf8, false),
+        text("actor"),
         Field::new("operation", DataType::Utf8, false),
         text("reason"),
         Field::new("policy_version", DataType::UInt64, true),
@@ -61,9 +73,11 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-/// Column builders, one row per receipt.
-#[derive(Default)]
+/// Column builders, one row per receipt of the scope's tenants.
 struct Receipts {
+    scope: Scope,
+    /// Whether the entry being added concerns only the scope's tenants.
+    whole: bool,
     seq: UInt64Builder,
     committed_at: TimestampMicrosecondBuilder,
     actor: StringBuilder,
@@ -83,6 +97,29 @@ struct Receipts {
 }
 
 impl Receipts {
+    fn new(scope: Scope) -> Receipts {
+        Receipts {
+            scope,
+            whole: true,
+            seq: Default::default(),
+            committed_at: Default::default(),
+            actor: Default::default(),
+            operation: Default::default(),
+            reason: Default::default(),
+            policy_version: Default::default(),
+            action: Default::default(),
+            tenant: Default::default(),
+            family: Default::default(),
+            month: Default::default(),
+            path: Default::default(),
+            location: Default::default(),
+            sha256: Default::default(),
+            bytes: Default::default(),
+            rows: Default::default(),
+            detail: Default::default(),
+        }
+    }
+
     fn row(
         &mut self,
         entry: &Entry,
@@ -91,13 +128,20 @@ impl Receipts {
         file: Option<&FileMeta>,
         detail: Option<String>,
     ) {
+        if self.scope != Scope::AllTenants
+            && !partition.is_some_and(|p| self.scope.covers(&p.tenant))
+        {
+            return;
+        }
         let committed = chrono::DateTime::parse_from_rfc3339(&entry.committed_at)
             .map_or(0, |t| t.timestamp_micros());
         self.seq.append_value(entry.seq);
         self.committed_at.append_value(committed);
-        self.actor.append_value(&entry.actor);
+        let whole = self.whole;
+        self.actor.append_option(whole.then_some(&entry.actor));
         self.operation.append_value(&entry.operation);
-        self.reason.append_option(entry.reason.as_deref());
+        self.reason
+            .append_option(entry.reason.as_deref().filter(|_| whole));
         self.policy_version.append_option(entry.policy_version);
         self.action.append_value(action);
         self.tenant.append_option(partition.map(|p| &p.tenant));
@@ -113,6 +157,8 @@ impl Receipts {
     }
 
     fn add(&mut self, entry: &Entry) {
+        self.whole = self.scope == Scope::AllTenants
+            || tenants_of(entry).all(|tenant| self.scope.covers(&tenant));
         for file in &entry.add {
             self.row(
                 entry,
@@ -134,30 +180,7 @@ impl Receipts {
         for change in &entry.changes {
             let detail = serde_json::to_value(change).expect("changes serialize");
             let action = detail["change"].as_str().unwrap_or("change").to_string();
-            let partition = match change {
-                Change::ExpiryMarked { mark } => Some(mark.partition.clone()),
-                Change::ExpiryCancelled { partition, .. } | Change::ExpirySwept { partition } => {
-                    Some(partition.clone())
-                }
-                Change::HoldAdded { hold } => Some(PartitionRecord {
-                    tenant: hold.tenant.clone(),
-                    family: hold.family.clone().unwrap_or_default(),
-                    month: String::new(),
-                }),
-                Change::KeyRotated { tenant, .. }
-                | Change::ShredScheduled { tenant, .. }
-                | Change::KeysShredded { tenant, .. } => Some(PartitionRecord {
-                    tenant: tenant.clone(),
-                    family: String::new(),
-                    month: String::new(),
-                }),
-                Change::PolicySet { .. }
-                | Change::HoldReleased { .. }
-                | Change::KeyTrusted { .. }
-                | Change::KeyRetired { .. }
-                | Change::PrincipalAdded { .. }
-                | Change::PrincipalRevoked { .. } => None,
-            };
+            let partition = partition_of(change);
             self.row(
                 entry,
                 &action,
@@ -192,6 +215,46 @@ impl Receipts {
         ];
         Ok(RecordBatch::try_new(schema(), columns)?)
     }
+}
+
+/// The partition (or tenant) a governance change concerns, if any.
+fn partition_of(change: &Change) -> Option<PartitionRecord> {
+    let tenant_only = |tenant: &String| PartitionRecord {
+        tenant: tenant.clone(),
+        family: String::new(),
+        month: String::new(),
+    };
+    match change {
+        Change::ExpiryMarked { mark } => Some(mark.partition.clone()),
+        Change::ExpiryCancelled { partition, .. } | Change::ExpirySwept { partition } => {
+            Some(partition.clone())
+        }
+        Change::HoldAdded { hold } => Some(PartitionRecord {
+            family: hold.family.clone().unwrap_or_default(),
+            ..tenant_only(&hold.tenant)
+        }),
+        Change::KeyRotated { tenant, .. }
+        | Change::ShredScheduled { tenant, .. }
+        | Change::KeysShredded { tenant, .. } => Some(tenant_only(tenant)),
+        Change::PolicySet { .. }
+        | Change::HoldReleased { .. }
+        | Change::KeyTrusted { .. }
+        | Change::KeyRetired { .. }
+        | Change::PrincipalAdded { .. }
+        | Change::PrincipalRevoked { .. } => None,
+    }
+}
+
+/// Every tenant `entry` concerns (an empty name for a change of none).
+fn tenants_of(entry: &Entry) -> impl Iterator<Item = String> + '_ {
+    let files = entry
+        .add
+        .iter()
+        .chain(&entry.remove)
+        .map(|f| f.tenant.clone());
+    let changes =
+        (entry.changes.iter()).map(|c| partition_of(c).map(|p| p.tenant).unwrap_or_default());
+    files.chain(changes)
 }
 
 #[async_trait]
@@ -234,7 +297,7 @@ impl TableProvider for AuditTable {
                 }
             })
             .buffered(READ_CONCURRENCY);
-        let mut receipts = Receipts::default();
+        let mut receipts = Receipts::new(self.scope.clone());
         while let Some(entry) = entries.try_next().await? {
             receipts.add(&entry);
         }

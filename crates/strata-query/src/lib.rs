@@ -7,13 +7,15 @@
 //! their statistics. Views `access`, `data_usage` and `technical` select one
 //! family; `strata_files` lists the catalog's files; `strata_audit` lists
 //! every commit's receipts (files added and removed, policy, hold and expiry
-//! changes). `CAST(ts AS DATE)` on UTC timestamps is rewritten to a plain
+//! changes). A session may be scoped to some tenants ([`Scope`]): then
+//! every table holds only their rows. `CAST(ts AS DATE)` on UTC timestamps is rewritten to a plain
 //! day division ([`utc_date`]).
 
 mod audit;
 mod crypto;
 mod files;
 mod prune;
+mod scope;
 mod session;
 mod table;
 mod utc_date;
@@ -22,6 +24,7 @@ pub use audit::AuditTable;
 pub use crypto::TenantKeys;
 pub use files::FilesTable;
 pub use prune::Prune;
+pub use scope::Scope;
 pub use session::{QueryError, QuerySession, QueryStats};
 pub use table::{ArchiveTable, ScanRecord};
 pub use utc_date::{UtcDateRewrite, utc_date};

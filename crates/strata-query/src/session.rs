@@ -17,6 +17,7 @@ use strata_store::{
 
 use crate::audit::AuditTable;
 use crate::files::FilesTable;
+use crate::scope::Scope;
 use crate::table::{ArchiveTable, ScanRecord};
 use crate::utc_date::UtcDateRewrite;
 use strata_keys::envelope::KeyProvider;
@@ -71,17 +72,19 @@ impl QuerySession {
         keys: Option<Arc<dyn KeyProvider>>,
     ) -> Result<QuerySession, QueryError> {
         let snapshot = Arc::new(archive.catalog.load().await?);
-        QuerySession::at(archive, snapshot, keys, Vec::new()).await
+        QuerySession::at(archive, snapshot, keys, Vec::new(), Scope::AllTenants).await
     }
 
     /// Opens a session over `snapshot` of `archive` in which `events` also
     /// holds `buffered`: rows of the contract's schema in no file of the
-    /// snapshot (a server's events not yet written out).
+    /// snapshot (a server's events not yet written out). Every table shows
+    /// only the tenants of `scope` (see [`Scope`]).
     pub async fn at(
         archive: &Archive,
         snapshot: Arc<Snapshot>,
         keys: Option<Arc<dyn KeyProvider>>,
         buffered: Vec<RecordBatch>,
+        scope: Scope,
     ) -> Result<QuerySession, QueryError> {
         let config = SessionConfig::new().with_information_schema(true);
         let mut ctx = SessionContext::new_with_config(config);
@@ -90,7 +93,13 @@ impl QuerySession {
         ctx.register_object_store(store_url.as_ref(), archive.store.clone());
         let mut store_urls = HashMap::from([(None, store_url)]);
         // One copy of the files, shared by `events` and `strata_files`.
-        let files: Arc<[FileMeta]> = snapshot.visible_files().cloned().collect();
+        let files: Arc<[FileMeta]> = (snapshot.visible_files())
+            .filter(|f| scope.covers(&f.tenant))
+            .cloned()
+            .collect();
+        let buffered = (buffered.into_iter())
+            .map(|batch| scope.rows_of(batch))
+            .collect::<Result<Vec<_>, _>>()?;
         for location in files.iter().filter_map(|f| f.location.as_ref()) {
             if !store_urls.contains_key(&Some(location.clone())) {
                 let url = ObjectStoreUrl::parse(format!("strata://tier{}/", store_urls.len()))?;
@@ -116,7 +125,11 @@ impl QuerySession {
         ctx.register_table("strata_files", Arc::new(FilesTable::new(files)))?;
         ctx.register_table(
             "strata_audit",
-            Arc::new(AuditTable::new(archive.catalog.clone(), snapshot.seq)),
+            Arc::new(AuditTable::new(
+                archive.catalog.clone(),
+                snapshot.seq,
+                scope,
+            )),
         )?;
         Ok(QuerySession {
             ctx,

@@ -15,7 +15,9 @@ use crate::server::Shared;
 pub enum Right {
     /// Send events.
     Ingest,
-    /// Administer the server (metrics, queries).
+    /// Run SQL, over what the principal's role and tenants show.
+    Query,
+    /// Administer the server (metrics).
     Admin,
 }
 
@@ -64,6 +66,7 @@ pub fn authorize(
     let principal = shared.authenticate(&token).ok_or(Refusal::InvalidToken)?;
     let allowed = match right {
         Right::Ingest => principal.role.may_ingest(),
+        Right::Query => principal.role.may_query(),
         Right::Admin => principal.role == Role::Admin,
     };
     if allowed {
@@ -71,6 +74,9 @@ pub fn authorize(
     } else {
         let what = match right {
             Right::Ingest => "send events",
+            Right::Query => {
+                "run SQL (admin, auditor and client may; the analyst's pseudonymised view is not served yet)"
+            }
             Right::Admin => "use this endpoint (admin only)",
         };
         Err(Refusal::Forbidden(format!(

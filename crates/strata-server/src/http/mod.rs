@@ -1,6 +1,7 @@
 //! The HTTP listener: every HTTP protocol on one router, the health
 //! endpoints and the metrics.
 
+mod answer;
 mod auth;
 mod body;
 mod elastic;

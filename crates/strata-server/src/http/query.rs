@@ -1,21 +1,32 @@
-//! `POST /v1/query` (admin only): SQL over the archive and the events the
-//! server holds in memory, so that an acknowledged event is queryable at
-//! once. `{"sql": "…"}` in, a JSON array of row objects out. Only queries
-//! run: DDL, DML and statements (`SET`, `COPY`, `CREATE EXTERNAL TABLE`)
-//! are refused, since in stock DataFusion they read and write server files.
+//! `POST /v1/query`: SQL over the archive and the events the server holds
+//! in memory, so that an acknowledged event is queryable at once. Admins
+//! and auditors see every tenant, a client only its own. The answer is
+//! streamed in the format of `Accept`: a JSON array of row objects (the
+//! default), NDJSON, CSV or an Arrow IPC stream, for `{"sql": "…"}`. Only
+//! queries run: DDL, DML and statements (`SET`, `COPY`, `CREATE EXTERNAL
+//! TABLE`) are refused, since in stock DataFusion they read and write
+//! server files.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
-use strata_query::QuerySession;
+use futures::StreamExt;
+use strata_access::Role;
+use strata_query::{QuerySession, Scope};
 use strata_store::Snapshot;
+use tokio::sync::mpsc;
 
+use super::answer::{Encoder, Format};
 use super::{App, Right, authorize, body, json_error};
 
 /// The largest query request.
@@ -24,8 +35,10 @@ const REQUEST_BYTES: usize = 1 << 20;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Runs of a query whose files were compacted away under it.
 const ATTEMPTS: usize = 3;
-/// The largest answer; beyond it the query is refused (add a LIMIT).
+/// The largest answer; beyond it the answer is cut short (add a LIMIT).
 const ANSWER_BYTES: usize = 256 << 20;
+/// Encoded batches waiting for a slow client before the query pauses.
+const STREAMED_CHUNKS: usize = 4;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,9 +47,20 @@ struct QueryRequest {
 }
 
 pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(refusal) = authorize(&app.shared, &headers, Right::Admin) {
-        return refusal.into_response();
-    }
+    let principal = match authorize(&app.shared, &headers, Right::Query) {
+        Ok(principal) => principal,
+        Err(refusal) => return refusal.into_response(),
+    };
+    // A client sees its tenants only; every table of its session is built
+    // from their data alone (see `strata_query::Scope`).
+    let scope = match principal.role {
+        Role::Client => Scope::tenants(principal.tenants.iter().cloned()),
+        _ => Scope::AllTenants,
+    };
+    let format = match Format::accepted(&headers) {
+        Ok(format) => format,
+        Err(why) => return json_error(StatusCode::NOT_ACCEPTABLE, &why),
+    };
     let request = match body::read(body, REQUEST_BYTES).await {
         Ok(bytes) => serde_json::from_slice::<QueryRequest>(&bytes),
         Err(e) => return e.into_response(),
@@ -48,26 +72,28 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
             return json_error(StatusCode::BAD_REQUEST, &message);
         }
     };
-    match tokio::time::timeout(QUERY_TIMEOUT, run_on_newest(&app, &sql)).await {
-        Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+    let deadline = Instant::now() + QUERY_TIMEOUT;
+    match tokio::time::timeout_at(deadline.into(), start_on_newest(&app, &sql, &scope)).await {
+        Ok(Ok(started)) => stream(started, format, deadline),
         Ok(Err(response)) => response,
-        Err(_) => json_error(
-            StatusCode::GATEWAY_TIMEOUT,
-            &format!("the query ran past {} s", QUERY_TIMEOUT.as_secs()),
-        ),
+        Err(_) => json_error(StatusCode::GATEWAY_TIMEOUT, &past_timeout()),
     }
 }
 
-/// Runs `sql` (see `run`), again on the newest snapshot when it failed
+fn past_timeout() -> String {
+    format!("the query ran past {} s", QUERY_TIMEOUT.as_secs())
+}
+
+/// Starts `sql` (see `start`), again on the newest snapshot when it failed
 /// after files of its snapshot were removed: compaction deletes a merged
 /// file's sources right after its commit, under queries already planned.
-async fn run_on_newest(app: &App, sql: &str) -> Result<Vec<u8>, Response> {
+async fn start_on_newest(app: &App, sql: &str, scope: &Scope) -> Result<Started, Response> {
     let internal =
         |e: &dyn std::fmt::Display| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
     let mut attempts = 1;
     loop {
-        let (error, used) = match run(app, sql).await {
-            Ok(json) => return Ok(json),
+        let (error, used) = match start(app, sql, scope).await {
+            Ok(started) => return Ok(started),
             Err(Failure::Answer(response)) => return Err(response),
             Err(Failure::Query(error, used)) => (error, used),
         };
@@ -98,13 +124,22 @@ impl From<Response> for Failure {
     }
 }
 
-/// Runs `sql` over a consistent view of the archive and the buffers; the
-/// rows as a JSON array.
-async fn run(app: &App, sql: &str) -> Result<Vec<u8>, Failure> {
+/// A query running, its first batch already taken: a query that fails
+/// before its first rows is answered with an error status (and retried on a
+/// newer snapshot), one that fails later cuts its streamed answer short.
+struct Started {
+    schema: SchemaRef,
+    first: Option<RecordBatch>,
+    rest: SendableRecordBatchStream,
+}
+
+/// Plans `sql` over a consistent view of the archive and the buffers, as
+/// much of it as `scope` shows, and runs it up to its first batch.
+async fn start(app: &App, sql: &str, scope: &Scope) -> Result<Started, Failure> {
     let shared = &app.shared;
     let (snapshot, buffered) = shared.query_view();
     let keys = shared.options.keys.clone();
-    let session = QuerySession::at(&shared.archive, snapshot, keys, buffered)
+    let session = QuerySession::at(&shared.archive, snapshot, keys, buffered, scope.clone())
         .await
         .map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
     let read_only = SQLOptions::new()
@@ -118,24 +153,71 @@ async fn run(app: &App, sql: &str) -> Result<Vec<u8>, Failure> {
         .sql_with_options(sql, read_only)
         .await
         .map_err(refused)?;
-    let batches = frame.collect().await.map_err(refused)?;
-    let mut writer = arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
-    for batch in &batches {
-        writer
-            .write(batch)
-            .map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
-        if writer.get_ref().len() > ANSWER_BYTES {
-            let message = format!(
+    let mut rest = frame.execute_stream().await.map_err(refused)?;
+    let schema = rest.schema();
+    let first = rest.next().await.transpose().map_err(refused)?;
+    Ok(Started {
+        schema,
+        first,
+        rest,
+    })
+}
+
+/// The answer of `started` in `format`, streamed as its batches come; the
+/// query stops when the client goes away.
+fn stream(started: Started, format: Format, deadline: Instant) -> Response {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(STREAMED_CHUNKS);
+    tokio::spawn(async move {
+        let why = match tokio::time::timeout_at(deadline.into(), send(started, format, &tx)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(why)) => why,
+            Err(_) => past_timeout(),
+        };
+        tracing::warn!("a query's answer was cut short: {why}");
+        let _ = tx.send(Err(std::io::Error::other(why))).await;
+    });
+    let chunks = futures::stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((chunk, rx))
+    });
+    (
+        [(header::CONTENT_TYPE, format.content_type())],
+        Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+/// Encodes and sends `started`'s batches, then the answer's end; an error
+/// says why the answer stops short.
+async fn send(
+    mut started: Started,
+    format: Format,
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), String> {
+    let schema = started.schema.clone();
+    let mut encoder = Encoder::new(format, &schema).map_err(|e| e.to_string())?;
+    let mut sent = 0;
+    let mut next = started.first.take();
+    while let Some(batch) = next {
+        let bytes = encoder.batch(&batch).map_err(|e| e.to_string())?;
+        sent += bytes.len();
+        if sent > ANSWER_BYTES {
+            return Err(format!(
                 "the answer is over {} MiB: narrow the query or add a LIMIT",
                 ANSWER_BYTES >> 20
-            );
-            return Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, &message).into());
+            ));
         }
+        if tx.send(Ok(bytes)).await.is_err() {
+            return Ok(()); // the client went away
+        }
+        next = started
+            .rest
+            .next()
+            .await
+            .transpose()
+            .map_err(|e| e.to_string())?;
     }
-    writer
-        .finish()
-        .map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
-    Ok(writer.into_inner())
+    let end = encoder.finish(&schema).map_err(|e| e.to_string())?;
+    let _ = tx.send(Ok(end)).await;
+    Ok(())
 }
