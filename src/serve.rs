@@ -83,6 +83,13 @@ pub struct ServeArgs {
     /// The largest request body, after decompression; larger ones get 413.
     #[arg(long, env = "STRATA_MAX_BODY_MIB", value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub max_body_mib: u64,
+    /// Memory the queries of one principal share, beyond --memory-mib (which bounds ingest).
+    /// A query past it fails alone ("resources exhausted"); nothing spills to disk.
+    #[arg(long, env = "STRATA_QUERY_MEMORY_MIB", value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub query_memory_mib: u64,
+    /// Queries one principal may run at once; more get 429 with Retry-After.
+    #[arg(long, env = "STRATA_QUERIES_PER_PRINCIPAL", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub queries_per_principal: u64,
 }
 
 pub const SERVE_EXAMPLES: &str = "\
@@ -96,7 +103,8 @@ Endpoints (docs/protocols.md has the field mappings):
   POST /_bulk           Elasticsearch bulk (with the handshake shippers make; token as password)
   POST /services/collector[/event|/raw]   Splunk HEC, with indexer acknowledgement
   POST /v1/logs         OTLP/HTTP logs, protobuf or JSON
-  POST /v1/query        {\"sql\": \"...\"} over the archive and the events in memory (admin token)
+  POST /v1/query        {\"sql\": \"...\"} over the archive and the events in memory (admin, auditor
+                        or client token; a client sees its tenants); JSON, NDJSON, CSV or Arrow by Accept
   --syslog-tcp/--syslog-udp   syslog RFC 5424 and 3164; facilities auth and authpriv are access
   GET  /health/live     200 while the process runs
   GET  /health/ready    200 when the write-ahead log is writable
@@ -181,6 +189,8 @@ pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> 
         wal_interval: Duration::from_millis(args.wal_interval_ms),
         max_age: Duration::from_secs(args.write_out_secs),
         max_body_bytes: (args.max_body_mib << 20) as usize,
+        query_memory_bytes: (args.query_memory_mib << 20) as usize,
+        queries_per_principal: args.queries_per_principal as usize,
         syslog_max_bytes: args.syslog_max_bytes as usize,
         keys: Some(crate::tenant_keys()?),
         ..ServeOptions::default()

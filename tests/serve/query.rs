@@ -218,3 +218,90 @@ fn a_retried_request_is_stored_once_while_its_first_copy_is_buffered_even_across
     assert_eq!(count(&archive, "SELECT count(*) AS n FROM events"), 27);
     verify_deep(&archive);
 }
+
+#[test]
+fn a_principal_past_its_query_memory_or_concurrency_is_refused_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let admin = add_user(&archive, "admin", "admin", &[]);
+    let auditor = add_user(&archive, "auditor", "auditor", &[]);
+    let shipper = add_user(&archive, "shipper", "ingest", &["acme"]);
+    let limits = [
+        "--node-id",
+        "n1",
+        "--query-memory-mib",
+        "1",
+        "--queries-per-principal",
+        "1",
+    ];
+    let server = ServerProcess::start(&archive, &limits);
+    // About 5 MB of messages: sorting them all needs more than 1 MiB.
+    let events: String = (0..20_000)
+        .map(|i| {
+            format!(
+                r#"{{"ts":"2026-05-01T10:00:00Z","tenant":"acme","family":"access","action":"login","event_id":"m-{i}","message":"{i:0>200}"}}"#
+            ) + "\n"
+        })
+        .collect();
+    let sent = server.post("/v1/events", &shipper, events.as_bytes());
+    assert_eq!(sent.status, 200, "{}", sent.text());
+
+    let sorted = r#"{"sql":"SELECT message FROM events ORDER BY message DESC"}"#;
+    let refused = server.post("/v1/query", &auditor, sorted.as_bytes());
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused
+            .text()
+            .to_lowercase()
+            .contains("resources exhausted"),
+        "{}",
+        refused.text()
+    );
+    // The failed query took nothing with it: the same principal and others
+    // still get answers.
+    let count = br#"{"sql":"SELECT count(*) AS n FROM events"}"#;
+    for token in [&auditor, &admin] {
+        let answer = server.post("/v1/query", token, count);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.json()[0]["n"], 20_000);
+    }
+
+    // A query whose answer is not being read holds the auditor's only slot:
+    // its next query waits its turn (429), an admin's does not.
+    // Some 60 MB of answer: far more than the sockets' buffers hold.
+    let sql = ["SELECT * FROM events"; 10].join(" UNION ALL ");
+    let endless = serde_json::json!({ "sql": sql }).to_string();
+    let mut unread = std::net::TcpStream::connect(server.listener("http")).unwrap();
+    let head = format!(
+        "POST /v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auditor}\r\n\
+         Accept: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{endless}",
+        endless.len()
+    );
+    unread.write_all(head.as_bytes()).unwrap();
+    // Let it be admitted before the auditor's next query can take the slot.
+    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let busy = loop {
+        let answer = server.post("/v1/query", &auditor, count);
+        if answer.status == 429 || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(busy.status, 429, "{}", busy.text());
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    assert!(busy.text().contains("auditor"), "{}", busy.text());
+    assert_eq!(server.post("/v1/query", &admin, count).status, 200);
+    // Once the reader goes away, its query stops and frees the slot.
+    drop(unread);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = server.post("/v1/query", &auditor, count);
+        if answer.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", answer.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.terminate().success());
+}

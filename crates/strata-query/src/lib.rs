@@ -25,6 +25,6 @@ pub use crypto::TenantKeys;
 pub use files::FilesTable;
 pub use prune::Prune;
 pub use scope::Scope;
-pub use session::{QueryError, QuerySession, QueryStats};
+pub use session::{QueryError, QuerySession, QueryStats, Viewer};
 pub use table::{ArchiveTable, ScanRecord};
 pub use utc_date::{UtcDateRewrite, utc_date};

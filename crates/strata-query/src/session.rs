@@ -7,6 +7,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -53,6 +54,26 @@ pub struct QueryStats {
     pub rows_scanned: usize,
 }
 
+/// Who a session is for: what it shows and what its queries may use.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// The tenants every table shows.
+    pub scope: Scope,
+    /// The runtime its queries run in (a memory pool shared by one
+    /// principal's queries, say); DataFusion's default without one.
+    pub runtime: Option<Arc<RuntimeEnv>>,
+}
+
+impl Viewer {
+    /// Every tenant, in DataFusion's default runtime: the command line.
+    pub fn everything() -> Viewer {
+        Viewer {
+            scope: Scope::AllTenants,
+            runtime: None,
+        }
+    }
+}
+
 /// A DataFusion session with the archive's tables registered.
 pub struct QuerySession {
     /// The DataFusion context; register more tables here if needed.
@@ -72,22 +93,27 @@ impl QuerySession {
         keys: Option<Arc<dyn KeyProvider>>,
     ) -> Result<QuerySession, QueryError> {
         let snapshot = Arc::new(archive.catalog.load().await?);
-        QuerySession::at(archive, snapshot, keys, Vec::new(), Scope::AllTenants).await
+        QuerySession::at(archive, snapshot, keys, Vec::new(), Viewer::everything()).await
     }
 
     /// Opens a session over `snapshot` of `archive` in which `events` also
     /// holds `buffered`: rows of the contract's schema in no file of the
     /// snapshot (a server's events not yet written out). Every table shows
-    /// only the tenants of `scope` (see [`Scope`]).
+    /// only the tenants of `viewer`'s scope (see [`Scope`]), and its queries
+    /// run in `viewer`'s runtime.
     pub async fn at(
         archive: &Archive,
         snapshot: Arc<Snapshot>,
         keys: Option<Arc<dyn KeyProvider>>,
         buffered: Vec<RecordBatch>,
-        scope: Scope,
+        viewer: Viewer,
     ) -> Result<QuerySession, QueryError> {
+        let Viewer { scope, runtime } = viewer;
         let config = SessionConfig::new().with_information_schema(true);
-        let mut ctx = SessionContext::new_with_config(config);
+        let mut ctx = match runtime {
+            Some(runtime) => SessionContext::new_with_config_rt(config, runtime),
+            None => SessionContext::new_with_config(config),
+        };
         ctx.register_function_rewrite(Arc::new(UtcDateRewrite))?;
         let store_url = ObjectStoreUrl::parse(STORE_URL)?;
         ctx.register_object_store(store_url.as_ref(), archive.store.clone());

@@ -55,6 +55,10 @@ pub struct ServeOptions {
     pub refresh_interval: Duration,
     /// zstd level of the Parquet files written out.
     pub zstd_level: i32,
+    /// Memory one principal's queries share (beyond `memory_bytes`).
+    pub query_memory_bytes: usize,
+    /// Queries one principal may run at once.
+    pub queries_per_principal: usize,
 }
 
 /// Memory the process needs whatever it holds (code, runtime, catalog,
@@ -100,6 +104,8 @@ impl Default for ServeOptions {
             keys: None,
             refresh_interval: Duration::from_secs(1),
             zstd_level: strata_ingest::ZSTD_LEVEL_DEFAULT,
+            query_memory_bytes: 256 << 20,
+            queries_per_principal: 4,
         }
     }
 }

@@ -7,6 +7,7 @@ mod body;
 mod elastic;
 mod events;
 mod ingest;
+mod limits;
 pub mod listen;
 mod otlp;
 mod query;
@@ -41,6 +42,8 @@ pub struct App {
     pub submit: mpsc::Sender<Submission>,
     /// Splunk HEC acknowledgements not yet reported.
     pub acks: Arc<splunk::Acks>,
+    /// What each principal's queries may take.
+    pub queries: Arc<limits::QueryLimits>,
 }
 
 /// Elasticsearch calls shippers make before sending, answered `{}`.
@@ -95,10 +98,15 @@ pub fn router(shared: Arc<Shared>, submit: mpsc::Sender<Submission>) -> Router {
         router = router.route(path, any(elastic::empty));
     }
     // Bodies are limited while they are read (`body::read`), compressed or not.
+    let queries = limits::QueryLimits::new(
+        shared.options.query_memory_bytes,
+        shared.options.queries_per_principal,
+    );
     router.layer(DefaultBodyLimit::disable()).with_state(App {
         shared,
         submit,
         acks: Arc::default(),
+        queries: Arc::new(queries),
     })
 }
 

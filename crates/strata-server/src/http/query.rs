@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
@@ -22,9 +22,9 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
 use futures::StreamExt;
 use strata_access::Role;
-use strata_query::{QuerySession, Scope};
+use strata_query::{QuerySession, Scope, Viewer};
 use strata_store::Snapshot;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::answer::{Encoder, Format};
 use super::{App, Right, authorize, body, json_error};
@@ -61,6 +61,25 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
         Ok(format) => format,
         Err(why) => return json_error(StatusCode::NOT_ACCEPTABLE, &why),
     };
+    let admitted = match app.queries.admit(&principal.name) {
+        Ok(Some(admitted)) => admitted,
+        Ok(None) => {
+            let why = format!(
+                "principal `{}` already runs {} queries, as many as it may at once; retry when one has answered",
+                principal.name,
+                app.queries.concurrent()
+            );
+            let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, &why);
+            let retry = HeaderValue::from_static("1");
+            response.headers_mut().insert(header::RETRY_AFTER, retry);
+            return response;
+        }
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let viewer = Viewer {
+        scope,
+        runtime: Some(admitted.runtime),
+    };
     let request = match body::read(body, REQUEST_BYTES).await {
         Ok(bytes) => serde_json::from_slice::<QueryRequest>(&bytes),
         Err(e) => return e.into_response(),
@@ -73,8 +92,8 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
         }
     };
     let deadline = Instant::now() + QUERY_TIMEOUT;
-    match tokio::time::timeout_at(deadline.into(), start_on_newest(&app, &sql, &scope)).await {
-        Ok(Ok(started)) => stream(started, format, deadline),
+    match tokio::time::timeout_at(deadline.into(), start_on_newest(&app, &sql, &viewer)).await {
+        Ok(Ok(started)) => stream(started, format, deadline, admitted.slot),
         Ok(Err(response)) => response,
         Err(_) => json_error(StatusCode::GATEWAY_TIMEOUT, &past_timeout()),
     }
@@ -87,12 +106,12 @@ fn past_timeout() -> String {
 /// Starts `sql` (see `start`), again on the newest snapshot when it failed
 /// after files of its snapshot were removed: compaction deletes a merged
 /// file's sources right after its commit, under queries already planned.
-async fn start_on_newest(app: &App, sql: &str, scope: &Scope) -> Result<Started, Response> {
+async fn start_on_newest(app: &App, sql: &str, viewer: &Viewer) -> Result<Started, Response> {
     let internal =
         |e: &dyn std::fmt::Display| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
     let mut attempts = 1;
     loop {
-        let (error, used) = match start(app, sql, scope).await {
+        let (error, used) = match start(app, sql, viewer).await {
             Ok(started) => return Ok(started),
             Err(Failure::Answer(response)) => return Err(response),
             Err(Failure::Query(error, used)) => (error, used),
@@ -134,12 +153,12 @@ struct Started {
 }
 
 /// Plans `sql` over a consistent view of the archive and the buffers, as
-/// much of it as `scope` shows, and runs it up to its first batch.
-async fn start(app: &App, sql: &str, scope: &Scope) -> Result<Started, Failure> {
+/// much of it as `viewer` sees, and runs it up to its first batch.
+async fn start(app: &App, sql: &str, viewer: &Viewer) -> Result<Started, Failure> {
     let shared = &app.shared;
     let (snapshot, buffered) = shared.query_view();
     let keys = shared.options.keys.clone();
-    let session = QuerySession::at(&shared.archive, snapshot, keys, buffered, scope.clone())
+    let session = QuerySession::at(&shared.archive, snapshot, keys, buffered, viewer.clone())
         .await
         .map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
     let read_only = SQLOptions::new()
@@ -164,10 +183,16 @@ async fn start(app: &App, sql: &str, scope: &Scope) -> Result<Started, Failure> 
 }
 
 /// The answer of `started` in `format`, streamed as its batches come; the
-/// query stops when the client goes away.
-fn stream(started: Started, format: Format, deadline: Instant) -> Response {
+/// query stops when the client goes away, and holds its `slot` until then.
+fn stream(
+    started: Started,
+    format: Format,
+    deadline: Instant,
+    slot: OwnedSemaphorePermit,
+) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(STREAMED_CHUNKS);
     tokio::spawn(async move {
+        let _slot = slot;
         let why = match tokio::time::timeout_at(deadline.into(), send(started, format, &tx)).await {
             Ok(Ok(())) => return,
             Ok(Err(why)) => why,
