@@ -125,6 +125,35 @@ fn a_client_sees_only_its_tenants_in_every_table_plan_and_error() {
     ] {
         assert!(rows(&server, &client, sql).is_empty(), "{sql}");
     }
+    // Parameters are values bound into the plan: the other tenant's name
+    // as one finds nothing, text that looks like SQL is only text.
+    let by_tenant = |token: &str, params: serde_json::Value| {
+        let sql = "SELECT count(*) AS n FROM events WHERE tenant = $1 AND ts >= $2";
+        let body = serde_json::json!({ "sql": sql, "params": params }).to_string();
+        let response = server.post("/v1/query", token, body.as_bytes());
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.json()[0]["n"].clone()
+    };
+    let since = "2026-01-01T00:00:00Z";
+    assert_eq!(
+        by_tenant(&client, serde_json::json!(["acme", since])),
+        acme_events
+    );
+    assert_eq!(by_tenant(&client, serde_json::json!(["globex", since])), 0);
+    assert_eq!(
+        by_tenant(&client, serde_json::json!(["x' OR '1'='1", since])),
+        0
+    );
+    assert_eq!(
+        by_tenant(&auditor, serde_json::json!(["globex", since])),
+        acme_events + 1
+    );
+    let unbound = ask(&server, &client, "SELECT * FROM events WHERE tenant = $1");
+    assert_eq!(unbound.status, 400, "{}", unbound.text());
+    let nested = br#"{"sql":"SELECT $1","params":[[1]]}"#;
+    let refused = server.post("/v1/query", &client, nested);
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().contains("$1"), "{}", refused.text());
     let paths = values(&server, &client, "SELECT path FROM strata_files");
     assert!(
         paths.iter().all(|p| p.contains("tenant=acme/")),

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
@@ -44,6 +45,48 @@ const STREAMED_CHUNKS: usize = 4;
 #[serde(deny_unknown_fields)]
 struct QueryRequest {
     sql: String,
+    /// Values of `$1`, `$2`, …: bound into the plan, never spliced into
+    /// the text.
+    #[serde(default)]
+    params: Vec<serde_json::Value>,
+}
+
+/// A statement and the values of its parameters.
+struct Statement {
+    sql: String,
+    params: Vec<ScalarValue>,
+}
+
+impl Statement {
+    fn of(request: QueryRequest) -> Result<Statement, String> {
+        let params = (request.params.into_iter().enumerate())
+            .map(|(i, value)| param(i + 1, value))
+            .collect::<Result<_, _>>()?;
+        Ok(Statement {
+            sql: request.sql,
+            params,
+        })
+    }
+}
+
+/// A JSON parameter value as SQL: null, a boolean, a number or text.
+fn param(number: usize, value: serde_json::Value) -> Result<ScalarValue, String> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::Null => ScalarValue::Null,
+        Value::Bool(b) => ScalarValue::Boolean(Some(b)),
+        Value::String(text) => ScalarValue::Utf8(Some(text)),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => ScalarValue::Int64(Some(i)),
+            (None, Some(u), _) => ScalarValue::UInt64(Some(u)),
+            (None, None, f) => ScalarValue::Float64(f),
+        },
+        other => {
+            return Err(format!(
+                "parameter ${number} is {other}: give null, a boolean, a number or text"
+            ));
+        }
+    })
 }
 
 pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
@@ -84,15 +127,16 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
         Ok(bytes) => serde_json::from_slice::<QueryRequest>(&bytes),
         Err(e) => return e.into_response(),
     };
-    let sql = match request {
-        Ok(request) => request.sql,
-        Err(e) => {
-            let message = format!("the body must be {{\"sql\": \"…\"}}: {e}");
-            return json_error(StatusCode::BAD_REQUEST, &message);
-        }
+    let request = request.map_err(|e| {
+        format!("the body must be {{\"sql\": \"…\", \"params\": [values of $1, $2, …]}}: {e}")
+    });
+    let statement = match request.and_then(Statement::of) {
+        Ok(statement) => statement,
+        Err(why) => return json_error(StatusCode::BAD_REQUEST, &why),
     };
     let deadline = Instant::now() + QUERY_TIMEOUT;
-    match tokio::time::timeout_at(deadline.into(), start_on_newest(&app, &sql, &viewer)).await {
+    let started = start_on_newest(&app, &statement, &viewer);
+    match tokio::time::timeout_at(deadline.into(), started).await {
         Ok(Ok(started)) => stream(started, format, deadline, admitted.slot),
         Ok(Err(response)) => response,
         Err(_) => json_error(StatusCode::GATEWAY_TIMEOUT, &past_timeout()),
@@ -103,15 +147,19 @@ fn past_timeout() -> String {
     format!("the query ran past {} s", QUERY_TIMEOUT.as_secs())
 }
 
-/// Starts `sql` (see `start`), again on the newest snapshot when it failed
+/// Starts `statement` (see `start`), again on the newest snapshot when it failed
 /// after files of its snapshot were removed: compaction deletes a merged
 /// file's sources right after its commit, under queries already planned.
-async fn start_on_newest(app: &App, sql: &str, viewer: &Viewer) -> Result<Started, Response> {
+async fn start_on_newest(
+    app: &App,
+    statement: &Statement,
+    viewer: &Viewer,
+) -> Result<Started, Response> {
     let internal =
         |e: &dyn std::fmt::Display| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
     let mut attempts = 1;
     loop {
-        let (error, used) = match start(app, sql, viewer).await {
+        let (error, used) = match start(app, statement, viewer).await {
             Ok(started) => return Ok(started),
             Err(Failure::Answer(response)) => return Err(response),
             Err(Failure::Query(error, used)) => (error, used),
@@ -152,9 +200,9 @@ struct Started {
     rest: SendableRecordBatchStream,
 }
 
-/// Plans `sql` over a consistent view of the archive and the buffers, as
-/// much of it as `viewer` sees, and runs it up to its first batch.
-async fn start(app: &App, sql: &str, viewer: &Viewer) -> Result<Started, Failure> {
+/// Plans `statement` over a consistent view of the archive and the
+/// buffers, as much of it as `viewer` sees, and runs it up to its first batch.
+async fn start(app: &App, statement: &Statement, viewer: &Viewer) -> Result<Started, Failure> {
     let shared = &app.shared;
     let (snapshot, buffered) = shared.query_view();
     let keys = shared.options.keys.clone();
@@ -169,8 +217,9 @@ async fn start(app: &App, sql: &str, viewer: &Viewer) -> Result<Started, Failure
     let refused = |e: DataFusionError| Failure::Query(e, used.clone());
     let frame = session
         .ctx
-        .sql_with_options(sql, read_only)
+        .sql_with_options(&statement.sql, read_only)
         .await
+        .and_then(|frame| frame.with_param_values(statement.params.clone()))
         .map_err(refused)?;
     let mut rest = frame.execute_stream().await.map_err(refused)?;
     let schema = rest.schema();
