@@ -104,6 +104,18 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
         Ok(format) => format,
         Err(why) => return json_error(StatusCode::NOT_ACCEPTABLE, &why),
     };
+    let request = match body::read(body, REQUEST_BYTES).await {
+        Ok(bytes) => serde_json::from_slice::<QueryRequest>(&bytes),
+        Err(e) => return e.into_response(),
+    };
+    let request = request.map_err(|e| {
+        format!("the body must be {{\"sql\": \"…\", \"params\": [values of $1, $2, …]}}: {e}")
+    });
+    let statement = match request.and_then(Statement::of) {
+        Ok(statement) => statement,
+        Err(why) => return json_error(StatusCode::BAD_REQUEST, &why),
+    };
+    // Admitted once the request is read: a slow sender holds no slot.
     let admitted = match app.queries.admit(&principal.name) {
         Ok(Some(admitted)) => admitted,
         Ok(None) => {
@@ -122,17 +134,6 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
     let viewer = Viewer {
         scope,
         runtime: Some(admitted.runtime),
-    };
-    let request = match body::read(body, REQUEST_BYTES).await {
-        Ok(bytes) => serde_json::from_slice::<QueryRequest>(&bytes),
-        Err(e) => return e.into_response(),
-    };
-    let request = request.map_err(|e| {
-        format!("the body must be {{\"sql\": \"…\", \"params\": [values of $1, $2, …]}}: {e}")
-    });
-    let statement = match request.and_then(Statement::of) {
-        Ok(statement) => statement,
-        Err(why) => return json_error(StatusCode::BAD_REQUEST, &why),
     };
     let deadline = Instant::now() + QUERY_TIMEOUT;
     let started = start_on_newest(&app, &statement, &viewer);
