@@ -460,11 +460,12 @@ pub enum UsersCommand {
         /// Its name: 1 to 64 characters of a-z, 0-9, `.`, `_` and `-`.
         #[arg(value_parser = principal_name)]
         name: String,
-        /// What it may do: admin (everything), ingest (only send events); auditor,
-        /// analyst and client are reserved for the query surface.
+        /// What it may do: admin (everything), ingest (only send events), auditor (query
+        /// every tenant and the audit trail), client (query only its --tenant's data; at least
+        /// one tenant required); analyst is reserved for its pseudonymised view.
         #[arg(long, value_parser = role_name)]
         role: strata_access::Role,
-        /// Restrict it to this tenant (repeat for several); none: every tenant.
+        /// Restrict it to this tenant (repeat for several); none: every tenant (not for a client).
         #[arg(long = "tenant", value_parser = tenant_name, value_name = "TENANT")]
         tenants: Vec<String>,
         /// Why (recorded).
@@ -495,6 +496,7 @@ the principal and adding it again.
 Examples:
   strata users add ops --role admin --reason \"on-call team\"
   strata users add vpn-gateway --role ingest --tenant acme-health --reason \"VPN logs\"
+  strata users add acme-portal --role client --tenant acme-health --reason \"client's own logs\"
   TOKEN=$(strata users add fluent-bit --role ingest | tail -n 1)";
 
 /// `strata keys` subcommands.

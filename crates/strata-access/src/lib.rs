@@ -24,7 +24,7 @@ pub enum Role {
     Ingest,
     /// Reads the whole archive and its audit trail.
     Auditor,
-    /// Reserved for queries over events.
+    /// Reserved: queries over events with personal fields pseudonymised.
     Analyst,
     /// A BPO client reading its own tenants' data only.
     Client,
