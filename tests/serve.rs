@@ -476,7 +476,25 @@ fn elasticsearch_shippers_handshake_then_bulk_answers_each_item_in_order() {
             .starts_with('8')
     );
     assert_eq!(server.request("HEAD", "/", &headers, b"").status, 200);
-    assert_eq!(server.request("GET", "/", &[], b"").status, 401);
+    // Refusals come in Elasticsearch's error shape, which its clients parse.
+    let anonymous = server.request("GET", "/", &[], b"");
+    assert_eq!(anonymous.status, 401);
+    let wrong = [
+        ("Authorization", "Basic ZWxhc3RpYzp3cm9uZw=="),
+        ("Content-Type", "application/x-ndjson"),
+    ];
+    let bulk = b"{\"create\":{}}\n{\"message\":\"x\"}\n";
+    let refused = server.request("POST", "/_bulk", &wrong, bulk);
+    for response in [&anonymous, &refused] {
+        let error = response.json();
+        assert_eq!(error["status"], 401, "{error}");
+        assert_eq!(error["error"]["type"], "security_exception", "{error}");
+        assert!(
+            error["error"]["reason"].as_str().unwrap().contains("token"),
+            "{error}"
+        );
+        assert!(response.header("www-authenticate").is_some());
+    }
     let health = server.request("GET", "/_cluster/health", &headers, b"");
     assert_eq!(health.json()["status"], "green");
     for (method, path) in [

@@ -38,21 +38,29 @@ pub enum Refusal {
     Forbidden(String),
 }
 
+impl Refusal {
+    /// What the caller is told.
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::Unauthenticated(why) => format!("{why}: {EXPECTED}"),
+            Refusal::InvalidToken => format!("{INVALID_TOKEN}: {EXPECTED}"),
+            Refusal::Forbidden(why) => why.clone(),
+        }
+    }
+}
+
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        match self {
-            Refusal::Unauthenticated(why) => {
-                let mut response =
-                    json_error(StatusCode::UNAUTHORIZED, &format!("{why}: {EXPECTED}"));
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"strata\", Basic realm=\"strata\""),
-                );
-                response
-            }
-            Refusal::InvalidToken => Refusal::Unauthenticated(INVALID_TOKEN.into()).into_response(),
-            Refusal::Forbidden(why) => json_error(StatusCode::FORBIDDEN, &why),
+        let message = self.message();
+        if let Refusal::Forbidden(_) = self {
+            return json_error(StatusCode::FORBIDDEN, &message);
         }
+        let mut response = json_error(StatusCode::UNAUTHORIZED, &message);
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"strata\", Basic realm=\"strata\""),
+        );
+        response
     }
 }
 

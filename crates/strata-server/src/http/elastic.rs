@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use strata_ingest::block::lines;
 
 use super::ingest::ingest;
-use super::{App, Right, authorize, json_error};
+use super::{App, Refusal, Right, authorize, json_error};
 use crate::accept::{Accepted, accept_objects};
 use crate::translate::contract::ContractEvent;
 use crate::translate::ecs;
@@ -65,10 +65,28 @@ fn elastic(headers: &HeaderMap, status: StatusCode, body: &impl Serialize) -> Re
     response
 }
 
+/// A refused token in Elasticsearch's error shape (a `security_exception`,
+/// what its clients parse), with the status and headers of the refusal.
+fn refused(headers: &HeaderMap, refusal: Refusal) -> Response {
+    let reason = refusal.message();
+    let plain = refusal.into_response();
+    let status = plain.status();
+    let exception = json!({"type": "security_exception", "reason": reason});
+    let body = json!({
+        "error": {"root_cause": [exception], "type": "security_exception", "reason": reason},
+        "status": status.as_u16()
+    });
+    let mut response = elastic(headers, status, &body);
+    if let Some(challenge) = plain.headers().get(header::WWW_AUTHENTICATE) {
+        (response.headers_mut()).insert(header::WWW_AUTHENTICATE, challenge.clone());
+    }
+    response
+}
+
 /// `GET /` and `HEAD /`: who this is, for the version check.
 pub(super) async fn info(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
-        return refusal.into_response();
+        return refused(&headers, refusal);
     }
     let body = json!({
         "name": app.shared.options.node_id,
@@ -90,7 +108,7 @@ pub(super) async fn info(State(app): State<App>, headers: HeaderMap) -> Response
 /// `GET /_cluster/health`: always green (a health check, not a cluster).
 pub(super) async fn cluster_health(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
-        return refusal.into_response();
+        return refused(&headers, refusal);
     }
     let body = json!({
         "cluster_name": "strata", "status": "green", "timed_out": false,
@@ -104,7 +122,7 @@ pub(super) async fn cluster_health(State(app): State<App>, headers: HeaderMap) -
 /// so that shippers which install them before sending go on sending.
 pub(super) async fn empty(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
-        return refusal.into_response();
+        return refused(&headers, refusal);
     }
     elastic(&headers, StatusCode::OK, &json!({}))
 }
@@ -148,6 +166,10 @@ async fn bulk_into(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // Checked here too (`ingest` checks again) for the answer's shape.
+    if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
+        return refused(&headers, refusal);
+    }
     let started = Instant::now();
     let parse =
         move |body: &Bytes, sender: &_, at| -> Result<(Vec<Item>, Accepted), Box<Response>> {
