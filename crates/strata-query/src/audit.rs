@@ -74,9 +74,11 @@ fn schema() -> SchemaRef {
 }
 
 /// Column builders, one row per receipt of the scope's tenants.
+#[derive(Default)]
 struct Receipts {
     scope: Scope,
-    /// Whether the entry being added concerns only the scope's tenants.
+    /// Whether the entry being added concerns only the scope's tenants
+    /// (set by `add` before its rows).
     whole: bool,
     seq: UInt64Builder,
     committed_at: TimestampMicrosecondBuilder,
@@ -97,29 +99,6 @@ struct Receipts {
 }
 
 impl Receipts {
-    fn new(scope: Scope) -> Receipts {
-        Receipts {
-            scope,
-            whole: true,
-            seq: Default::default(),
-            committed_at: Default::default(),
-            actor: Default::default(),
-            operation: Default::default(),
-            reason: Default::default(),
-            policy_version: Default::default(),
-            action: Default::default(),
-            tenant: Default::default(),
-            family: Default::default(),
-            month: Default::default(),
-            path: Default::default(),
-            location: Default::default(),
-            sha256: Default::default(),
-            bytes: Default::default(),
-            rows: Default::default(),
-            detail: Default::default(),
-        }
-    }
-
     fn row(
         &mut self,
         entry: &Entry,
@@ -297,7 +276,10 @@ impl TableProvider for AuditTable {
                 }
             })
             .buffered(READ_CONCURRENCY);
-        let mut receipts = Receipts::new(self.scope.clone());
+        let mut receipts = Receipts {
+            scope: self.scope.clone(),
+            ..Receipts::default()
+        };
         while let Some(entry) = entries.try_next().await? {
             receipts.add(&entry);
         }

@@ -16,9 +16,10 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::error::{DataFusionError, Result};
 
 /// The tenants a session shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Scope {
     /// Every tenant: administrators, auditors and the command line.
+    #[default]
     AllTenants,
     /// Only these tenants (a BPO's client). An empty set shows nothing.
     Tenants(Arc<BTreeSet<String>>),

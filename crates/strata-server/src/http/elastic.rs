@@ -67,7 +67,7 @@ fn elastic(headers: &HeaderMap, status: StatusCode, body: &impl Serialize) -> Re
 
 /// A refused token in Elasticsearch's error shape (a `security_exception`,
 /// what its clients parse), with the status and headers of the refusal.
-fn refused(headers: &HeaderMap, refusal: Refusal) -> Response {
+fn refused(refusal: Refusal, headers: &HeaderMap) -> Response {
     let reason = refusal.message();
     let plain = refusal.into_response();
     let status = plain.status();
@@ -86,7 +86,7 @@ fn refused(headers: &HeaderMap, refusal: Refusal) -> Response {
 /// `GET /` and `HEAD /`: who this is, for the version check.
 pub(super) async fn info(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
-        return refused(&headers, refusal);
+        return refused(refusal, &headers);
     }
     let body = json!({
         "name": app.shared.options.node_id,
@@ -108,7 +108,7 @@ pub(super) async fn info(State(app): State<App>, headers: HeaderMap) -> Response
 /// `GET /_cluster/health`: always green (a health check, not a cluster).
 pub(super) async fn cluster_health(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
-        return refused(&headers, refusal);
+        return refused(refusal, &headers);
     }
     let body = json!({
         "cluster_name": "strata", "status": "green", "timed_out": false,
@@ -122,7 +122,7 @@ pub(super) async fn cluster_health(State(app): State<App>, headers: HeaderMap) -
 /// so that shippers which install them before sending go on sending.
 pub(super) async fn empty(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
-        return refused(&headers, refusal);
+        return refused(refusal, &headers);
     }
     elastic(&headers, StatusCode::OK, &json!({}))
 }
@@ -166,10 +166,6 @@ async fn bulk_into(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // Checked here too (`ingest` checks again) for the answer's shape.
-    if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
-        return refused(&headers, refusal);
-    }
     let started = Instant::now();
     let parse =
         move |body: &Bytes, sender: &_, at| -> Result<(Vec<Item>, Accepted), Box<Response>> {
@@ -177,7 +173,7 @@ async fn bulk_into(
                 .map_err(|why| Box::new(json_error(StatusCode::BAD_REQUEST, &why)))?;
             Ok((items, accept_objects(events, sender, at)))
         };
-    let stored = match ingest(&app, &headers, body, "elasticsearch", parse).await {
+    let stored = match ingest(&app, &headers, body, "elasticsearch", refused, parse).await {
         Ok(stored) => stored,
         Err(response) => return response,
     };

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::App;
-use super::ingest::ingest;
+use super::ingest::{ingest, plain_refusal};
 use crate::accept::{Rejection, accept_lines};
 
 /// Rejections listed in a response; the count covers them all.
@@ -33,7 +33,7 @@ pub(super) async fn post_events(
     let parse = |lines: &Bytes, sender: &_, at| {
         Ok::<_, Box<Response>>(((), accept_lines(lines, sender, at)))
     };
-    let stored = match ingest(&app, &headers, body, "ndjson", parse).await {
+    let stored = match ingest(&app, &headers, body, "ndjson", plain_refusal, parse).await {
         Ok(stored) => stored,
         Err(response) => return response,
     };

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use strata_access::Authenticated;
 
 use super::body;
-use super::{App, Right, authorize, busy, json_error};
+use super::{App, Refusal, Right, authorize, busy, json_error};
 use crate::accept::Accepted;
 use crate::group;
 use crate::server::Shared;
@@ -42,14 +42,25 @@ impl<T, F> Parse<T> for F where
 {
 }
 
+/// How a protocol answers a token it refuses (in the shape its clients
+/// parse).
+pub type Refuse = fn(Refusal, &HeaderMap) -> Response;
+
+/// A refused token as Strata's own JSON error.
+pub fn plain_refusal(refusal: Refusal, _: &HeaderMap) -> Response {
+    refusal.into_response()
+}
+
 /// Runs `parse` on the decompressed body of a request of `protocol` from
-/// a sender allowed to ingest, and waits until the accepted events are
-/// durable. An error is the response refusing the request whole.
+/// a sender allowed to ingest (others answered by `refuse`), and waits
+/// until the accepted events are durable. An error is the response
+/// refusing the request whole.
 pub async fn ingest<T, F>(
     app: &App,
     headers: &HeaderMap,
     body: Body,
     protocol: &'static str,
+    refuse: Refuse,
     parse: F,
 ) -> Result<Stored<T>, Response>
 where
@@ -57,7 +68,7 @@ where
     F: Parse<T>,
 {
     let received = Instant::now();
-    let result = receive(app, headers, body, protocol, parse).await;
+    let result = receive(app, headers, body, protocol, refuse, parse).await;
     let metrics = &app.shared.metrics;
     match &result {
         Ok(stored) if stored.segment.is_some() => metrics.acknowledged(received.elapsed()),
@@ -72,6 +83,7 @@ async fn receive<T, F>(
     headers: &HeaderMap,
     body: Body,
     protocol: &'static str,
+    refuse: Refuse,
     parse: F,
 ) -> Result<Stored<T>, Response>
 where
@@ -79,7 +91,7 @@ where
     F: Parse<T>,
 {
     let shared = &app.shared;
-    let sender = authorize(shared, headers, Right::Ingest).map_err(IntoResponse::into_response)?;
+    let sender = authorize(shared, headers, Right::Ingest).map_err(|r| refuse(r, headers))?;
     if shared.under_pressure() {
         let mut response = busy("the server is writing out buffered events; retry shortly");
         // What an Elasticsearch node answers when its queues are full, and

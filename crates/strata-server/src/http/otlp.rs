@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 };
 use prost::Message;
 
-use super::ingest::ingest;
+use super::ingest::{ingest, plain_refusal};
 use super::{App, json_error};
 use crate::accept::accept_objects;
 use crate::translate::otlp;
@@ -71,7 +71,7 @@ pub(super) async fn logs(State(app): State<App>, headers: HeaderMap, body: Body)
             .collect();
         Ok(((), accept_objects(events, sender, at)))
     };
-    let stored = match ingest(&app, &headers, body, "otlp", parse).await {
+    let stored = match ingest(&app, &headers, body, "otlp", plain_refusal, parse).await {
         Ok(stored) => stored,
         Err(response) => return response,
     };

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
@@ -28,7 +28,7 @@ use strata_store::Snapshot;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::answer::{Encoder, Format};
-use super::{App, Right, authorize, body, json_error};
+use super::{App, Right, authorize, body, busy, json_error};
 
 /// The largest query request.
 const REQUEST_BYTES: usize = 1 << 20;
@@ -124,9 +124,8 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
                 principal.name,
                 app.queries.concurrent()
             );
-            let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, &why);
-            let retry = HeaderValue::from_static("1");
-            response.headers_mut().insert(header::RETRY_AFTER, retry);
+            let mut response = busy(&why);
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             return response;
         }
         Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),

@@ -167,9 +167,6 @@ async fn collect(
     body: Body,
     split: impl FnOnce(&[u8]) -> Vec<Result<Map<String, Value>, String>> + Send + 'static,
 ) -> Response {
-    if let Err(refusal) = authorize(&app.shared, &headers, Right::Ingest) {
-        return refused(refusal, &headers);
-    }
     let parse = move |body: &Bytes, sender: &_, at| {
         let mut refusals = Vec::new();
         let events = split(body);
@@ -188,7 +185,7 @@ async fn collect(
         }
         Ok((refusals, accept_objects(objects, sender, at)))
     };
-    let stored = match ingest(&app, &headers, body, "splunk_hec", parse).await {
+    let stored = match ingest(&app, &headers, body, "splunk_hec", refused, parse).await {
         Ok(stored) => stored,
         Err(response) => return response,
     };
