@@ -15,6 +15,8 @@ mod hostile;
 mod observe;
 #[path = "serve/query.rs"]
 mod query;
+#[path = "serve/query_log.rs"]
+mod query_log;
 #[path = "serve/s3_faults.rs"]
 mod s3_faults;
 #[path = "common/s3_server.rs"]

@@ -134,6 +134,17 @@ pub async fn add_principal(
             "`{bad}` is not a tenant name"
         )));
     }
+    if new
+        .tenants
+        .iter()
+        .any(|t| t == strata_schema::SYSTEM_TENANT)
+    {
+        return Err(AccessError::Refused(format!(
+            "`{}` is reserved for the server's records of queries that read no tenant; \
+             auditors and admins read it, no principal is given it",
+            strata_schema::SYSTEM_TENANT
+        )));
+    }
     if new.role == Role::Client && new.tenants.is_empty() {
         return Err(AccessError::Refused(format!(
             "a `client` reads only its own tenants' data: name them with --tenant (principal `{}`)",

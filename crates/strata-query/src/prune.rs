@@ -36,16 +36,17 @@ impl Prune {
 
     /// Whether `file` may hold matching rows.
     pub fn keeps(&self, file: &FileMeta) -> bool {
-        self.tenants
-            .as_ref()
-            .is_none_or(|t| t.contains(&file.tenant))
-            && !self.excluded_tenants.contains(&file.tenant)
-            && self
-                .families
-                .as_ref()
-                .is_none_or(|f| f.contains(&file.family))
-            && self.ts_min.is_none_or(|min| file.max_ts >= min)
-            && self.ts_max.is_none_or(|max| file.min_ts <= max)
+        self.keeps_rows(&file.tenant, &file.family, file.min_ts, file.max_ts)
+    }
+
+    /// Whether rows of `tenant` and `family` with `ts` from `min_ts` to
+    /// `max_ts` may match.
+    pub fn keeps_rows(&self, tenant: &str, family: &str, min_ts: i64, max_ts: i64) -> bool {
+        self.tenants.as_ref().is_none_or(|t| t.contains(tenant))
+            && !self.excluded_tenants.contains(tenant)
+            && self.families.as_ref().is_none_or(|f| f.contains(family))
+            && self.ts_min.is_none_or(|min| max_ts >= min)
+            && self.ts_max.is_none_or(|max| min_ts <= max)
     }
 
     fn add(&mut self, filter: &Expr) {

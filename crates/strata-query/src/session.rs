@@ -1,6 +1,6 @@
 //! A query session over one catalog snapshot of an archive.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
@@ -52,6 +52,15 @@ pub struct QueryStats {
     pub bytes_scanned: usize,
     /// Rows produced by the scans.
     pub rows_scanned: usize,
+}
+
+/// What a query's scans will read, known once it is planned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Planned {
+    /// The tenants whose files or buffered rows it reads.
+    pub tenants: BTreeSet<String>,
+    /// The size of the files it reads.
+    pub bytes_in_files: u64,
 }
 
 /// Who a session is for: what it shows and what its queries may use.
@@ -182,6 +191,44 @@ impl QuerySession {
     /// Runs `sql` to completion and returns every batch.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
         Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+
+    /// What the scans planned since the session opened (or since the last
+    /// [`QuerySession::plan`]) will read.
+    pub fn planned(&self) -> Planned {
+        let mut planned = Planned::default();
+        for scan in self.scans.lock().expect("scan log lock").iter() {
+            planned.bytes_in_files += scan.bytes_in_files;
+            planned.tenants.extend(scan.tenants.iter().cloned());
+        }
+        planned
+    }
+
+    /// The names a statement may use that say nothing about the data: the
+    /// session's tables and views, their columns and its functions. What a
+    /// fingerprint keeps of a statement (see [`crate::query_log`]).
+    pub async fn vocabulary(&self) -> Result<HashSet<String>, QueryError> {
+        let state = self.ctx.state();
+        let mut names: HashSet<String> = (state.scalar_functions().keys())
+            .chain(state.aggregate_functions().keys())
+            .chain(state.window_functions().keys())
+            .cloned()
+            .collect();
+        for catalog_name in self.ctx.catalog_names() {
+            let catalog = self.ctx.catalog(&catalog_name).expect("listed catalog");
+            names.insert(catalog_name);
+            for schema_name in catalog.schema_names() {
+                let schema = catalog.schema(&schema_name).expect("listed schema");
+                names.insert(schema_name);
+                for table_name in schema.table_names() {
+                    if let Some(table) = schema.table(&table_name).await? {
+                        names.extend(table.schema().fields().iter().map(|f| f.name().clone()));
+                    }
+                    names.insert(table_name);
+                }
+            }
+        }
+        Ok(names)
     }
 
     /// What the scans of an executed `plan` read.

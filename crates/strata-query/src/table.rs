@@ -1,12 +1,13 @@
 //! The `events` table: a DataFusion table provider over the catalog's files
 //! and, in a server, the events it holds in memory that no file has yet.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::TimestampMicrosecondType;
 use datafusion::catalog::Session;
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::TableType;
@@ -34,7 +35,7 @@ use strata_keys::envelope::KeyProvider;
 const FOOTER_READ_BYTES: usize = 16 * 1024;
 
 /// What one scan of `events` kept from the catalog.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanRecord {
     /// Files in the catalog.
     pub files_total: usize,
@@ -42,6 +43,18 @@ pub struct ScanRecord {
     pub files_scanned: usize,
     /// Total size of the kept files.
     pub bytes_in_files: u64,
+    /// The tenants whose data the scan reads: of the kept files and of the
+    /// buffered rows that the same pruning keeps.
+    pub tenants: BTreeSet<String>,
+}
+
+/// The `ts` range of buffered rows of one tenant and family.
+#[derive(Debug)]
+struct BufferedRange {
+    tenant: String,
+    family: String,
+    min_ts: i64,
+    max_ts: i64,
 }
 
 /// The archive's events as a table, fixed at one catalog snapshot.
@@ -54,6 +67,8 @@ pub struct ArchiveTable {
     scans: Arc<Mutex<Vec<ScanRecord>>>,
     /// Rows of the contract's schema read besides the files.
     buffered: Vec<RecordBatch>,
+    /// Their ranges, found at the first scan.
+    buffered_ranges: OnceLock<Vec<BufferedRange>>,
 }
 
 impl ArchiveTable {
@@ -78,6 +93,7 @@ impl ArchiveTable {
             decryption: keys.map(|keys| Arc::new(TenantKeys::new(keys, encrypted))),
             scans,
             buffered: Vec::new(),
+            buffered_ranges: OnceLock::new(),
         }
     }
 
@@ -86,6 +102,32 @@ impl ArchiveTable {
     pub fn with_buffered(mut self, batches: Vec<RecordBatch>) -> Self {
         self.buffered = batches;
         self
+    }
+
+    /// The tenant, family and `ts` range of the buffered rows.
+    fn buffered_ranges(&self) -> &[BufferedRange] {
+        self.buffered_ranges.get_or_init(|| {
+            let mut ranges: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+            for batch in &self.buffered {
+                let column = |name: &str| batch.column_by_name(name).expect("contract schema");
+                let tenants = column("tenant").as_string::<i32>();
+                let families = column("family").as_string::<i32>();
+                let ts = column("ts").as_primitive::<TimestampMicrosecondType>();
+                for row in 0..batch.num_rows() {
+                    let (at, key) = (ts.value(row), (tenants.value(row), families.value(row)));
+                    let range = ranges.entry(key).or_insert((at, at));
+                    *range = (range.0.min(at), range.1.max(at));
+                }
+            }
+            (ranges.into_iter())
+                .map(|((tenant, family), (min_ts, max_ts))| BufferedRange {
+                    tenant: tenant.to_string(),
+                    family: family.to_string(),
+                    min_ts,
+                    max_ts,
+                })
+                .collect()
+        })
     }
 }
 
@@ -117,10 +159,18 @@ impl TableProvider for ArchiveTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let prune = Prune::from_filters(filters);
         let kept: Vec<&FileMeta> = self.files.iter().filter(|f| prune.keeps(f)).collect();
+        let buffered_read = (self.buffered_ranges().iter())
+            .filter(|r| prune.keeps_rows(&r.tenant, &r.family, r.min_ts, r.max_ts))
+            .map(|r| &r.tenant);
+        let tenants = (kept.iter().map(|f| &f.tenant))
+            .chain(buffered_read)
+            .cloned()
+            .collect();
         self.scans.lock().expect("scan log lock").push(ScanRecord {
             files_total: self.files.len(),
             files_scanned: kept.len(),
             bytes_in_files: kept.iter().map(|f| f.size).sum(),
+            tenants,
         });
         let schema = self.schema();
         let mut scans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();

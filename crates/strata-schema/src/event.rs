@@ -360,6 +360,11 @@ fn expect_text<'a>(name: &str, json: Json<'a>) -> Result<Cow<'a, str>, String> {
     }
 }
 
+/// The tenant holding the server's records of queries that read no
+/// tenant's data or were refused: no principal may be given it and no
+/// shipper may send events for it (see `docs/access.md`).
+pub const SYSTEM_TENANT: &str = "strata-system";
+
 /// Whether `t` is a tenant name of the contract: `[a-z0-9][a-z0-9._-]{0,63}`,
 /// checked by hand (it is on the hot path).
 pub fn valid_tenant(t: &str) -> bool {

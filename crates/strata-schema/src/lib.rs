@@ -11,7 +11,7 @@ mod scan;
 
 pub use builder::EventBatchBuilder;
 pub use contract::{EventContract, FieldKind, FieldSpec, contract};
-pub use event::{Event, Family, parse_line, valid_tenant};
+pub use event::{Event, Family, SYSTEM_TENANT, parse_line, valid_tenant};
 pub use object::{parse_fields, parse_object};
 
 /// Name of the timestamp column every file is sorted and pruned by.

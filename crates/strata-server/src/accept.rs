@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use strata_access::Authenticated;
 use strata_ingest::block::lines;
-use strata_schema::{Event, parse_line};
+use strata_schema::{Event, SYSTEM_TENANT, parse_line};
 
 /// The reason `parse_line` gives a line without a tenant.
 const NO_TENANT: &str = "missing required field `tenant`";
@@ -62,8 +62,20 @@ impl Accepted {
 /// event without a tenant takes the sender's only tenant, when it has
 /// exactly one.
 pub fn accept_lines(body: &Bytes, sender: &Authenticated, ingested_at: i64) -> Accepted {
-    let default_tenant = match sender.tenants.as_slice() {
-        [only] => Some(only.as_str()),
+    accept(body, Some(sender), ingested_at)
+}
+
+/// Parses lines this server accepted before (its write-ahead log's, its
+/// own query records), stamping `ingested_at`: every tenant, the reserved
+/// one included.
+pub fn accept_logged(body: &Bytes, ingested_at: i64) -> Accepted {
+    accept(body, None, ingested_at)
+}
+
+/// [`accept_lines`], checking tenants against `sender` when there is one.
+fn accept(body: &Bytes, sender: Option<&Authenticated>, ingested_at: i64) -> Accepted {
+    let default_tenant = match sender.map(|s| s.tenants.as_slice()) {
+        Some([only]) => Some(only.as_str()),
         _ => None,
     };
     let mut rejected = Vec::new();
@@ -80,7 +92,7 @@ pub fn accept_lines(body: &Bytes, sender: &Authenticated, ingested_at: i64) -> A
         }
         match parse_line(line) {
             Ok(event) => {
-                if let Some(refusal) = refuse(&event, sender, number) {
+                if let Some(refusal) = sender.and_then(|s| refuse(&event, s, number)) {
                     rejected.push(refusal);
                 } else {
                     kept.push(line);
@@ -212,6 +224,15 @@ fn finish(
 
 /// Why `sender` may not store `event`, if it may not.
 fn refuse(event: &Event, sender: &Authenticated, line: u64) -> Option<Rejection> {
+    if event.tenant == SYSTEM_TENANT {
+        return Some(Rejection {
+            line,
+            reason: format!(
+                "tenant `{SYSTEM_TENANT}` is reserved for the server's own records of queries"
+            ),
+            tenant: None,
+        });
+    }
     if sender.covers(&event.tenant) {
         return None;
     }

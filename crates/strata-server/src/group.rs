@@ -31,17 +31,22 @@ pub struct Submission {
     pub rows: Rows,
     /// Told the segment's number, or why it could not be stored.
     pub done: oneshot::Sender<Result<u64, String>>,
+    /// Stored without waiting for the rest of the interval: someone waits
+    /// for it before being answered (a query's record).
+    pub urgent: bool,
 }
 
 /// Sends `accepted`'s events, sent by `principal` and stamped
 /// `ingested_at`, to be made durable and waits until they are: the number
 /// of the segment holding them (none if nothing was accepted), or why they
-/// were not stored. The events are taken out of `accepted`.
+/// were not stored. The events are taken out of `accepted`. An `urgent`
+/// segment is stored at once rather than at the next interval.
 pub async fn submit(
     submit: &mpsc::Sender<Submission>,
     principal: &str,
     ingested_at: i64,
     accepted: &mut Accepted,
+    urgent: bool,
 ) -> Result<Option<u64>, String> {
     if accepted.events() == 0 {
         return Ok(None);
@@ -56,6 +61,7 @@ pub async fn submit(
         event_ids: std::mem::take(&mut accepted.event_ids),
         rows: std::mem::take(&mut accepted.rows),
         done,
+        urgent,
     };
     let stopping = || "the server is stopping".to_string();
     submit.send(submission).await.map_err(|_| stopping())?;
@@ -69,16 +75,21 @@ pub async fn run(shared: Arc<Shared>, mut submissions: mpsc::Receiver<Submission
     let mut seq = next_seq;
     let mut last_put: Option<Instant> = None;
     while let Some(first) = submissions.recv().await {
+        let mut urgent = first.urgent;
         let mut group = vec![first];
         let mut bytes = group[0].record.lines.len();
-        let deadline = last_put.map_or_else(Instant::now, |at| at + interval);
+        let due = last_put.map_or_else(Instant::now, |at| at + interval);
         while bytes < SEGMENT_BYTES {
+            let deadline = if urgent { Instant::now() } else { due };
+            // Whatever is already waiting joins the segment, due or not.
             let next = tokio::select! {
+                biased;
                 next = submissions.recv() => next,
                 () = tokio::time::sleep_until(deadline.into()) => None,
             };
             let Some(next) = next else { break };
             bytes += next.record.lines.len();
+            urgent |= next.urgent;
             group.push(next);
         }
         last_put = Some(Instant::now());

@@ -17,6 +17,7 @@ pub mod group;
 pub mod http;
 pub mod merging;
 pub mod metrics;
+pub mod recorder;
 pub mod rows;
 mod server;
 pub mod syslog;

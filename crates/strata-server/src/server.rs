@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::accept::accept_lines;
+use crate::accept::accept_logged;
 use crate::buffer::Generation;
 use crate::dedup::Events;
 use crate::group::{self, Submission};
@@ -402,12 +402,7 @@ async fn replay(shared: &Shared, committed: u64) -> Result<(u64, u64), ServeErro
     let mut buffers = Generation::after(committed);
     for &seq in &pending {
         for record in shared.wal.read(seq).await? {
-            let sender = Authenticated {
-                name: record.principal.clone(),
-                role: strata_access::Role::Ingest,
-                tenants: Vec::new(),
-            };
-            let mut accepted = accept_lines(&record.lines, &sender, record.ingested_at);
+            let mut accepted = accept_logged(&record.lines, record.ingested_at);
             if let Some(bad) = accepted.rejected.first() {
                 // Only accepted lines are logged, so this is a bug or damage.
                 tracing::error!(

@@ -70,15 +70,26 @@ pub fn authorize(
     headers: &HeaderMap,
     right: Right,
 ) -> Result<Authenticated, Refusal> {
+    let principal = authenticate(shared, headers)?;
+    permit(&principal, right)?;
+    Ok(principal)
+}
+
+/// The principal calling, if its token is valid.
+pub fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Authenticated, Refusal> {
     let token = token(headers)?;
-    let principal = shared.authenticate(&token).ok_or(Refusal::InvalidToken)?;
+    shared.authenticate(&token).ok_or(Refusal::InvalidToken)
+}
+
+/// Whether `principal`'s role has `right`.
+pub fn permit(principal: &Authenticated, right: Right) -> Result<(), Refusal> {
     let allowed = match right {
         Right::Ingest => principal.role.may_ingest(),
         Right::Query => principal.role.may_query(),
         Right::Admin => principal.role == Role::Admin,
     };
     if allowed {
-        Ok(principal)
+        Ok(())
     } else {
         let what = match right {
             Right::Ingest => "send events",

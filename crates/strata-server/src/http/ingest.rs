@@ -120,7 +120,7 @@ where
     .map_err(|refused| *refused)?;
     let rejected: Vec<Option<String>> =
         accepted.rejected.iter().map(|r| r.tenant.clone()).collect();
-    let segment = group::submit(&app.submit, &sender.name, ingested_at, &mut accepted)
+    let segment = group::submit(&app.submit, &sender.name, ingested_at, &mut accepted, false)
         .await
         .map_err(|why| busy(&format!("the events were not stored: {why}; retry")))?;
     shared

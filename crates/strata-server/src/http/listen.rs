@@ -11,7 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::{Service, service_fn};
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
@@ -92,8 +96,8 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = stopped(&mut stop) => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, most likely: pause rather than spin.
                 tracing::warn!("accepting an HTTP connection failed: {e}");
@@ -102,7 +106,13 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (tls, service, watcher) = (tls.clone(), service.clone(), graceful.watcher());
+        let (tls, watcher) = (tls.clone(), graceful.watcher());
+        // Handlers read the peer's address (a query's record names it).
+        let service = service.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            service.call(request)
+        });
         tokio::spawn(async move {
             match tls {
                 None => connection(stream, service, watcher).await,
@@ -130,9 +140,12 @@ pub async fn serve(
 }
 
 /// Serves HTTP/1.1 on one connection.
-async fn connection<S>(stream: S, service: TowerToHyperService<Router>, watcher: Watcher)
+async fn connection<S, H>(stream: S, service: H, watcher: Watcher)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Service<Request<Incoming>, Response = Response<axum::body::Body>> + Send + 'static,
+    H::Future: Send + 'static,
+    H::Error: std::error::Error + Send + Sync + 'static,
 {
     let mut builder = http1::Builder::new();
     builder

@@ -24,8 +24,9 @@ use axum::routing::{any, get, post};
 use tokio::sync::mpsc;
 
 use crate::group::Submission;
+use crate::recorder::Recorder;
 use crate::server::Shared;
-pub use auth::{Refusal, Right, authorize};
+pub use auth::{Refusal, Right, authenticate, authorize, permit};
 
 /// How long `/health/ready` waits for its probe of the write-ahead log.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,6 +45,8 @@ pub struct App {
     pub acks: Arc<splunk::Acks>,
     /// What each principal's queries may take.
     pub queries: Arc<limits::QueryLimits>,
+    /// Where the record of every query goes.
+    pub recorder: Arc<Recorder>,
 }
 
 /// Elasticsearch calls shippers make before sending, answered `{}`.
@@ -102,9 +105,11 @@ pub fn router(shared: Arc<Shared>, submit: mpsc::Sender<Submission>) -> Router {
         shared.options.query_memory_bytes,
         shared.options.queries_per_principal,
     );
+    let recorder = Recorder::new(submit.clone(), &shared.options.node_id);
     router.layer(DefaultBodyLimit::disable()).with_state(App {
         shared,
         submit,
+        recorder: Arc::new(recorder),
         acks: Arc::default(),
         queries: Arc::new(queries),
     })

@@ -5,13 +5,16 @@
 //! default), NDJSON, CSV or an Arrow IPC stream, for `{"sql": "…"}`. Only
 //! queries run: DDL, DML and statements (`SET`, `COPY`, `CREATE EXTERNAL
 //! TABLE`) are refused, since in stock DataFusion they read and write
-//! server files.
+//! server files. Every statement of an authenticated principal, answered
+//! or not, is recorded in the archive before its answer is sent
+//! (`strata_query::query_log`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -21,14 +24,15 @@ use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use futures::StreamExt;
 use strata_access::Role;
-use strata_query::{QuerySession, Scope, Viewer};
-use strata_store::Snapshot;
+use strata_query::query_log::{Asker, End, Ending, QueryRecord, Start, new_query_id};
+use strata_query::{Planned, QuerySession, Scope, Viewer};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::answer::{Encoder, Format};
-use super::{App, Right, authorize, body, busy, json_error};
+use super::{App, Right, authenticate, body, busy, json_error, permit};
 
 /// The largest query request.
 const REQUEST_BYTES: usize = 1 << 20;
@@ -89,16 +93,17 @@ fn param(number: usize, value: serde_json::Value) -> Result<ScalarValue, String>
     })
 }
 
-pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    let principal = match authorize(&app.shared, &headers, Right::Query) {
+pub(super) async fn query(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let received = Instant::now();
+    let started_at = chrono::Utc::now().timestamp_micros();
+    let principal = match authenticate(&app.shared, &headers) {
         Ok(principal) => principal,
         Err(refusal) => return refusal.into_response(),
-    };
-    // A client sees its tenants only; every table of its session is built
-    // from their data alone (see `strata_query::Scope`).
-    let scope = match principal.role {
-        Role::Client => Scope::tenants(principal.tenants.iter().cloned()),
-        _ => Scope::AllTenants,
     };
     let format = match Format::accepted(&headers) {
         Ok(format) => format,
@@ -115,6 +120,26 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
         Ok(statement) => statement,
         Err(why) => return json_error(StatusCode::BAD_REQUEST, &why),
     };
+    // From here on the statement is recorded, whatever becomes of it.
+    let mut record = QueryRecord {
+        query_id: new_query_id(started_at),
+        started_at,
+        asker: Asker {
+            user: principal.name.clone(),
+            role: principal.role.as_str().to_string(),
+            app: "strata serve".to_string(),
+            interface: "http".to_string(),
+            src_ip: Some(peer.ip()),
+            session_id: None,
+        },
+        fingerprint: app.recorder.fingerprint(&app.shared, &statement.sql).await,
+        statement: statement.sql.clone(),
+        read: Planned::default(),
+    };
+    if let Err(refusal) = permit(&principal, Right::Query) {
+        let denied = Start::Denied(refusal.message());
+        return recorded(&app, &record, &denied, refusal.into_response()).await;
+    }
     // Admitted once the request is read: a slow sender holds no slot.
     let admitted = match app.queries.admit(&principal.name) {
         Ok(Some(admitted)) => admitted,
@@ -126,9 +151,19 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
             );
             let mut response = busy(&why);
             *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-            return response;
+            return recorded(&app, &record, &Start::Denied(why), response).await;
         }
-        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => {
+            let failed = Start::Failed(e.to_string());
+            let response = json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+            return recorded(&app, &record, &failed, response).await;
+        }
+    };
+    // A client sees its tenants only; every table of its session is built
+    // from their data alone (see `strata_query::Scope`).
+    let scope = match principal.role {
+        Role::Client => Scope::tenants(principal.tenants.iter().cloned()),
+        _ => Scope::AllTenants,
     };
     let viewer = Viewer {
         scope,
@@ -136,15 +171,71 @@ pub(super) async fn query(State(app): State<App>, headers: HeaderMap, body: Body
     };
     let deadline = Instant::now() + QUERY_TIMEOUT;
     let started = start_on_newest(&app, &statement, &viewer);
-    match tokio::time::timeout_at(deadline.into(), started).await {
-        Ok(Ok(started)) => stream(started, format, deadline, admitted.slot),
-        Ok(Err(response)) => response,
-        Err(_) => json_error(StatusCode::GATEWAY_TIMEOUT, &past_timeout()),
+    let started = match tokio::time::timeout_at(deadline.into(), started).await {
+        Ok(Ok(started)) => started,
+        Ok(Err(refused)) => {
+            record.read = refused.read;
+            let response = json_error(refused.status, refused.start.reason());
+            return recorded(&app, &record, &refused.start, response).await;
+        }
+        Err(_) => {
+            let response = json_error(StatusCode::GATEWAY_TIMEOUT, &past_timeout());
+            let failed = Start::Failed(past_timeout());
+            return recorded(&app, &record, &failed, response).await;
+        }
+    };
+    record.read = started.session.planned();
+    if let Err(why) = app
+        .recorder
+        .store(record.start_lines(&Start::Answering))
+        .await
+    {
+        return not_recorded(&why);
     }
+    let answer = Answer {
+        started,
+        format,
+        deadline,
+        received,
+        record,
+    };
+    stream(app, answer, admitted.slot)
+}
+
+/// `response`, once the record of the statement's refusal is durable.
+async fn recorded(app: &App, record: &QueryRecord, start: &Start, response: Response) -> Response {
+    match app.recorder.store(record.start_lines(start)).await {
+        Ok(()) => response,
+        Err(why) => not_recorded(&why),
+    }
+}
+
+/// No answer without its record.
+fn not_recorded(why: &str) -> Response {
+    busy(&format!(
+        "the query was not answered: its record could not be stored ({why}); retry"
+    ))
 }
 
 fn past_timeout() -> String {
     format!("the query ran past {} s", QUERY_TIMEOUT.as_secs())
+}
+
+/// Why a statement has no answer, and what it would have read.
+struct Refused {
+    status: StatusCode,
+    start: Start,
+    read: Planned,
+}
+
+impl Refused {
+    fn new(status: StatusCode, start: Start) -> Refused {
+        Refused {
+            status,
+            start,
+            read: Planned::default(),
+        }
+    }
 }
 
 /// Starts `statement` (see `start`), again on the newest snapshot when it failed
@@ -154,24 +245,29 @@ async fn start_on_newest(
     app: &App,
     statement: &Statement,
     viewer: &Viewer,
-) -> Result<Started, Response> {
-    let internal =
-        |e: &dyn std::fmt::Display| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+) -> Result<Started, Refused> {
+    let internal = |e: &dyn std::fmt::Display| {
+        Refused::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Start::Failed(e.to_string()),
+        )
+    };
     let mut attempts = 1;
     loop {
-        let (error, used) = match start(app, statement, viewer).await {
+        let (error, session) = match start(app, statement, viewer).await {
             Ok(started) => return Ok(started),
-            Err(Failure::Answer(response)) => return Err(response),
-            Err(Failure::Query(error, used)) => (error, used),
+            Err(Failure::Refused(refused)) => return Err(refused),
+            Err(Failure::Query(error, session)) => (error, session),
         };
         app.shared.refresh_now().await.map_err(|e| internal(&e))?;
         let newest = app.shared.snapshot();
-        let moved = used
-            .files
-            .keys()
-            .any(|path| !newest.files.contains_key(path));
+        let moved = (session.snapshot.files.keys()).any(|path| !newest.files.contains_key(path));
         if !moved || attempts == ATTEMPTS {
-            return Err(json_error(StatusCode::BAD_REQUEST, &error.to_string()));
+            return Err(Refused {
+                status: StatusCode::BAD_REQUEST,
+                start: Start::Failed(error.to_string()),
+                read: session.planned(),
+            });
         }
         attempts += 1;
     }
@@ -179,22 +275,18 @@ async fn start_on_newest(
 
 /// Why a query gave no answer.
 enum Failure {
-    /// Planning or running failed on this snapshot.
-    Query(DataFusionError, Arc<Snapshot>),
-    /// Any other failure, answered as is.
-    Answer(Response),
-}
-
-impl From<Response> for Failure {
-    fn from(response: Response) -> Self {
-        Failure::Answer(response)
-    }
+    /// Planning or running failed in this session.
+    Query(DataFusionError, QuerySession),
+    /// Any other refusal, answered as is.
+    Refused(Refused),
 }
 
 /// A query running, its first batch already taken: a query that fails
 /// before its first rows is answered with an error status (and retried on a
 /// newer snapshot), one that fails later cuts its streamed answer short.
 struct Started {
+    session: QuerySession,
+    plan: Arc<dyn ExecutionPlan>,
     schema: SchemaRef,
     first: Option<RecordBatch>,
     rest: SendableRecordBatchStream,
@@ -208,90 +300,155 @@ async fn start(app: &App, statement: &Statement, viewer: &Viewer) -> Result<Star
     let keys = shared.options.keys.clone();
     let session = QuerySession::at(&shared.archive, snapshot, keys, buffered, viewer.clone())
         .await
-        .map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+        .map_err(|e| {
+            let failed = Start::Failed(e.to_string());
+            Failure::Refused(Refused::new(StatusCode::INTERNAL_SERVER_ERROR, failed))
+        })?;
     let read_only = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let used = session.snapshot.clone();
-    let refused = |e: DataFusionError| Failure::Query(e, used.clone());
-    let frame = session
+    let plan = match session
         .ctx
-        .sql_with_options(&statement.sql, read_only)
+        .state()
+        .create_logical_plan(&statement.sql)
         .await
-        .and_then(|frame| frame.with_param_values(statement.params.clone()))
-        .map_err(refused)?;
-    let mut rest = frame.execute_stream().await.map_err(refused)?;
-    let schema = rest.schema();
-    let first = rest.next().await.transpose().map_err(refused)?;
-    Ok(Started {
-        schema,
-        first,
-        rest,
-    })
+    {
+        Ok(plan) => plan,
+        Err(e) => return Err(Failure::Query(e, session)),
+    };
+    if let Err(e) = read_only.verify_plan(&plan) {
+        let denied = Start::Denied(e.to_string());
+        return Err(Failure::Refused(Refused::new(
+            StatusCode::BAD_REQUEST,
+            denied,
+        )));
+    }
+    let ctx = session.ctx.clone();
+    let running = async {
+        let frame = ctx.execute_logical_plan(plan).await?;
+        let frame = frame.with_param_values(statement.params.clone())?;
+        let plan = frame.create_physical_plan().await?;
+        let mut rest = execute_stream(plan.clone(), ctx.task_ctx())?;
+        let first = rest.next().await.transpose()?;
+        Ok::<_, DataFusionError>((plan, rest, first))
+    };
+    match running.await {
+        Ok((plan, rest, first)) => Ok(Started {
+            session,
+            plan,
+            schema: rest.schema(),
+            first,
+            rest,
+        }),
+        Err(e) => Err(Failure::Query(e, session)),
+    }
 }
 
-/// The answer of `started` in `format`, streamed as its batches come; the
-/// query stops when the client goes away, and holds its `slot` until then.
-fn stream(
+/// An answer to send, and what its last record needs.
+struct Answer {
     started: Started,
     format: Format,
     deadline: Instant,
-    slot: OwnedSemaphorePermit,
-) -> Response {
+    received: Instant,
+    record: QueryRecord,
+}
+
+/// The answer in its format, streamed as its batches come; the query stops
+/// when the client goes away, and holds its `slot` until then. Its last
+/// record is stored once it is done.
+fn stream(app: App, answer: Answer, slot: OwnedSemaphorePermit) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(STREAMED_CHUNKS);
+    let content_type = answer.format.content_type();
     tokio::spawn(async move {
         let _slot = slot;
-        let why = match tokio::time::timeout_at(deadline.into(), send(started, format, &tx)).await {
-            Ok(Ok(())) => return,
-            Ok(Err(why)) => why,
-            Err(_) => past_timeout(),
+        let Answer {
+            mut started,
+            format,
+            deadline,
+            received,
+            record,
+        } = answer;
+        let mut rows = 0;
+        let sent = send(&mut started, format, &tx, &mut rows);
+        let ending = match tokio::time::timeout_at(deadline.into(), sent).await {
+            Ok(ending) => ending,
+            Err(_) => Ending::CutShort(past_timeout()),
         };
-        tracing::warn!("a query's answer was cut short: {why}");
-        let _ = tx.send(Err(std::io::Error::other(why))).await;
+        if let Ending::CutShort(why) = &ending {
+            tracing::warn!("a query's answer was cut short: {why}");
+            let _ = tx.send(Err(std::io::Error::other(why.clone()))).await;
+        }
+        let end = End {
+            ending,
+            rows,
+            bytes_scanned: started.session.stats(&started.plan).bytes_scanned as u64,
+            duration_ms: received.elapsed().as_secs_f64() * 1e3,
+        };
+        // The answer ends once its last record is stored (`tx` dropped): a
+        // stopping server waits for both.
+        if let Err(why) = app.recorder.store(record.end_lines(&end)).await {
+            tracing::error!(
+                "the end of query {} was not recorded: {why}",
+                record.query_id
+            );
+        }
+        drop(tx);
     });
     let chunks = futures::stream::unfold(rx, |mut rx| async move {
         let chunk = rx.recv().await?;
         Some((chunk, rx))
     });
     (
-        [(header::CONTENT_TYPE, format.content_type())],
+        [(header::CONTENT_TYPE, content_type)],
         Body::from_stream(chunks),
     )
         .into_response()
 }
 
-/// Encodes and sends `started`'s batches, then the answer's end; an error
-/// says why the answer stops short.
+/// Encodes and sends `started`'s batches, then the answer's end, counting
+/// the rows sent in `rows`; how the answer ended.
 async fn send(
-    mut started: Started,
+    started: &mut Started,
     format: Format,
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
-) -> Result<(), String> {
+    rows: &mut u64,
+) -> Ending {
     let schema = started.schema.clone();
-    let mut encoder = Encoder::new(format, &schema).map_err(|e| e.to_string())?;
+    let cut = |e: &dyn std::fmt::Display| Ending::CutShort(e.to_string());
+    let mut encoder = match Encoder::new(format, &schema) {
+        Ok(encoder) => encoder,
+        Err(e) => return cut(&e),
+    };
     let mut sent = 0;
     let mut next = started.first.take();
     while let Some(batch) = next {
-        let bytes = encoder.batch(&batch).map_err(|e| e.to_string())?;
+        let bytes = match encoder.batch(&batch) {
+            Ok(bytes) => bytes,
+            Err(e) => return cut(&e),
+        };
         sent += bytes.len();
         if sent > ANSWER_BYTES {
-            return Err(format!(
+            return Ending::CutShort(format!(
                 "the answer is over {} MiB: narrow the query or add a LIMIT",
                 ANSWER_BYTES >> 20
             ));
         }
         if tx.send(Ok(bytes)).await.is_err() {
-            return Ok(()); // the client went away
+            return Ending::Cancelled; // the client went away
         }
-        next = started
-            .rest
-            .next()
-            .await
-            .transpose()
-            .map_err(|e| e.to_string())?;
+        *rows += batch.num_rows() as u64;
+        next = match started.rest.next().await.transpose() {
+            Ok(next) => next,
+            Err(e) => return cut(&e),
+        };
     }
-    let end = encoder.finish(&schema).map_err(|e| e.to_string())?;
-    let _ = tx.send(Ok(end)).await;
-    Ok(())
+    let end = match encoder.finish(&schema) {
+        Ok(end) => end,
+        Err(e) => return cut(&e),
+    };
+    match tx.send(Ok(end)).await {
+        Ok(()) => Ending::Answered,
+        Err(_) => Ending::Cancelled,
+    }
 }

@@ -238,8 +238,14 @@ impl Listener {
         let ingested_at = received.timestamp_micros();
         loop {
             let mut attempt = accepted.clone();
-            let stored =
-                group::submit(&self.submit, &self.sender.name, ingested_at, &mut attempt).await;
+            let stored = group::submit(
+                &self.submit,
+                &self.sender.name,
+                ingested_at,
+                &mut attempt,
+                false,
+            )
+            .await;
             match stored {
                 Ok(_) => break,
                 Err(why) if *self.stop.borrow() => {
