@@ -4,7 +4,8 @@
 # the Prometheus client (its text parser reads /metrics) for Python into .venv (the tests compare query answers with DuckDB, read
 # encrypted files with pyarrow, and send events to `strata serve` as real
 # shippers do), the syslog shippers `logger` (util-linux) and rsyslog with
-# omelasticsearch, and curl and openssl for the TLS tests, from Debian
+# omelasticsearch, curl and openssl for the TLS tests, and psql (postgresql-client)
+# for the PostgreSQL wire, from Debian
 # packages, then the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ for spec in sys.argv[1:]:
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check "${PACKAGES[@]}"
 fi
-DEBIAN_PACKAGES=(bsdutils rsyslog rsyslog-elasticsearch curl openssl)
+DEBIAN_PACKAGES=(bsdutils rsyslog rsyslog-elasticsearch curl openssl postgresql-client)
 if ! dpkg -s "${DEBIAN_PACKAGES[@]}" >/dev/null 2>&1; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   export DEBIAN_FRONTEND=noninteractive

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use strata_server::http::listen::{HTTP_ALPN, POSTGRESQL_ALPN, tls_acceptor};
 use strata_server::syslog::{Socket, SyslogSocket};
-use strata_server::{ServeError, ServeOptions, Server, valid_node_id};
+use strata_server::{Listeners, ServeError, ServeOptions, Server, valid_node_id};
 use strata_store::Archive;
 
 /// Exit code when the server refuses to start for lack of principals.
@@ -30,7 +31,12 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:9200"
     )]
     pub http: SocketAddr,
-    /// PEM certificate chain: HTTP is then served over TLS only. With --tls-key.
+    /// Address of a PostgreSQL wire listener (psql, DBeaver, Grafana, Python drivers): log
+    /// in with a principal's name as user and its token as password (SCRAM-SHA-256, or
+    /// cleartext over TLS); admin, auditor and client principals may query.
+    #[arg(long, env = "STRATA_PG", value_name = "ADDR")]
+    pub pg: Option<SocketAddr>,
+    /// PEM certificate chain: HTTP (and --pg) are then served over TLS only. With --tls-key.
     #[arg(
         long,
         env = "STRATA_TLS_CERT",
@@ -179,9 +185,12 @@ pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> 
     let location = archive.location.clone();
     let syslog_specs = syslog_specs(&args)?;
     // A bad certificate stops the server here, never a silent plaintext fallback.
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(strata_server::http::listen::tls_acceptor(cert, key)?),
-        _ => None,
+    let (tls, pg_tls) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (
+            Some(tls_acceptor(cert, key, HTTP_ALPN)?),
+            Some(tls_acceptor(cert, key, POSTGRESQL_ALPN)?),
+        ),
+        _ => (None, None),
     };
     let options = ServeOptions {
         node_id: args.node_id.unwrap_or_else(default_node_id),
@@ -213,6 +222,17 @@ pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> 
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.http))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut listening = vec![format!("{scheme}://{}", listener.local_addr()?)];
+    let pg = match args.pg {
+        Some(addr) => {
+            let pg = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for PostgreSQL on {addr}: {e}"))?;
+            let tls_only = if pg_tls.is_some() { " (TLS only)" } else { "" };
+            listening.push(format!("postgresql://{}{tls_only}", pg.local_addr()?));
+            Some(pg)
+        }
+        None => None,
+    };
     let mut syslog = Vec::new();
     for (transport, spec, tenant) in syslog_specs {
         let socket = bind_syslog(transport, spec.addr).await?;
@@ -231,7 +251,14 @@ pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> 
         listening.join(", ")
     );
     std::io::stdout().flush()?;
-    server.serve(listener, tls, syslog, stop).await?;
+    let listeners = Listeners {
+        http: listener,
+        http_tls: tls,
+        pg,
+        pg_tls,
+        syslog,
+    };
+    server.serve(listeners, stop).await?;
     println!("strata serve: stopped; everything acknowledged is committed");
     Ok(ExitCode::SUCCESS)
 }

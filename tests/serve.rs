@@ -13,6 +13,8 @@ mod files;
 mod hostile;
 #[path = "serve/observe.rs"]
 mod observe;
+#[path = "serve/pg.rs"]
+mod pg;
 #[path = "serve/query.rs"]
 mod query;
 #[path = "serve/query_log.rs"]

@@ -10,7 +10,7 @@ use std::process::Command;
 use super::*;
 
 /// A self-signed certificate for 127.0.0.1 and its key, made by `openssl`.
-fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(super) fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let (cert, key) = (
         dir.join(format!("{name}.crt")),
         dir.join(format!("{name}.key")),

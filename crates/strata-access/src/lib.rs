@@ -6,6 +6,8 @@
 //! why). Only the SHA-256 of a token is stored: tokens are 256 random bits,
 //! so a fast hash is as safe as a slow one and keeps checking cheap.
 
+pub mod scram;
+
 use std::fmt;
 
 use base64::Engine;
@@ -168,6 +170,7 @@ pub async fn add_principal(
         role: new.role.as_str().to_string(),
         tenants,
         token_sha256: token_hash(&token),
+        scram_sha256: Some(scram::Verifier::new(&token).encode()),
         added_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         added_by: actor.to_string(),
         reason: new.reason.clone(),
@@ -229,6 +232,32 @@ pub fn authenticate(governance: &Governance, token: &str) -> Option<Authenticate
         role: Role::parse(&principal.role)?,
         tenants: principal.tenants.clone(),
     })
+}
+
+/// The active principal named `name`, if `token` is its token (a
+/// PostgreSQL login: name and password).
+pub fn authenticate_named(
+    governance: &Governance,
+    name: &str,
+    token: &str,
+) -> Option<Authenticated> {
+    authenticate(governance, token).filter(|principal| principal.name == name)
+}
+
+/// The SCRAM verifier of the active principal named `name`, with the
+/// principal it logs in as.
+pub fn scram_login(
+    governance: &Governance,
+    name: &str,
+) -> Option<(scram::Verifier, Authenticated)> {
+    let principal = governance.principals.get(name)?;
+    let verifier = scram::Verifier::decode(principal.scram_sha256.as_deref()?)?;
+    let authenticated = Authenticated {
+        name: principal.name.clone(),
+        role: Role::parse(&principal.role)?,
+        tenants: principal.tenants.clone(),
+    };
+    Some((verifier, authenticated))
 }
 
 #[cfg(test)]

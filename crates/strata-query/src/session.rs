@@ -117,13 +117,35 @@ impl QuerySession {
         buffered: Vec<RecordBatch>,
         viewer: Viewer,
     ) -> Result<QuerySession, QueryError> {
-        let Viewer { scope, runtime } = viewer;
+        let ctx = QuerySession::context(viewer.runtime)?;
+        QuerySession::within(ctx, archive, snapshot, keys, buffered, viewer.scope).await
+    }
+
+    /// A DataFusion context for sessions, running in `runtime` (DataFusion's
+    /// default without one), with `information_schema` and the UTC date
+    /// rewrite: what [`QuerySession::within`] fills.
+    pub fn context(runtime: Option<Arc<RuntimeEnv>>) -> Result<SessionContext, QueryError> {
         let config = SessionConfig::new().with_information_schema(true);
         let mut ctx = match runtime {
             Some(runtime) => SessionContext::new_with_config_rt(config, runtime),
             None => SessionContext::new_with_config(config),
         };
         ctx.register_function_rewrite(Arc::new(UtcDateRewrite))?;
+        Ok(ctx)
+    }
+
+    /// [`QuerySession::at`] in `ctx` (made by [`QuerySession::context`]):
+    /// the archive's tables are registered in it, replacing those of an
+    /// earlier call, so that a long-lived context (a PostgreSQL connection's)
+    /// reads the newest state at every statement.
+    pub async fn within(
+        ctx: SessionContext,
+        archive: &Archive,
+        snapshot: Arc<Snapshot>,
+        keys: Option<Arc<dyn KeyProvider>>,
+        buffered: Vec<RecordBatch>,
+        scope: Scope,
+    ) -> Result<QuerySession, QueryError> {
         let store_url = ObjectStoreUrl::parse(STORE_URL)?;
         ctx.register_object_store(store_url.as_ref(), archive.store.clone());
         let mut store_urls = HashMap::from([(None, store_url)]);
@@ -144,6 +166,9 @@ impl QuerySession {
             }
         }
         let scans = Arc::new(Mutex::new(Vec::new()));
+        for table in ["events", "strata_files", "strata_audit"] {
+            ctx.deregister_table(table)?;
+        }
         ctx.register_table(
             "events",
             Arc::new(
@@ -153,7 +178,7 @@ impl QuerySession {
         )?;
         for family in Family::ALL {
             ctx.sql(&format!(
-                "CREATE VIEW {family} AS SELECT * FROM events WHERE family = '{family}'"
+                "CREATE OR REPLACE VIEW {family} AS SELECT * FROM events WHERE family = '{family}'"
             ))
             .await?;
         }

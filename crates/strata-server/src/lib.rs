@@ -15,8 +15,10 @@ pub mod buffer;
 pub mod dedup;
 pub mod group;
 pub mod http;
+pub mod limits;
 pub mod merging;
 pub mod metrics;
+pub mod pg;
 pub mod recorder;
 pub mod rows;
 mod server;
@@ -24,4 +26,4 @@ pub mod syslog;
 pub mod translate;
 pub mod writeout;
 
-pub use server::{Buffers, ServeError, ServeOptions, Server, Shared, valid_node_id};
+pub use server::{Buffers, Listeners, ServeError, ServeOptions, Server, Shared, valid_node_id};

@@ -19,8 +19,10 @@ use crate::buffer::Generation;
 use crate::dedup::Events;
 use crate::group::{self, Submission};
 use crate::http::listen;
+use crate::limits::QueryLimits;
 use crate::merging::{Merge, Unmerged};
 use crate::metrics::{Gauges, Metrics};
+use crate::recorder::Recorder;
 use crate::syslog::SyslogSocket;
 use crate::writeout;
 use strata_wal::Durability;
@@ -350,25 +352,45 @@ impl Server {
         &self.shared
     }
 
-    /// Serves HTTP on `http` (over TLS with `tls`) and syslog on `syslog`
-    /// until `shutdown` completes, then stops accepting, answers the
-    /// requests in flight, stores the syslog messages read, writes out and
-    /// commits everything buffered, and returns.
+    /// Serves every listener of `listening` until `shutdown` completes,
+    /// then stops accepting, answers the requests in flight, stores the
+    /// syslog messages read, writes out and commits everything buffered,
+    /// and returns.
     pub async fn serve(
         self,
-        http: TcpListener,
-        tls: Option<TlsAcceptor>,
-        syslog: Vec<SyslogSocket>,
+        listening: Listeners,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let stop = watch::Sender::new(false);
         let mut listeners = JoinSet::new();
-        for socket in syslog {
+        for socket in listening.syslog {
             let (shared, submit) = (self.shared.clone(), self.submit.clone());
             listeners.spawn(crate::syslog::run(socket, shared, submit, stop.subscribe()));
         }
-        let router = crate::http::router(self.shared.clone(), self.submit.clone());
-        listeners.spawn(listen::serve(http, tls, router, stop.subscribe()));
+        // Both query surfaces share each principal's limits and the record.
+        let options = &self.shared.options;
+        let queries = Arc::new(QueryLimits::new(
+            options.query_memory_bytes,
+            options.queries_per_principal,
+        ));
+        let recorder = Arc::new(Recorder::new(self.submit.clone(), &options.node_id));
+        if let Some(pg) = listening.pg {
+            let backend = crate::pg::PgBackend::shared(&self.shared, &queries, &recorder);
+            listeners.spawn(strata_pg::serve(
+                pg,
+                listening.pg_tls,
+                backend,
+                stop.subscribe(),
+            ));
+        }
+        let router =
+            crate::http::router(self.shared.clone(), self.submit.clone(), queries, recorder);
+        listeners.spawn(listen::serve(
+            listening.http,
+            listening.http_tls,
+            router,
+            stop.subscribe(),
+        ));
         shutdown.await;
         stop.send_replace(true);
         listeners.join_all().await;
@@ -389,6 +411,20 @@ impl Server {
         }
         writeout::write_out_and_compact(&self.shared, Merge::All).await
     }
+}
+
+/// What a server listens on.
+pub struct Listeners {
+    /// Every HTTP protocol.
+    pub http: TcpListener,
+    /// TLS of the HTTP listener (plaintext is then refused).
+    pub http_tls: Option<TlsAcceptor>,
+    /// The PostgreSQL wire, when asked for.
+    pub pg: Option<TcpListener>,
+    /// TLS of the PostgreSQL listener (a client without it is then refused).
+    pub pg_tls: Option<TlsAcceptor>,
+    /// Syslog listeners.
+    pub syslog: Vec<SyslogSocket>,
 }
 
 /// Replays this node's segments after `committed` into the buffers and

@@ -171,6 +171,11 @@ pub struct Principal {
     pub tenants: Vec<String>,
     /// SHA-256 of its token, hex.
     pub token_sha256: String,
+    /// A SCRAM-SHA-256 verifier of its token (PostgreSQL's format), with
+    /// which it logs in over the PostgreSQL wire without TLS; principals
+    /// added before verifiers were kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scram_sha256: Option<String>,
     /// When it was added (RFC 3339).
     pub added_at: String,
     /// Who added it.

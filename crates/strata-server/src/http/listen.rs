@@ -44,9 +44,14 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 #[error("TLS: {0}")]
 pub struct TlsError(String);
 
+/// ALPN of HTTP/1.1, what the HTTP listener speaks.
+pub const HTTP_ALPN: &[u8] = b"http/1.1";
+/// ALPN of the PostgreSQL wire (PostgreSQL 17's direct TLS requires it).
+pub const POSTGRESQL_ALPN: &[u8] = b"postgresql";
+
 /// A TLS acceptor serving the PEM certificate chain in `cert` with the PEM
-/// private key in `key`.
-pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+/// private key in `key`, for the protocol of `alpn`.
+pub fn tls_acceptor(cert: &Path, key: &Path, alpn: &[u8]) -> Result<TlsAcceptor, TlsError> {
     let unreadable = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
         TlsError(format!("cannot read the {what} {}: {e}", path.display()))
     };
@@ -72,7 +77,7 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
                 cert.display()
             ))
         })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -7,7 +7,6 @@ mod body;
 mod elastic;
 mod events;
 mod ingest;
-mod limits;
 pub mod listen;
 mod otlp;
 mod query;
@@ -24,6 +23,7 @@ use axum::routing::{any, get, post};
 use tokio::sync::mpsc;
 
 use crate::group::Submission;
+use crate::limits::QueryLimits;
 use crate::recorder::Recorder;
 use crate::server::Shared;
 pub use auth::{Refusal, Right, authenticate, authorize, permit};
@@ -44,7 +44,7 @@ pub struct App {
     /// Splunk HEC acknowledgements not yet reported.
     pub acks: Arc<splunk::Acks>,
     /// What each principal's queries may take.
-    pub queries: Arc<limits::QueryLimits>,
+    pub queries: Arc<QueryLimits>,
     /// Where the record of every query goes.
     pub recorder: Arc<Recorder>,
 }
@@ -64,8 +64,14 @@ const ELASTIC_SETUP_CALLS: &[&str] = &[
     "/_logstash/{*rest}",
 ];
 
-/// The router of every HTTP endpoint.
-pub fn router(shared: Arc<Shared>, submit: mpsc::Sender<Submission>) -> Router {
+/// The router of every HTTP endpoint; queries run within `queries` and are
+/// recorded by `recorder`.
+pub fn router(
+    shared: Arc<Shared>,
+    submit: mpsc::Sender<Submission>,
+    queries: Arc<QueryLimits>,
+    recorder: Arc<Recorder>,
+) -> Router {
     let mut router = Router::new()
         .route("/v1/events", post(events::post_events))
         .route("/v1/logs", post(otlp::logs))
@@ -101,17 +107,12 @@ pub fn router(shared: Arc<Shared>, submit: mpsc::Sender<Submission>) -> Router {
         router = router.route(path, any(elastic::empty));
     }
     // Bodies are limited while they are read (`body::read`), compressed or not.
-    let queries = limits::QueryLimits::new(
-        shared.options.query_memory_bytes,
-        shared.options.queries_per_principal,
-    );
-    let recorder = Recorder::new(submit.clone(), &shared.options.node_id);
     router.layer(DefaultBodyLimit::disable()).with_state(App {
         shared,
         submit,
-        recorder: Arc::new(recorder),
+        recorder,
         acks: Arc::default(),
-        queries: Arc::new(queries),
+        queries,
     })
 }
 

@@ -1,0 +1,553 @@
+//! Running one statement for a logged-in connection: admitted against its
+//! principal's limits, refused unless it only reads, planned over the
+//! newest state its role may see, recorded before its first row is sent,
+//! and recorded again when its rows are done.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion_postgres::arrow_pg;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::hooks::QueryHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use futures::{Stream, StreamExt, stream};
+use pgwire::api::portal::Format;
+use pgwire::api::results::{QueryResponse, Response};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use strata_access::Role;
+use strata_query::query_log::{Asker, End, Ending, QueryRecord, Start, new_query_id};
+use strata_query::{Planned, QuerySession, Scope};
+
+use crate::{Backend, Login};
+
+/// The longest a statement runs, whatever `statement_timeout` says.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Where `statement_timeout` is kept (by `datafusion-postgres`'s SET hook).
+const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
+
+/// A connection's statements.
+pub(crate) struct Statements {
+    pub backend: Arc<dyn Backend>,
+    pub login: Arc<OnceLock<Login>>,
+    /// The connection's context, made at its first statement (in its
+    /// principal's runtime); each statement registers the newest tables in it.
+    context: Mutex<Option<SessionContext>>,
+}
+
+/// A statement refused or failed: the SQLSTATE and what the client is told.
+struct Refusal {
+    code: &'static str,
+    start: Start,
+    read: Planned,
+}
+
+impl Refusal {
+    fn denied(code: &'static str, why: String) -> Refusal {
+        Refusal {
+            code,
+            start: Start::Denied(why),
+            read: Planned::default(),
+        }
+    }
+
+    fn failed(code: &'static str, why: String) -> Refusal {
+        Refusal {
+            code,
+            start: Start::Failed(why),
+            read: Planned::default(),
+        }
+    }
+}
+
+fn pg_error(code: &str, message: &str) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message.into(),
+    )))
+}
+
+/// The SQLSTATE of a DataFusion error.
+fn code_of(error: &datafusion::error::DataFusionError) -> &'static str {
+    use datafusion::error::DataFusionError as E;
+    match error.find_root() {
+        E::ResourcesExhausted(_) => "53200",
+        E::SQL(..) => "42601",
+        E::Plan(_) | E::SchemaError(..) => "42P01",
+        E::NotImplemented(_) => "0A000",
+        _ => "XX000",
+    }
+}
+
+/// Client settings a session may change; anything else (`SET datafusion.…`
+/// changes the engine) is refused.
+const CLIENT_SETTINGS: &[&str] = &[
+    "statement_timeout",
+    "datestyle",
+    "bytea_output",
+    "intervalstyle",
+    "application_name",
+    "extra_float_digits",
+    "search_path",
+    "client_encoding",
+    "client_min_messages",
+    "timezone",
+];
+
+/// Why `statement` may not run, when it changes more than the client's own
+/// settings.
+fn forbidden_setting(statement: &Statement) -> Option<String> {
+    let Statement::Set(set) = statement else {
+        return None;
+    };
+    let variable = match set {
+        Set::SingleAssignment { variable, .. } => variable.to_string().to_lowercase(),
+        Set::SetTimeZone { .. } => return None,
+        Set::SetSessionParam(_) | Set::SetTransaction { .. } => return None,
+        other => {
+            return Some(format!(
+                "`{other}` is not allowed: only client settings may be set"
+            ));
+        }
+    };
+    (!CLIENT_SETTINGS.contains(&variable.as_str())).then(|| {
+        format!(
+            "`SET {variable}` is not allowed: only client settings ({}) may be set",
+            CLIENT_SETTINGS.join(", ")
+        )
+    })
+}
+
+impl Statements {
+    pub fn new(backend: Arc<dyn Backend>, login: Arc<OnceLock<Login>>) -> Statements {
+        Statements {
+            backend,
+            login,
+            context: Mutex::new(None),
+        }
+    }
+
+    fn login(&self) -> PgWireResult<&Login> {
+        (self.login.get()).ok_or_else(|| pg_error("28000", "the connection has not logged in"))
+    }
+
+    /// The connection's context, made in `runtime` at its first statement.
+    fn context(
+        &self,
+        runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    ) -> Result<SessionContext, Refusal> {
+        let mut context = self.context.lock().expect("context lock");
+        if let Some(ctx) = context.as_ref() {
+            return Ok(ctx.clone());
+        }
+        let internal = |e: &dyn std::fmt::Display| Refusal::failed("XX000", e.to_string());
+        let ctx = QuerySession::context(Some(runtime)).map_err(|e| internal(&e))?;
+        // `pg_catalog` is derived from the context's own tables: `\d`
+        // lists what this principal's session holds.
+        setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(|e| internal(&e))?;
+        datafusion_postgres::datafusion_pg_functions::register_all(&mut *ctx.state_ref().write());
+        *context = Some(ctx.clone());
+        Ok(ctx)
+    }
+
+    /// The record of `sql` run by `login`.
+    async fn record(&self, login: &Login, sql: &str) -> QueryRecord {
+        let started_at = chrono::Utc::now().timestamp_micros();
+        QueryRecord {
+            query_id: new_query_id(started_at),
+            started_at,
+            asker: Asker {
+                user: login.principal.name.clone(),
+                role: login.principal.role.as_str().to_string(),
+                app: "strata serve".to_string(),
+                interface: "pg".to_string(),
+                src_ip: Some(login.peer.ip()),
+                session_id: Some(login.session_id.clone()),
+            },
+            fingerprint: self.backend.fingerprint(sql).await,
+            statement: sql.to_string(),
+            read: Planned::default(),
+        }
+    }
+
+    /// Stores `lines`; an error the client is told when they cannot be.
+    async fn store(&self, lines: Vec<u8>) -> PgWireResult<()> {
+        self.backend.record(lines).await.map_err(|why| {
+            pg_error(
+                "58000",
+                &format!("the statement was not run: its record could not be stored ({why})"),
+            )
+        })
+    }
+
+    /// Plans `statement` (for the extended protocol's Parse) as the session
+    /// would run it, so that its parameters and columns can be described.
+    pub async fn describe(
+        &self,
+        client: &(dyn pgwire::api::ClientInfo + Send + Sync),
+        (sql, statement): (&str, &Statement),
+    ) -> PgWireResult<LogicalPlan> {
+        let login = self.login()?.clone();
+        let described = async {
+            if let Some(why) = forbidden_setting(statement) {
+                return Err(Refusal::denied("42501", why));
+            }
+            let admission = self.admit(&login)?;
+            let ctx = self.context(admission.runtime)?;
+            for hook in hooks() {
+                if let Some(plan) = hook
+                    .handle_extended_parse_query(statement, &ctx, client)
+                    .await
+                {
+                    return plan.map_err(|e| Refusal::failed("42601", e.to_string()));
+                }
+            }
+            let session = self.session(&login, ctx).await?;
+            let plan = self.logical_plan(&session, statement).await?;
+            Ok(plan)
+        };
+        match described.await {
+            Ok(plan) => Ok(plan),
+            Err(refusal) => Err(self.refused(&login, sql, refusal).await),
+        }
+    }
+
+    /// Runs `statement` (written `sql`) with `params` (`$1`, … of the
+    /// extended protocol), its rows encoded in `format`.
+    pub async fn run<C>(
+        &self,
+        client: &mut C,
+        (sql, statement): (&str, &Statement),
+        params: Option<ParamValues>,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C: HookClient,
+    {
+        let received = Instant::now();
+        let login = self.login()?.clone();
+        let mut record = self.record(&login, sql).await;
+        if let Some(why) = forbidden_setting(statement) {
+            return Err(self.refuse(record, Refusal::denied("42501", why)).await);
+        }
+        let admission = match self.admit(&login) {
+            Ok(admission) => admission,
+            Err(refusal) => return Err(self.refuse(record, refusal).await),
+        };
+        let ctx = match self.context(admission.runtime.clone()) {
+            Ok(ctx) => ctx,
+            Err(refusal) => return Err(self.refuse(record, refusal).await),
+        };
+        // Client settings, transactions (read-only: nothing to commit):
+        // answered at once, recorded with their end.
+        for hook in hooks() {
+            if let Some(answer) = hook.handle_simple_query(statement, &ctx, client).await {
+                let end = End {
+                    ending: match &answer {
+                        Ok(_) => Ending::Answered,
+                        Err(e) => Ending::CutShort(e.to_string()),
+                    },
+                    rows: 0,
+                    bytes_scanned: 0,
+                    duration_ms: received.elapsed().as_secs_f64() * 1e3,
+                };
+                let mut lines = record.start_lines(&Start::Answering);
+                lines.extend(record.end_lines(&end));
+                self.store(lines).await?;
+                return answer;
+            }
+        }
+        let deadline = received + statement_timeout(client);
+        let started =
+            tokio::time::timeout_at(deadline.into(), self.start(&login, ctx, statement, params));
+        let started = match started.await {
+            Ok(Ok(started)) => started,
+            Ok(Err(refusal)) => return Err(self.refuse(record, refusal).await),
+            Err(_) => {
+                let why = "canceling statement due to statement timeout".to_string();
+                return Err(self.refuse(record, Refusal::failed("57014", why)).await);
+            }
+        };
+        record.read = started.session.planned();
+        self.store(record.start_lines(&Start::Answering)).await?;
+        let fields = arrow_schema_to_pg_fields(&started.rest.schema(), format, None)?;
+        let rows = answer(
+            Arc::new(fields.clone()),
+            started,
+            deadline,
+            Finish {
+                backend: self.backend.clone(),
+                record,
+                received,
+                _slot: admission.slot,
+            },
+        );
+        Ok(Response::Query(QueryResponse::new(Arc::new(fields), rows)))
+    }
+
+    fn admit(&self, login: &Login) -> Result<crate::Admission, Refusal> {
+        match self.backend.admit(&login.principal.name) {
+            Ok(Some(admission)) => Ok(admission),
+            Ok(None) => Err(Refusal::denied(
+                "53400",
+                format!(
+                    "principal `{}` already runs {} statements, as many as it may at once",
+                    login.principal.name,
+                    self.backend.concurrent()
+                ),
+            )),
+            Err(e) => Err(Refusal::failed("XX000", e)),
+        }
+    }
+
+    /// The session of `login`'s principal over the newest state, in `ctx`.
+    async fn session(&self, login: &Login, ctx: SessionContext) -> Result<QuerySession, Refusal> {
+        let principal = &login.principal;
+        let scope = match principal.role {
+            Role::Client => Scope::tenants(principal.tenants.iter().cloned()),
+            _ => Scope::AllTenants,
+        };
+        (self.backend.session(ctx, scope).await)
+            .map_err(|e| Refusal::failed("XX000", e.to_string()))
+    }
+
+    /// `statement`'s plan in `session`, refused unless it only reads.
+    async fn logical_plan(
+        &self,
+        session: &QuerySession,
+        statement: &Statement,
+    ) -> Result<LogicalPlan, Refusal> {
+        let state = session.ctx.state();
+        let plan = (state.statement_to_plan(DfStatement::Statement(Box::new(statement.clone()))))
+            .await
+            .map_err(|e| Refusal::failed(code_of(&e), e.to_string()))?;
+        let read_only = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        read_only
+            .verify_plan(&plan)
+            .map_err(|e| Refusal::denied("42501", e.to_string()))?;
+        Ok(plan)
+    }
+
+    /// Plans and starts `statement`, up to its first batch.
+    async fn start(
+        &self,
+        login: &Login,
+        ctx: SessionContext,
+        statement: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Started, Refusal> {
+        let session = self.session(login, ctx).await?;
+        let plan = self.logical_plan(&session, statement).await?;
+        let plan = match params {
+            Some(params) => plan.with_param_values(params),
+            None => Ok(plan),
+        };
+        let failed = |session: &QuerySession, e: datafusion::error::DataFusionError| Refusal {
+            code: code_of(&e),
+            start: Start::Failed(e.to_string()),
+            read: session.planned(),
+        };
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(e) => return Err(failed(&session, e)),
+        };
+        let running = async {
+            let frame = session.ctx.execute_logical_plan(plan).await?;
+            let physical = frame.create_physical_plan().await?;
+            let mut rest = execute_stream(physical.clone(), session.ctx.task_ctx())?;
+            let first = rest.next().await.transpose()?;
+            Ok::<_, datafusion::error::DataFusionError>((physical, first, rest))
+        };
+        match running.await {
+            Ok((plan, first, rest)) => Ok(Started {
+                session,
+                plan,
+                first,
+                rest,
+            }),
+            Err(e) => Err(failed(&session, e)),
+        }
+    }
+
+    /// Records text that does not parse as SQL, and tells `error`.
+    pub async fn unparsed(&self, sql: &str, error: PgWireError) -> PgWireError {
+        let Ok(login) = self.login() else {
+            return error;
+        };
+        let login = login.clone();
+        let why = Refusal::failed("42601", error.to_string());
+        self.refused(&login, sql, why).await
+    }
+
+    /// Records a statement refused before planning and tells why.
+    async fn refused(&self, login: &Login, sql: &str, refusal: Refusal) -> PgWireError {
+        let record = self.record(login, sql).await;
+        self.refuse(record, refusal).await
+    }
+
+    /// Records `record`'s refusal and tells why.
+    async fn refuse(&self, mut record: QueryRecord, refusal: Refusal) -> PgWireError {
+        record.read = refusal.read;
+        if let Err(e) = self.store(record.start_lines(&refusal.start)).await {
+            return e;
+        }
+        pg_error(refusal.code, refusal.start.reason())
+    }
+}
+
+/// The statements answered without DataFusion: client settings, `SHOW`,
+/// and transaction control (every session reads only).
+fn hooks() -> [Box<dyn QueryHook>; 2] {
+    [Box::new(SetShowHook), Box::new(TransactionStatementHook)]
+}
+
+/// The client's `statement_timeout`, at most [`QUERY_TIMEOUT`].
+fn statement_timeout(client: &impl pgwire::api::ClientInfo) -> Duration {
+    (client.metadata().get(STATEMENT_TIMEOUT_KEY))
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis)
+        .map_or(QUERY_TIMEOUT, |asked| asked.min(QUERY_TIMEOUT))
+}
+
+/// A statement running, its first batch taken.
+struct Started {
+    session: QuerySession,
+    plan: Arc<dyn ExecutionPlan>,
+    first: Option<RecordBatch>,
+    rest: SendableRecordBatchStream,
+}
+
+/// What the end of an answer records, and holds until then.
+struct Finish {
+    backend: Arc<dyn Backend>,
+    record: QueryRecord,
+    received: Instant,
+    /// The principal's slot, held until the answer ends.
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Finish {
+    fn end(&self, ending: Ending, rows: u64, bytes_scanned: u64) -> Vec<u8> {
+        self.record.end_lines(&End {
+            ending,
+            rows,
+            bytes_scanned,
+            duration_ms: self.received.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+}
+
+/// The answer's rows, encoded as they come; once they are done (or cut
+/// short) the statement's end is recorded before the stream ends, and a
+/// client that stops reading (a closed portal, a cancel) records it as
+/// cancelled.
+fn answer(
+    fields: Arc<Vec<pgwire::api::results::FieldInfo>>,
+    started: Started,
+    deadline: Instant,
+    finish: Finish,
+) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    let Started {
+        session,
+        plan,
+        first,
+        rest,
+    } = started;
+    let rows = Arc::new(AtomicU64::new(0));
+    let cut: Arc<Mutex<Option<String>>> = Arc::default();
+    let batches = stream::iter(first.map(Ok)).chain(rest);
+    let timed = stream::unfold(Box::pin(batches), move |mut batches| async move {
+        match tokio::time::timeout_at(deadline.into(), batches.next()).await {
+            Ok(next) => next.map(|batch| (batch, batches)),
+            Err(_) => Some((
+                Err(datafusion::error::DataFusionError::Execution(
+                    "canceling statement due to statement timeout".into(),
+                )),
+                batches,
+            )),
+        }
+    });
+    let (counted, noted) = (rows.clone(), cut.clone());
+    let encoded = timed
+        .map(move |batch| match batch {
+            Ok(batch) => stream::iter(encode_recordbatch(fields.clone(), batch)).left_stream(),
+            Err(e) => {
+                *noted.lock().expect("cut lock") = Some(e.to_string());
+                stream::iter([Err(pg_error(code_of(&e), &e.to_string()))]).right_stream()
+            }
+        })
+        .flatten()
+        .inspect(move |row| {
+            if row.is_ok() {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        // A cut answer stops at its error.
+        .scan(false, |stopped, row| {
+            let go = !*stopped;
+            *stopped |= row.is_err();
+            futures::future::ready(go.then_some(row))
+        });
+    let guard = Cancelled {
+        finish: Some(finish),
+        rows: rows.clone(),
+    };
+    let ending = stream::once(async move {
+        let mut guard = guard;
+        let finish = guard.finish.take().expect("finished once");
+        let ending = match cut.lock().expect("cut lock").take() {
+            Some(why) => Ending::CutShort(why),
+            None => Ending::Answered,
+        };
+        let bytes = session.stats(&plan).bytes_scanned as u64;
+        let lines = finish.end(ending, rows.load(Ordering::Relaxed), bytes);
+        if let Err(why) = finish.backend.record(lines).await {
+            tracing::error!(
+                "the end of query {} was not recorded: {why}",
+                finish.record.query_id
+            );
+        }
+        None
+    })
+    .filter_map(futures::future::ready);
+    encoded.chain(ending)
+}
+
+/// Records an answer its client stopped reading as cancelled.
+struct Cancelled {
+    finish: Option<Finish>,
+    rows: Arc<AtomicU64>,
+}
+
+impl Drop for Cancelled {
+    fn drop(&mut self) {
+        let Some(finish) = self.finish.take() else {
+            return;
+        };
+        let lines = finish.end(Ending::Cancelled, self.rows.load(Ordering::Relaxed), 0);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(why) = finish.backend.record(lines).await {
+                    tracing::error!("a cancelled query was not recorded: {why}");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The server behind the PostgreSQL wire (`strata serve --pg`): its
+//! principals, each principal's limits (shared with `POST /v1/query`), its
+//! newest state and its record of every query.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::prelude::SessionContext;
+use strata_access::Authenticated;
+use strata_access::scram::Verifier;
+use strata_pg::{Admission, Backend};
+use strata_query::{QueryError, QuerySession, Scope};
+
+use crate::limits::QueryLimits;
+use crate::recorder::Recorder;
+use crate::server::Shared;
+
+/// The server as the PostgreSQL wire sees it.
+pub struct PgBackend {
+    shared: Arc<Shared>,
+    queries: Arc<QueryLimits>,
+    recorder: Arc<Recorder>,
+}
+
+impl PgBackend {
+    /// The backend of `shared`, within `queries`, recording with `recorder`.
+    pub fn shared(
+        shared: &Arc<Shared>,
+        queries: &Arc<QueryLimits>,
+        recorder: &Arc<Recorder>,
+    ) -> Arc<dyn Backend> {
+        Arc::new(PgBackend {
+            shared: shared.clone(),
+            queries: queries.clone(),
+            recorder: recorder.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    fn login(&self, user: &str, token: &str) -> Option<Authenticated> {
+        strata_access::authenticate_named(&self.shared.snapshot().governance, user, token)
+    }
+
+    fn scram_login(&self, user: &str) -> Option<(Verifier, Authenticated)> {
+        strata_access::scram_login(&self.shared.snapshot().governance, user)
+    }
+
+    fn admit(&self, principal: &str) -> Result<Option<Admission>, String> {
+        let admitted = self.queries.admit(principal).map_err(|e| e.to_string())?;
+        Ok(admitted.map(|a| Admission {
+            slot: a.slot,
+            runtime: a.runtime,
+        }))
+    }
+
+    fn concurrent(&self) -> usize {
+        self.queries.concurrent()
+    }
+
+    async fn session(&self, ctx: SessionContext, scope: Scope) -> Result<QuerySession, QueryError> {
+        let (snapshot, buffered) = self.shared.query_view();
+        let keys = self.shared.options.keys.clone();
+        QuerySession::within(ctx, &self.shared.archive, snapshot, keys, buffered, scope).await
+    }
+
+    async fn record(&self, lines: Vec<u8>) -> Result<(), String> {
+        self.recorder.store(lines).await
+    }
+
+    async fn fingerprint(&self, sql: &str) -> String {
+        self.recorder.fingerprint(&self.shared, sql).await
+    }
+}

@@ -1,0 +1,267 @@
+//! The PostgreSQL wire (`--pg`) with the real `psql`: logins by SCRAM,
+//! answers equal to HTTP's, `\d`, a client's tenant boundary, statements
+//! that are refused, and every statement recorded. Included by
+//! tests/serve.rs.
+
+use std::process::{Command, Output};
+
+use super::*;
+
+/// Runs `psql` as `user` with `token` against `server`'s PostgreSQL
+/// listener, with `args` (`-c SQL`, …), unaligned and without headers.
+fn psql(server: &ServerProcess, user: &str, token: &str, args: &[&str]) -> Output {
+    psql_over(server, "sslmode=disable", user, token, args)
+}
+
+/// [`psql`] with `ssl` settings (`sslmode=…`, `sslrootcert=…`).
+fn psql_over(server: &ServerProcess, ssl: &str, user: &str, token: &str, args: &[&str]) -> Output {
+    let (host, port) = server.listener("postgresql").rsplit_once(':').unwrap();
+    let conninfo = format!("host={host} port={port} user={user} dbname=strata {ssl}");
+    Command::new("psql")
+        .env("PGPASSWORD", token)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-F",
+            ",",
+            "-v",
+            "ON_ERROR_STOP=1",
+            &conninfo,
+        ])
+        .args(args)
+        .output()
+        .expect("psql runs (scripts/test.sh installs postgresql-client)")
+}
+
+/// `sql`'s answer through psql, one line per row.
+fn psql_rows(server: &ServerProcess, user: &str, token: &str, sql: &str) -> Vec<String> {
+    let out = psql(server, user, token, &["-c", sql]);
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rows: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// psql's error for `sql`, which must fail.
+fn psql_error(server: &ServerProcess, user: &str, token: &str, sql: &str) -> String {
+    let out = psql(server, user, token, &["-c", sql]);
+    assert!(!out.status.success(), "{sql} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// The same answer over HTTP, as psql prints it.
+fn http_rows(server: &ServerProcess, token: &str, sql: &str) -> Vec<String> {
+    let body = serde_json::json!({ "sql": sql }).to_string();
+    let headers = [
+        ("Authorization", &*format!("Bearer {token}")),
+        ("Accept", "text/csv"),
+    ];
+    let answer = server.request("POST", "/v1/query", &headers, body.as_bytes());
+    assert_eq!(answer.status, 200, "{sql}: {}", answer.text());
+    let mut rows: Vec<String> = answer.text().lines().skip(1).map(String::from).collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let shipper = add_user(&archive, "shipper", "ingest", &[]);
+    let auditor = add_user(&archive, "auditor", "auditor", &[]);
+    let client = add_user(&archive, "acme-reader", "client", &["acme"]);
+    let analyst = add_user(&archive, "analyst", "analyst", &[]);
+    let server = ServerProcess::start(&archive, &["--node-id", "n1", "--pg", "127.0.0.1:0"]);
+
+    let mut lines = String::new();
+    for (tenant, n) in [("acme", 5), ("globex", 7)] {
+        for i in 0..n {
+            lines += &format!(
+                "{{\"ts\":\"2026-03-0{d}T10:00:00Z\",\"tenant\":\"{tenant}\",\"family\":\"access\",\"action\":\"login\",\"user\":\"{tenant}-u{u}\",\"bytes\":{i},\"event_id\":\"{tenant}-{i}\"}}\n",
+                d = 1 + i % 5,
+                u = i % 3
+            );
+        }
+    }
+    let sent = server.post("/v1/events", &shipper, lines.as_bytes());
+    assert_eq!(sent.json()["accepted"], 12, "{}", sent.text());
+
+    // Answers over the wire equal HTTP's, for the auditor and the client.
+    let queries = [
+        "SELECT tenant, count(*) AS n FROM events WHERE action = 'login' GROUP BY tenant",
+        "SELECT user, sum(bytes) AS b FROM access WHERE action = 'login' GROUP BY user",
+        "SELECT event_id, CAST(ts AS VARCHAR) AS ts FROM events WHERE action = 'login' AND ts >= '2026-03-03'",
+    ];
+    for sql in queries {
+        for (user, token) in [("auditor", &auditor), ("acme-reader", &client)] {
+            let wire = psql_rows(&server, user, token, sql);
+            assert!(!wire.is_empty(), "{sql}");
+            assert_eq!(wire, http_rows(&server, token, sql), "{user}: {sql}");
+        }
+    }
+    let tenants = psql_rows(
+        &server,
+        "acme-reader",
+        &client,
+        "SELECT DISTINCT tenant FROM events",
+    );
+    assert_eq!(tenants, ["acme"]);
+
+    // psql's \d lists the session's tables; the client's names no other tenant.
+    let listing = psql(&server, "acme-reader", &client, &["-c", "\\d"]);
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    for table in [
+        "events",
+        "access",
+        "data_usage",
+        "technical",
+        "strata_files",
+        "strata_audit",
+    ] {
+        assert!(text.contains(table), "\\d lacks {table}: {text}");
+    }
+    let columns = psql(&server, "auditor", &auditor, &["-c", "\\d events"]);
+    let text = String::from_utf8_lossy(&columns.stdout);
+    assert!(
+        columns.status.success(),
+        "{}",
+        String::from_utf8_lossy(&columns.stderr)
+    );
+    assert!(text.contains("timestamp with time zone"), "{text}");
+    assert!(text.contains("src_ip"), "{text}");
+
+    // Only queries run, and the client's boundary holds on the wire too.
+    for sql in [
+        "SET datafusion.execution.target_partitions = 1",
+        "CREATE VIEW v AS SELECT * FROM events",
+        "COPY (SELECT * FROM events) TO '/tmp/strata-pg-copy.parquet'",
+    ] {
+        let error = psql_error(&server, "acme-reader", &client, sql);
+        assert!(error.contains("ERROR"), "{sql}: {error}");
+        assert!(!error.contains("globex"), "{sql}: {error}");
+    }
+    assert!(!Path::new("/tmp/strata-pg-copy.parquet").exists());
+    let count = psql_rows(
+        &server,
+        "acme-reader",
+        &client,
+        "SELECT count(*) FROM events WHERE (tenant = 'globex' OR 1 = 1) AND action = 'login'",
+    );
+    assert_eq!(count, ["5"]);
+    // Client settings are the client's own.
+    let shown = psql(
+        &server,
+        "auditor",
+        &auditor,
+        &[
+            "-c",
+            "SET application_name = 'audit-2026'",
+            "-c",
+            "SHOW application_name",
+        ],
+    );
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+
+    // Logins: a wrong token, a stranger, and a role that may not query.
+    for (user, token) in [
+        ("auditor", "wrong"),
+        ("nobody", "strata_x"),
+        ("analyst", &*analyst),
+    ] {
+        let error = psql_error(&server, user, token, "SELECT 1").to_lowercase();
+        assert!(
+            error.contains("password authentication failed") || error.contains("may not run sql"),
+            "{user}: {error}"
+        );
+    }
+
+    // Every statement over the wire is recorded, as over HTTP.
+    let recorded = http_rows(
+        &server,
+        &auditor,
+        "SELECT user, attrs['result'] AS result, message FROM events \
+         WHERE action = 'archive_query' AND tenant = 'strata-system' AND attrs['interface'] = 'pg'",
+    );
+    for sql in queries {
+        let line = format!("acme-reader,answering,{sql}");
+        let quoted = format!("acme-reader,answering,\"{sql}\"");
+        assert!(
+            recorded.iter().any(|r| *r == line || *r == quoted),
+            "{sql} not recorded: {recorded:#?}"
+        );
+    }
+    assert!(
+        recorded
+            .iter()
+            .any(|r| r.starts_with("acme-reader,denied,SET datafusion")),
+        "{recorded:#?}"
+    );
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn with_tls_psql_verifies_the_server_and_plaintext_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let auditor = add_user(&archive, "auditor", "auditor", &[]);
+    let (cert, key) = super::hostile::self_signed(dir.path(), "server");
+    let (other, _) = super::hostile::self_signed(dir.path(), "other");
+    let (cert, key, other) = (cert.display(), key.display(), other.display());
+    let (cert_arg, key_arg) = (cert.to_string(), key.to_string());
+    let tls = ["--tls-cert", &cert_arg, "--tls-key", &key_arg];
+    let args = [&["--node-id", "n1", "--pg", "127.0.0.1:0"][..], &tls].concat();
+    let server = ServerProcess::start(&archive, &args);
+    assert!(server.banner.contains("(TLS only)"), "{}", server.banner);
+
+    // The token goes in cleartext, inside TLS to a verified server.
+    for ssl in [
+        format!("sslmode=verify-full sslrootcert={cert}"),
+        "sslmode=require".to_string(),
+    ] {
+        let out = psql_over(&server, &ssl, "auditor", &auditor, &["-c", "SELECT 40 + 2"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{ssl}: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    }
+    // A server the client cannot verify, and a client without TLS.
+    let untrusted = format!("sslmode=verify-full sslrootcert={other}");
+    let out = psql_over(
+        &server,
+        &untrusted,
+        "auditor",
+        &auditor,
+        &["-c", "SELECT 1"],
+    );
+    assert!(!out.status.success());
+    let out = psql_over(
+        &server,
+        "sslmode=disable",
+        "auditor",
+        &auditor,
+        &["-c", "SELECT 1"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("TLS"), "{stderr}");
+    assert!(server.terminate().success());
+}
