@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs DuckDB, pyarrow, cryptography, the official
 # Elasticsearch client, the OpenTelemetry SDK with its OTLP/HTTP exporter and
-# the Prometheus client (its text parser reads /metrics) for Python into .venv (the tests compare query answers with DuckDB, read
+# the Prometheus client (its text parser reads /metrics), psycopg and SQLAlchemy
+# (PostgreSQL wire clients) for Python into .venv (the tests compare query answers with DuckDB, read
 # encrypted files with pyarrow, and send events to `strata serve` as real
 # shippers do), the syslog shippers `logger` (util-linux) and rsyslog with
 # omelasticsearch, curl and openssl for the TLS tests, and psql (postgresql-client)
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=(duckdb==2.0.0 pyarrow==26.0.1 cryptography==50.0.2 elasticsearch==9.5.1
   opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2
-  prometheus-client==0.26.0)
+  prometheus-client==0.26.0 psycopg==3.3.9 psycopg-binary==3.3.9 SQLAlchemy==2.1.9)
 if ! .venv/bin/python -c '
 import importlib.metadata, sys
 for spec in sys.argv[1:]:

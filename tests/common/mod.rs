@@ -126,14 +126,14 @@ pub fn python() -> PathBuf {
     let ok = Command::new(&python)
         .args([
             "-c",
-            "import duckdb, pyarrow, cryptography, elasticsearch, opentelemetry.exporter.otlp.proto.http, prometheus_client",
+            "import duckdb, pyarrow, cryptography, elasticsearch, opentelemetry.exporter.otlp.proto.http, prometheus_client, psycopg, sqlalchemy",
         ])
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
         ok,
         "Python with duckdb, pyarrow, cryptography, elasticsearch, the OpenTelemetry OTLP/HTTP \
-         exporter and prometheus_client is needed by this test and was not found at {}: run `scripts/test.sh`, which \
+         exporter, prometheus_client, psycopg and SQLAlchemy is needed by this test and was not found at {}: run `scripts/test.sh`, which \
          installs them into .venv, or set STRATA_TEST_PYTHON",
         python.display()
     );

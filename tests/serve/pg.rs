@@ -74,6 +74,24 @@ fn http_rows(server: &ServerProcess, token: &str, sql: &str) -> Vec<String> {
     rows
 }
 
+/// Connects with psycopg 3 as `auditor` to host `argv[1]`, port `argv[2]`,
+/// runs `argv[3]` with ("acme", "login") bound on the server, twice as a
+/// prepared statement, and prints each answer and SQLAlchemy's table list
+/// as JSON lines.
+const PSYCOPG: &str = r#"
+import json, os, sys
+import psycopg, sqlalchemy
+host, port, sql = sys.argv[1:4]
+token = os.environ["TOKEN"]
+with psycopg.connect(host=host, port=port, user="auditor", password=token,
+                     dbname="strata", sslmode="disable") as conn:
+    for prepare in (True, True):
+        rows = conn.execute(sql, ("acme", "login"), prepare=prepare).fetchall()
+        print(json.dumps([[user, int(b)] for user, b in rows]))
+url = f"postgresql+psycopg://auditor:{token}@{host}:{port}/strata?sslmode=disable"
+print(json.dumps(sorted(sqlalchemy.inspect(sqlalchemy.create_engine(url)).get_table_names())))
+"#;
+
 #[test]
 fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,6 +212,46 @@ fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorde
             "{user}: {error}"
         );
     }
+
+    // Python: psycopg 3 binds parameters on the server (extended protocol,
+    // prepared statements), SQLAlchemy lists the tables.
+    let (host, port) = server.listener("postgresql").rsplit_once(':').unwrap();
+    let by_user = "SELECT user, sum(bytes) AS b FROM access \
+                   WHERE tenant = %s AND action = %s GROUP BY user ORDER BY user";
+    let out = Command::new(python())
+        .env("TOKEN", &auditor)
+        .args(["-c", PSYCOPG, host, port, by_user])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let literal = by_user
+        .replacen("%s", "'acme'", 1)
+        .replacen("%s", "'login'", 1);
+    let expected: Vec<serde_json::Value> = http_rows(&server, &auditor, &literal)
+        .iter()
+        .map(|row| {
+            let (user, bytes) = row.split_once(',').unwrap();
+            serde_json::json!([user, bytes.parse::<u64>().unwrap()])
+        })
+        .collect();
+    assert_eq!(answers[0], serde_json::json!(expected), "{stdout}");
+    assert_eq!(answers[1], answers[0], "prepared, run again");
+    let tables: Vec<&str> = answers[2]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(tables, ["events", "strata_audit", "strata_files"]);
 
     // Every statement over the wire is recorded, as over HTTP.
     let recorded = http_rows(

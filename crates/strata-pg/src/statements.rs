@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::common::DFSchema;
 use datafusion::common::ParamValues;
 use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -25,7 +26,7 @@ use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use futures::{Stream, StreamExt, stream};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{QueryResponse, Response};
+use pgwire::api::results::{QueryResponse, Response, Tag};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use strata_access::Role;
@@ -160,6 +161,8 @@ impl Statements {
         // lists what this principal's session holds.
         setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(|e| internal(&e))?;
         datafusion_postgres::datafusion_pg_functions::register_all(&mut *ctx.state_ref().write());
+        ctx.register_udf(version());
+        ctx.register_udf(to_regtype());
         *context = Some(ctx.clone());
         Ok(ctx)
     }
@@ -208,6 +211,12 @@ impl Statements {
             }
             let admission = self.admit(&login)?;
             let ctx = self.context(admission.runtime)?;
+            if savepoint(statement).is_some() {
+                return Ok(LogicalPlan::EmptyRelation(EmptyRelation {
+                    produce_one_row: false,
+                    schema: Arc::new(DFSchema::empty()),
+                }));
+            }
             for hook in hooks() {
                 if let Some(plan) = hook
                     .handle_extended_parse_query(statement, &ctx, client)
@@ -252,24 +261,29 @@ impl Statements {
             Ok(ctx) => ctx,
             Err(refusal) => return Err(self.refuse(record, refusal).await),
         };
-        // Client settings, transactions (read-only: nothing to commit):
-        // answered at once, recorded with their end.
+        // Client settings, transactions and savepoints (read-only: nothing
+        // to commit or roll back): answered at once, recorded with their end.
+        let mut answered = savepoint(statement).map(|tag| Ok(Response::Execution(tag)));
         for hook in hooks() {
-            if let Some(answer) = hook.handle_simple_query(statement, &ctx, client).await {
-                let end = End {
-                    ending: match &answer {
-                        Ok(_) => Ending::Answered,
-                        Err(e) => Ending::CutShort(e.to_string()),
-                    },
-                    rows: 0,
-                    bytes_scanned: 0,
-                    duration_ms: received.elapsed().as_secs_f64() * 1e3,
-                };
-                let mut lines = record.start_lines(&Start::Answering);
-                lines.extend(record.end_lines(&end));
-                self.store(lines).await?;
-                return answer;
+            if answered.is_some() {
+                break;
             }
+            answered = hook.handle_simple_query(statement, &ctx, client).await;
+        }
+        if let Some(answer) = answered {
+            let end = End {
+                ending: match &answer {
+                    Ok(_) => Ending::Answered,
+                    Err(e) => Ending::CutShort(e.to_string()),
+                },
+                rows: 0,
+                bytes_scanned: 0,
+                duration_ms: received.elapsed().as_secs_f64() * 1e3,
+            };
+            let mut lines = record.start_lines(&Start::Answering);
+            lines.extend(record.end_lines(&end));
+            self.store(lines).await?;
+            return answer;
         }
         let deadline = received + statement_timeout(client);
         let started =
@@ -409,6 +423,89 @@ impl Statements {
             return e;
         }
         pg_error(refusal.code, refusal.start.reason())
+    }
+}
+
+/// `version()` as PostgreSQL words it: drivers (SQLAlchemy, JDBC) read the
+/// server's version from its start.
+fn version() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let text = format!(
+        "PostgreSQL 16.6 (Strata {}, Apache DataFusion {})",
+        env!("CARGO_PKG_VERSION"),
+        datafusion::DATAFUSION_VERSION
+    );
+    let answer = ColumnarValue::Scalar(ScalarValue::Utf8(Some(text)));
+    create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| Ok(answer.clone())),
+    )
+}
+
+/// `to_regtype(name)`: the OID of a built-in type named `name`, or NULL
+/// (psycopg asks it for the types it adapts, such as `hstore`).
+fn to_regtype() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::{AsArray, Int32Array};
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use pgwire::api::Type;
+    const KNOWN: &[Type] = &[
+        Type::BOOL,
+        Type::BYTEA,
+        Type::CHAR,
+        Type::NAME,
+        Type::INT8,
+        Type::INT2,
+        Type::INT4,
+        Type::TEXT,
+        Type::OID,
+        Type::FLOAT4,
+        Type::FLOAT8,
+        Type::VARCHAR,
+        Type::DATE,
+        Type::TIME,
+        Type::TIMESTAMP,
+        Type::TIMESTAMPTZ,
+        Type::INTERVAL,
+        Type::NUMERIC,
+        Type::UUID,
+        Type::JSON,
+        Type::JSONB,
+        Type::INET,
+    ];
+    let oid = |name: Option<&str>| {
+        let name = name?.trim().to_lowercase();
+        let found = KNOWN.iter().find(|t| t.name() == name);
+        found.map(|t| t.oid() as i32)
+    };
+    create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(move |args| {
+            let names = ColumnarValue::values_to_arrays(args)?;
+            let oids: Int32Array = names[0].as_string::<i32>().iter().map(oid).collect();
+            Ok(ColumnarValue::Array(Arc::new(oids)))
+        }),
+    )
+}
+
+/// The answer to a savepoint statement, which a read-only session
+/// accepts (SQLAlchemy nests its transactions in them).
+fn savepoint(statement: &Statement) -> Option<Tag> {
+    match statement {
+        Statement::Savepoint { .. } => Some(Tag::new("SAVEPOINT")),
+        Statement::ReleaseSavepoint { .. } => Some(Tag::new("RELEASE")),
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Some(Tag::new("ROLLBACK")),
+        _ => None,
     }
 }
 
