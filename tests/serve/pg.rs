@@ -323,3 +323,108 @@ fn with_tls_psql_verifies_the_server_and_plaintext_is_refused() {
     assert!(stderr.contains("TLS"), "{stderr}");
     assert!(server.terminate().success());
 }
+
+#[test]
+fn startup_queries_of_dbeaver_metabase_and_grafana_are_answered_within_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let shipper = add_user(&archive, "shipper", "ingest", &[]);
+    let client = add_user(&archive, "acme-reader", "client", &["acme"]);
+    let server = ServerProcess::start(&archive, &["--node-id", "n1", "--pg", "127.0.0.1:0"]);
+    let lines = "{\"ts\":\"2026-03-01T10:00:00Z\",\"tenant\":\"acme\",\"family\":\"access\",\"action\":\"login\"}\n\
+                 {\"ts\":\"2026-03-01T10:00:00Z\",\"tenant\":\"globex\",\"family\":\"access\",\"action\":\"login\"}\n";
+    assert_eq!(
+        server.post("/v1/events", &shipper, lines.as_bytes()).status,
+        200
+    );
+
+    let startup: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(include_str!("clients/startup.json")).unwrap();
+    // Known gap, checked so that its fix is noticed: `pg_catalog` keeps
+    // `pg_type.typinput` as text while `'…'::regproc` becomes an OID.
+    let regproc = |q: &&str| q.contains("'pg_catalog.array_in'::regproc");
+    for (tool, queries) in &startup {
+        let (gaps, queries): (Vec<&str>, Vec<&str>) = (queries.as_array().unwrap().iter())
+            .map(|q| q.as_str().unwrap())
+            .partition(regproc);
+        for gap in gaps {
+            let error = psql_error(&server, "acme-reader", &client, gap);
+            assert!(
+                error.contains("Cannot cast string 'array_in'"),
+                "{tool}: {error}"
+            );
+        }
+        let mut args = Vec::new();
+        for query in &queries {
+            args.extend(["-c", query]);
+        }
+        // One connection, as the tool opens it; psql stops at the first error.
+        let out = psql(&server, "acme-reader", &client, &args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{tool}: {stderr}");
+        assert!(!stdout.contains("globex"), "{tool}: {stdout}");
+    }
+    // psql's own listings.
+    for command in ["\\d", "\\dt", "\\dv", "\\dn", "\\d access", "\\l"] {
+        let out = psql(&server, "acme-reader", &client, &["-c", command]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{command}: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("globex"),
+            "{command}"
+        );
+    }
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn fifty_concurrent_psql_sessions_answer_and_a_timed_out_one_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let shipper = add_user(&archive, "shipper", "ingest", &[]);
+    let auditor = add_user(&archive, "auditor", "auditor", &[]);
+    let server = ServerProcess::start(&archive, &["--node-id", "n1", "--pg", "127.0.0.1:0"]);
+    let lines: String = (0..200)
+        .map(|i| {
+            format!(
+                "{{\"ts\":\"2026-03-01T10:00:00Z\",\"tenant\":\"t{}\",\"family\":\"access\",\"action\":\"login\",\"bytes\":{i}}}\n",
+                i % 3
+            )
+        })
+        .collect();
+    assert_eq!(
+        server.post("/v1/events", &shipper, lines.as_bytes()).status,
+        200
+    );
+
+    // More sessions than the principal's slots (4): they wait their turn.
+    let sql = "SELECT count(*), sum(bytes) FROM events WHERE action = 'login'";
+    let answers: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let sessions: Vec<_> = (0..50)
+            .map(|_| scope.spawn(|| psql_rows(&server, "auditor", &auditor, sql)))
+            .collect();
+        // Meanwhile one session's statement runs past its own timeout.
+        let out = psql(
+            &server,
+            "auditor",
+            &auditor,
+            &[
+                "-c",
+                "SET statement_timeout = 1",
+                "-c",
+                "SELECT count(*) FROM generate_series(1, 2000000000)",
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("statement timeout"), "{stderr}");
+        sessions.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    for answer in &answers {
+        assert_eq!(answer, &["200,19900"]);
+    }
+    assert!(server.terminate().success());
+}

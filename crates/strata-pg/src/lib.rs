@@ -48,9 +48,10 @@ pub trait Backend: Send + Sync + 'static {
     /// The SCRAM verifier of the active principal named `user`, and the
     /// principal.
     fn scram_login(&self, user: &str) -> Option<(Verifier, Authenticated)>;
-    /// Leave for `principal` to run one more statement; `None` while it
-    /// runs as many as it may.
-    fn admit(&self, principal: &str) -> Result<Option<Admission>, String>;
+    /// Leave for `principal` to run one more statement, waiting up to
+    /// `patience` while it runs as many as it may (`None` then).
+    async fn admit(&self, principal: &str, patience: Duration)
+    -> Result<Option<Admission>, String>;
     /// How many statements a principal may run at once.
     fn concurrent(&self) -> usize;
     /// The archive's newest state (and buffered events), as `scope` sees

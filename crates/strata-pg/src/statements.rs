@@ -209,7 +209,7 @@ impl Statements {
             if let Some(why) = forbidden_setting(statement) {
                 return Err(Refusal::denied("42501", why));
             }
-            let admission = self.admit(&login)?;
+            let admission = self.admit(&login, QUERY_TIMEOUT).await?;
             let ctx = self.context(admission.runtime)?;
             if savepoint(statement).is_some() {
                 return Ok(LogicalPlan::EmptyRelation(EmptyRelation {
@@ -253,7 +253,10 @@ impl Statements {
         if let Some(why) = forbidden_setting(statement) {
             return Err(self.refuse(record, Refusal::denied("42501", why)).await);
         }
-        let admission = match self.admit(&login) {
+        // Like a PostgreSQL server busy with other sessions, a statement
+        // waits for its principal's slot (within its timeout).
+        let deadline = received + statement_timeout(client);
+        let admission = match self.admit(&login, deadline - Instant::now()).await {
             Ok(admission) => admission,
             Err(refusal) => return Err(self.refuse(record, refusal).await),
         };
@@ -285,7 +288,6 @@ impl Statements {
             self.store(lines).await?;
             return answer;
         }
-        let deadline = received + statement_timeout(client);
         let started =
             tokio::time::timeout_at(deadline.into(), self.start(&login, ctx, statement, params));
         let started = match started.await {
@@ -313,13 +315,14 @@ impl Statements {
         Ok(Response::Query(QueryResponse::new(Arc::new(fields), rows)))
     }
 
-    fn admit(&self, login: &Login) -> Result<crate::Admission, Refusal> {
-        match self.backend.admit(&login.principal.name) {
+    async fn admit(&self, login: &Login, patience: Duration) -> Result<crate::Admission, Refusal> {
+        match self.backend.admit(&login.principal.name, patience).await {
             Ok(Some(admission)) => Ok(admission),
             Ok(None) => Err(Refusal::denied(
-                "53400",
+                "57014",
                 format!(
-                    "principal `{}` already runs {} statements, as many as it may at once",
+                    "canceling statement due to statement timeout: principal `{}` ran {} \
+                     statements, as many as it may at once, all that time",
                     login.principal.name,
                     self.backend.concurrent()
                 ),

@@ -56,33 +56,46 @@ impl QueryLimits {
     /// Leave for `principal` to run one more query, or `None` while it runs
     /// as many as allowed.
     pub fn admit(&self, principal: &str) -> Result<Option<Admitted>> {
-        let principal = {
-            let mut principals = self.principals.lock().expect("query limits lock");
-            match principals.get(principal) {
-                Some(known) => known.clone(),
-                None => {
-                    let new = Principal {
-                        running: Arc::new(Semaphore::new(self.concurrent)),
-                        runtime: RuntimeEnvBuilder::new()
-                            .with_memory_pool(Arc::new(FairSpillPool::new(self.memory_bytes)))
-                            .with_disk_manager_builder(
-                                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
-                            )
-                            .build_arc()?,
-                    };
-                    principals.insert(principal.to_string(), new.clone());
-                    new
-                }
-            }
+        let principal = self.principal(principal)?;
+        let slot = principal.running.try_acquire_owned().ok();
+        Ok(slot.map(|slot| Admitted {
+            slot,
+            runtime: principal.runtime,
+        }))
+    }
+
+    /// Leave for `principal` to run one more query, waiting up to `patience`
+    /// for one of its queries to end; `None` if none did.
+    pub async fn admit_within(
+        &self,
+        principal: &str,
+        patience: std::time::Duration,
+    ) -> Result<Option<Admitted>> {
+        let principal = self.principal(principal)?;
+        let slot = tokio::time::timeout(patience, principal.running.acquire_owned()).await;
+        Ok(slot.ok().map(|slot| Admitted {
+            slot: slot.expect("never closed"),
+            runtime: principal.runtime,
+        }))
+    }
+
+    /// `name`'s share, made at its first query.
+    fn principal(&self, name: &str) -> Result<Principal> {
+        let mut principals = self.principals.lock().expect("query limits lock");
+        if let Some(known) = principals.get(name) {
+            return Ok(known.clone());
+        }
+        let new = Principal {
+            running: Arc::new(Semaphore::new(self.concurrent)),
+            runtime: RuntimeEnvBuilder::new()
+                .with_memory_pool(Arc::new(FairSpillPool::new(self.memory_bytes)))
+                .with_disk_manager_builder(
+                    DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+                )
+                .build_arc()?,
         };
-        Ok(principal
-            .running
-            .try_acquire_owned()
-            .ok()
-            .map(|slot| Admitted {
-                slot,
-                runtime: principal.runtime,
-            }))
+        principals.insert(name.to_string(), new.clone());
+        Ok(new)
     }
 }
 

@@ -3,6 +3,7 @@
 //! newest state and its record of every query.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
@@ -47,8 +48,13 @@ impl Backend for PgBackend {
         strata_access::scram_login(&self.shared.snapshot().governance, user)
     }
 
-    fn admit(&self, principal: &str) -> Result<Option<Admission>, String> {
-        let admitted = self.queries.admit(principal).map_err(|e| e.to_string())?;
+    async fn admit(
+        &self,
+        principal: &str,
+        patience: Duration,
+    ) -> Result<Option<Admission>, String> {
+        let admitted = self.queries.admit_within(principal, patience).await;
+        let admitted = admitted.map_err(|e| e.to_string())?;
         Ok(admitted.map(|a| Admission {
             slot: a.slot,
             runtime: a.runtime,
