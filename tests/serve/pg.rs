@@ -121,9 +121,13 @@ fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorde
         "SELECT user, sum(bytes) AS b FROM access WHERE action = 'login' GROUP BY user",
         "SELECT event_id, CAST(ts AS VARCHAR) AS ts FROM events WHERE action = 'login' AND ts >= '2026-03-03'",
     ];
+    let mut auditor_answers = Vec::new();
     for sql in queries {
         for (user, token) in [("auditor", &auditor), ("acme-reader", &client)] {
             let wire = psql_rows(&server, user, token, sql);
+            if user == "auditor" {
+                auditor_answers.push((sql, wire.clone()));
+            }
             assert!(!wire.is_empty(), "{sql}");
             assert_eq!(wire, http_rows(&server, token, sql), "{user}: {sql}");
         }
@@ -275,6 +279,14 @@ fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorde
         "{recorded:#?}"
     );
     assert!(server.terminate().success());
+
+    // And equal to `strata sql`'s over the archive the server wrote out.
+    for (sql, wire) in auditor_answers {
+        let csv = run_ok(strata(&archive).args(["sql", "--format", "csv", sql]));
+        let mut cli: Vec<String> = csv.lines().skip(1).map(String::from).collect();
+        cli.sort();
+        assert_eq!(wire, cli, "{sql}");
+    }
 }
 
 #[test]
