@@ -491,7 +491,9 @@ const USERS_EXAMPLES: &str = "\
 Principals are recorded in the catalog like policies and holds (signed, chained, listed in
 strata_audit with who granted what to whom and why); only a hash of the token is kept, so
 store the token printed now: it cannot be shown again. A lost token is replaced by revoking
-the principal and adding it again.
+the principal and adding it again. The token is also the principal's password on the
+PostgreSQL wire (`strata serve --pg`), checked by a SCRAM verifier kept beside its hash.
+Every query a principal runs through the server is recorded in the archive.
 
 Examples:
   strata users add ops --role admin --reason \"on-call team\"

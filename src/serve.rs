@@ -111,6 +111,8 @@ Endpoints (docs/protocols.md has the field mappings):
   POST /v1/logs         OTLP/HTTP logs, protobuf or JSON
   POST /v1/query        {\"sql\": \"...\"} over the archive and the events in memory (admin, auditor
                         or client token; a client sees its tenants); JSON, NDJSON, CSV or Arrow by Accept
+  --pg ADDR             the PostgreSQL wire (psql, DBeaver, Grafana, psycopg): user = principal,
+                        password = its token (SCRAM-SHA-256, or cleartext inside TLS)
   --syslog-tcp/--syslog-udp   syslog RFC 5424 and 3164; facilities auth and authpriv are access
   GET  /health/live     200 while the process runs
   GET  /health/ready    200 when the write-ahead log is writable
@@ -120,6 +122,7 @@ Examples:
   TOKEN=$(strata users add vpn-gateway --role ingest --tenant acme | tail -n 1)
   strata serve --http 127.0.0.1:9200
   strata serve --syslog-tcp acme@127.0.0.1:5514 --syslog-udp acme@127.0.0.1:5514
+  strata serve --pg 127.0.0.1:5432   # then: PGPASSWORD=$TOKEN psql \"host=127.0.0.1 user=auditor\"
   curl -H \"Authorization: Bearer $TOKEN\" --data-binary @events.ndjson http://127.0.0.1:9200/v1/events";
 
 /// A syslog listener's address and the tenant it names, if any.

@@ -161,8 +161,7 @@ impl Statements {
         // lists what this principal's session holds.
         setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(|e| internal(&e))?;
         datafusion_postgres::datafusion_pg_functions::register_all(&mut *ctx.state_ref().write());
-        ctx.register_udf(version());
-        ctx.register_udf(to_regtype());
+        crate::compat::register(&ctx);
         *context = Some(ctx.clone());
         Ok(ctx)
     }
@@ -427,76 +426,6 @@ impl Statements {
         }
         pg_error(refusal.code, refusal.start.reason())
     }
-}
-
-/// `version()` as PostgreSQL words it: drivers (SQLAlchemy, JDBC) read the
-/// server's version from its start.
-fn version() -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::common::ScalarValue;
-    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
-    let text = format!(
-        "PostgreSQL 16.6 (Strata {}, Apache DataFusion {})",
-        env!("CARGO_PKG_VERSION"),
-        datafusion::DATAFUSION_VERSION
-    );
-    let answer = ColumnarValue::Scalar(ScalarValue::Utf8(Some(text)));
-    create_udf(
-        "version",
-        vec![],
-        DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(move |_| Ok(answer.clone())),
-    )
-}
-
-/// `to_regtype(name)`: the OID of a built-in type named `name`, or NULL
-/// (psycopg asks it for the types it adapts, such as `hstore`).
-fn to_regtype() -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::arrow::array::{AsArray, Int32Array};
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
-    use pgwire::api::Type;
-    const KNOWN: &[Type] = &[
-        Type::BOOL,
-        Type::BYTEA,
-        Type::CHAR,
-        Type::NAME,
-        Type::INT8,
-        Type::INT2,
-        Type::INT4,
-        Type::TEXT,
-        Type::OID,
-        Type::FLOAT4,
-        Type::FLOAT8,
-        Type::VARCHAR,
-        Type::DATE,
-        Type::TIME,
-        Type::TIMESTAMP,
-        Type::TIMESTAMPTZ,
-        Type::INTERVAL,
-        Type::NUMERIC,
-        Type::UUID,
-        Type::JSON,
-        Type::JSONB,
-        Type::INET,
-    ];
-    let oid = |name: Option<&str>| {
-        let name = name?.trim().to_lowercase();
-        let found = KNOWN.iter().find(|t| t.name() == name);
-        found.map(|t| t.oid() as i32)
-    };
-    create_udf(
-        "to_regtype",
-        vec![DataType::Utf8],
-        DataType::Int32,
-        Volatility::Immutable,
-        Arc::new(move |args| {
-            let names = ColumnarValue::values_to_arrays(args)?;
-            let oids: Int32Array = names[0].as_string::<i32>().iter().map(oid).collect();
-            Ok(ColumnarValue::Array(Arc::new(oids)))
-        }),
-    )
 }
 
 /// The answer to a savepoint statement, which a read-only session
