@@ -11,9 +11,8 @@ use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::common::DFSchema;
 use datafusion::common::ParamValues;
-use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
-use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Set, Statement};
@@ -31,7 +30,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use strata_access::Role;
 use strata_query::query_log::{Asker, End, Ending, QueryRecord, Start, new_query_id};
-use strata_query::{Planned, QuerySession, Scope};
+use strata_query::{Planned, QuerySession, Running, Scope, verify_read_only};
 
 use crate::{Backend, Login};
 
@@ -351,13 +350,7 @@ impl Statements {
         let plan = (state.statement_to_plan(DfStatement::Statement(Box::new(statement.clone()))))
             .await
             .map_err(|e| Refusal::failed(code_of(&e), e.to_string()))?;
-        let read_only = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        read_only
-            .verify_plan(&plan)
-            .map_err(|e| Refusal::denied("42501", e.to_string()))?;
+        verify_read_only(&plan).map_err(|e| Refusal::denied("42501", e.to_string()))?;
         Ok(plan)
     }
 
@@ -371,34 +364,18 @@ impl Statements {
     ) -> Result<Started, Refusal> {
         let session = self.session(login, ctx).await?;
         let plan = self.logical_plan(&session, statement).await?;
-        let plan = match params {
-            Some(params) => plan.with_param_values(params),
-            None => Ok(plan),
-        };
-        let failed = |session: &QuerySession, e: datafusion::error::DataFusionError| Refusal {
-            code: code_of(&e),
-            start: Start::Failed(e.to_string()),
-            read: session.planned(),
-        };
-        let plan = match plan {
-            Ok(plan) => plan,
-            Err(e) => return Err(failed(&session, e)),
-        };
-        let running = async {
-            let frame = session.ctx.execute_logical_plan(plan).await?;
-            let physical = frame.create_physical_plan().await?;
-            let mut rest = execute_stream(physical.clone(), session.ctx.task_ctx())?;
-            let first = rest.next().await.transpose()?;
-            Ok::<_, datafusion::error::DataFusionError>((physical, first, rest))
-        };
-        match running.await {
-            Ok((plan, first, rest)) => Ok(Started {
+        match session.start(plan, params).await {
+            Ok(Running { plan, first, rest }) => Ok(Started {
                 session,
                 plan,
                 first,
                 rest,
             }),
-            Err(e) => Err(failed(&session, e)),
+            Err(e) => Err(Refusal {
+                code: code_of(&e),
+                start: Start::Failed(e.to_string()),
+                read: session.planned(),
+            }),
         }
     }
 

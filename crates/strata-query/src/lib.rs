@@ -26,6 +26,8 @@ pub use crypto::TenantKeys;
 pub use files::FilesTable;
 pub use prune::Prune;
 pub use scope::Scope;
-pub use session::{Planned, QueryError, QuerySession, QueryStats, Viewer};
+pub use session::{
+    Planned, QueryError, QuerySession, QueryStats, Running, Viewer, verify_read_only,
+};
 pub use table::{ArchiveTable, ScanRecord};
 pub use utc_date::{UtcDateRewrite, utc_date};

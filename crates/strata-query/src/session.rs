@@ -4,13 +4,17 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::FunctionRegistry;
+use datafusion::execution::context::SQLOptions;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
 use strata_schema::Family;
 use strata_store::{
     Archive, ArchiveError, CatalogError, FileMeta, Missing, Snapshot, open_location,
@@ -61,6 +65,27 @@ pub struct Planned {
     pub tenants: BTreeSet<String>,
     /// The size of the files it reads.
     pub bytes_in_files: u64,
+}
+
+/// Refuses `plan` unless it only reads: DDL, DML and statements (`SET`,
+/// `COPY`, `CREATE EXTERNAL TABLE`) read and write the server's files and
+/// change its session in stock DataFusion.
+pub fn verify_read_only(plan: &LogicalPlan) -> Result<(), DataFusionError> {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(plan)
+}
+
+/// A query running (see [`QuerySession::start`]).
+pub struct Running {
+    /// Its physical plan, for [`QuerySession::stats`] once it is done.
+    pub plan: Arc<dyn ExecutionPlan>,
+    /// Its first batch, `None` for no rows.
+    pub first: Option<RecordBatch>,
+    /// The rest of its batches.
+    pub rest: SendableRecordBatchStream,
 }
 
 /// Who a session is for: what it shows and what its queries may use.
@@ -254,6 +279,25 @@ impl QuerySession {
             }
         }
         Ok(names)
+    }
+
+    /// Runs `plan` (made in this session's context and checked by
+    /// [`verify_read_only`]) with `params` bound to its `$1`, `$2`, …, up to
+    /// its first batch: a query that fails before its first rows fails here.
+    pub async fn start(
+        &self,
+        plan: LogicalPlan,
+        params: Option<ParamValues>,
+    ) -> Result<Running, DataFusionError> {
+        let plan = match params {
+            Some(params) => plan.with_param_values(params)?,
+            None => plan,
+        };
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let plan = frame.create_physical_plan().await?;
+        let mut rest = execute_stream(plan.clone(), self.ctx.task_ctx())?;
+        let first = rest.next().await.transpose()?;
+        Ok(Running { plan, first, rest })
     }
 
     /// What the scans of an executed `plan` read.

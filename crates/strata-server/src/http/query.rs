@@ -23,12 +23,11 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::context::SQLOptions;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
 use strata_access::Role;
 use strata_query::query_log::{Asker, End, Ending, QueryRecord, Start, new_query_id};
-use strata_query::{Planned, QuerySession, Scope, Viewer};
+use strata_query::{Planned, QuerySession, Running, Scope, Viewer, verify_read_only};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::answer::{Encoder, Format};
@@ -304,10 +303,6 @@ async fn start(app: &App, statement: &Statement, viewer: &Viewer) -> Result<Star
             let failed = Start::Failed(e.to_string());
             Failure::Refused(Refused::new(StatusCode::INTERNAL_SERVER_ERROR, failed))
         })?;
-    let read_only = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
     let plan = match session
         .ctx
         .state()
@@ -317,24 +312,16 @@ async fn start(app: &App, statement: &Statement, viewer: &Viewer) -> Result<Star
         Ok(plan) => plan,
         Err(e) => return Err(Failure::Query(e, session)),
     };
-    if let Err(e) = read_only.verify_plan(&plan) {
+    if let Err(e) = verify_read_only(&plan) {
         let denied = Start::Denied(e.to_string());
         return Err(Failure::Refused(Refused::new(
             StatusCode::BAD_REQUEST,
             denied,
         )));
     }
-    let ctx = session.ctx.clone();
-    let running = async {
-        let frame = ctx.execute_logical_plan(plan).await?;
-        let frame = frame.with_param_values(statement.params.clone())?;
-        let plan = frame.create_physical_plan().await?;
-        let mut rest = execute_stream(plan.clone(), ctx.task_ctx())?;
-        let first = rest.next().await.transpose()?;
-        Ok::<_, DataFusionError>((plan, rest, first))
-    };
-    match running.await {
-        Ok((plan, rest, first)) => Ok(Started {
+    let params = Some(statement.params.clone().into());
+    match session.start(plan, params).await {
+        Ok(Running { plan, first, rest }) => Ok(Started {
             session,
             plan,
             schema: rest.schema(),
