@@ -461,8 +461,9 @@ pub enum UsersCommand {
         #[arg(value_parser = principal_name)]
         name: String,
         /// What it may do: admin (everything), ingest (only send events), auditor (query
-        /// every tenant and the audit trail), client (query only its --tenant's data; at least
-        /// one tenant required); analyst is reserved for its pseudonymised view.
+        /// every tenant and the audit trail), analyst (query every tenant's events with user,
+        /// address, session, host, message and text attributes pseudonymised), client (query
+        /// only its --tenant's data; at least one tenant required).
         #[arg(long, value_parser = role_name)]
         role: strata_access::Role,
         /// Restrict it to this tenant (repeat for several); none: every tenant (not for a client).

@@ -100,6 +100,12 @@ fn tenant_keys() -> anyhow::Result<Arc<dyn KeyProvider>> {
     Ok(Arc::new(LocalKeys::open(path)?))
 }
 
+/// The keyring's secret for analysts' pseudonyms, made on first use.
+fn pseudonym_secret() -> anyhow::Result<[u8; 32]> {
+    let path = KEYRING.get().expect("set before any command runs");
+    Ok(Keyring::open(path)?.pseudonym_secret_or_create()?)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let keyring = KEYRING
         .get_or_init(|| {

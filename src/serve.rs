@@ -4,9 +4,11 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use strata_query::Pseudonyms;
 use strata_server::http::listen::{HTTP_ALPN, POSTGRESQL_ALPN, tls_acceptor};
 use strata_server::syslog::{Socket, SyslogSocket};
 use strata_server::{Listeners, ServeError, ServeOptions, Server, valid_node_id};
@@ -205,6 +207,7 @@ pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> 
         queries_per_principal: args.queries_per_principal as usize,
         syslog_max_bytes: args.syslog_max_bytes as usize,
         keys: Some(crate::tenant_keys()?),
+        pseudonyms: Arc::new(Pseudonyms::new(crate::pseudonym_secret()?)),
         ..ServeOptions::default()
     };
     let node = options.node_id.clone();

@@ -2,6 +2,8 @@
 //! to over HTTP, stopped by SIGTERM or killed with `kill -9`, and the
 //! archive read back with `strata sql` and checked with `strata verify`.
 
+#[path = "serve/analyst.rs"]
+mod analyst;
 mod common;
 #[path = "serve/config.rs"]
 mod config;

@@ -36,7 +36,7 @@ fn psql_over(server: &ServerProcess, ssl: &str, user: &str, token: &str, args: &
 }
 
 /// `sql`'s answer through psql, one line per row.
-fn psql_rows(server: &ServerProcess, user: &str, token: &str, sql: &str) -> Vec<String> {
+pub(super) fn psql_rows(server: &ServerProcess, user: &str, token: &str, sql: &str) -> Vec<String> {
     let out = psql(server, user, token, &["-c", sql]);
     assert!(
         out.status.success(),
@@ -61,7 +61,7 @@ fn psql_error(server: &ServerProcess, user: &str, token: &str, sql: &str) -> Str
 }
 
 /// The same answer over HTTP, as psql prints it.
-fn http_rows(server: &ServerProcess, token: &str, sql: &str) -> Vec<String> {
+pub(super) fn http_rows(server: &ServerProcess, token: &str, sql: &str) -> Vec<String> {
     let body = serde_json::json!({ "sql": sql }).to_string();
     let headers = [
         ("Authorization", &*format!("Bearer {token}")),
@@ -99,7 +99,6 @@ fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorde
     let shipper = add_user(&archive, "shipper", "ingest", &[]);
     let auditor = add_user(&archive, "auditor", "auditor", &[]);
     let client = add_user(&archive, "acme-reader", "client", &["acme"]);
-    let analyst = add_user(&archive, "analyst", "analyst", &[]);
     let server = ServerProcess::start(&archive, &["--node-id", "n1", "--pg", "127.0.0.1:0"]);
 
     let mut lines = String::new();
@@ -208,7 +207,7 @@ fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorde
     for (user, token) in [
         ("auditor", "wrong"),
         ("nobody", "strata_x"),
-        ("analyst", &*analyst),
+        ("shipper", &*shipper),
     ] {
         let error = psql_error(&server, user, token, "SELECT 1").to_lowercase();
         assert!(

@@ -131,14 +131,25 @@ fn every_statement_is_recorded_field_by_field_and_each_client_reads_its_own() {
             reason: "no_such_column",
         },
         Run {
-            token: analyst.clone(),
-            user: "analyst",
-            role: "analyst",
+            token: shipper.clone(),
+            user: "shipper",
+            role: "ingest",
             sql: "SELECT count(*) AS n FROM events",
             status: 403,
             result: "denied",
             read: &[],
             reason: "may not run SQL",
+        },
+        Run {
+            token: analyst.clone(),
+            user: "analyst",
+            role: "analyst",
+            sql: "SELECT user, count(*) AS n FROM events GROUP BY user",
+            status: 200,
+            result: "answered",
+            // Every tenant but the server's own.
+            read: &["acme", "globex"],
+            reason: "",
         },
         Run {
             token: globex.clone(),

@@ -36,12 +36,12 @@ fn both_tenants(per: usize, offset: usize) -> String {
     lines
 }
 
-fn ask(server: &ServerProcess, token: &str, sql: &str) -> serve_client::Response {
+pub(super) fn ask(server: &ServerProcess, token: &str, sql: &str) -> serve_client::Response {
     let body = serde_json::json!({ "sql": sql }).to_string();
     server.post("/v1/query", token, body.as_bytes())
 }
 
-fn rows(server: &ServerProcess, token: &str, sql: &str) -> Vec<serde_json::Value> {
+pub(super) fn rows(server: &ServerProcess, token: &str, sql: &str) -> Vec<serde_json::Value> {
     let response = ask(server, token, sql);
     assert_eq!(response.status, 200, "{sql}: {}", response.text());
     response.json().as_array().unwrap().clone()
@@ -69,7 +69,6 @@ fn a_client_sees_only_its_tenants_in_every_table_plan_and_error() {
     let shipper = add_user(&archive, "shipper", "ingest", &[]);
     let auditor = add_user(&archive, "auditor", "auditor", &[]);
     let client = add_user(&archive, "acme-reader", "client", &["acme"]);
-    let analyst = add_user(&archive, "analyst", "analyst", &[]);
     let server = ServerProcess::start(&archive, &["--node-id", "n1"]);
 
     // Some events written out to files (a bulk request with
@@ -228,11 +227,9 @@ fn a_client_sees_only_its_tenants_in_every_table_plan_and_error() {
     );
 
     // Roles without query rights are told so; an admin still sees all.
-    for (token, role) in [(&shipper, "ingest"), (&analyst, "analyst")] {
-        let refused = ask(&server, token, count);
-        assert_eq!(refused.status, 403, "{role}: {}", refused.text());
-        assert!(refused.text().contains(role), "{}", refused.text());
-    }
+    let refused = ask(&server, &shipper, count);
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(refused.text().contains("ingest"), "{}", refused.text());
     assert_eq!(rows(&server, &admin, count)[0]["n"], all_events);
     assert!(server.terminate().success());
 }

@@ -26,7 +26,7 @@ pub enum Role {
     Ingest,
     /// Reads the whole archive and its audit trail.
     Auditor,
-    /// Reserved: queries over events with personal fields pseudonymised.
+    /// Queries every tenant's events with personal fields pseudonymised.
     Analyst,
     /// A BPO client reading its own tenants' data only.
     Client,
@@ -63,10 +63,10 @@ impl Role {
         matches!(self, Role::Admin | Role::Ingest)
     }
 
-    /// Whether it may run SQL. Not yet an analyst: its pseudonymised view
-    /// is still to be built, and it must never see raw personal fields.
+    /// Whether it may run SQL (each role sees what `Shared::scope_of` in
+    /// the server says).
     pub fn may_query(self) -> bool {
-        matches!(self, Role::Admin | Role::Auditor | Role::Client)
+        self != Role::Ingest
     }
 }
 

@@ -89,6 +89,10 @@ struct KeyringFile {
     /// Tenant master keys, oldest first; the last live one encrypts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     tenants: BTreeMap<String, Vec<MasterKey>>,
+    /// Base64 of the 32 random bytes that key analysts' pseudonyms; never
+    /// rotated, so that a pseudonym means the same person for years.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pseudonym_secret: Option<String>,
 }
 
 /// One version of a tenant's master key.
@@ -198,6 +202,32 @@ impl Keyring {
             })?;
         }
         self.signing_key()
+    }
+
+    /// The secret that keys analysts' pseudonyms (see
+    /// `strata_query::Pseudonyms`), made and saved if the keyring has none.
+    /// It is apart from the tenants' master keys, so rotating those leaves
+    /// every pseudonym as it was.
+    pub fn pseudonym_secret_or_create(&mut self) -> Result<[u8; 32], KeyringError> {
+        if self.file.pseudonym_secret.is_none() {
+            self.update(|keyring| {
+                if keyring.file.pseudonym_secret.is_none() {
+                    let secret = random_bytes().map_err(|reason| KeyringError::Corrupt {
+                        path: keyring.path.clone(),
+                        reason,
+                    })?;
+                    keyring.file.pseudonym_secret = Some(BASE64.encode(secret));
+                }
+                Ok::<_, KeyringError>(())
+            })?;
+        }
+        let text = self.file.pseudonym_secret.as_deref().unwrap_or_default();
+        (BASE64.decode(text).ok())
+            .and_then(|secret| secret.try_into().ok())
+            .ok_or_else(|| KeyringError::Corrupt {
+                path: self.path.clone(),
+                reason: "its pseudonym secret is not 32 bytes of base64".into(),
+            })
     }
 
     /// Makes a new signing key version named `name`, saves it and returns it.
@@ -338,9 +368,7 @@ impl Keyring {
     }
 
     fn push_new_tenant_key(&mut self, tenant: &str) -> Result<u32, KeyError> {
-        let mut key = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
-            .map_err(|_| KeyError::Crypto("no system randomness".into()))?;
+        let key = random_bytes().map_err(KeyError::Crypto)?;
         let versions = self.file.tenants.entry(tenant.to_string()).or_default();
         let version = versions.last().map_or(1, |k| k.version + 1);
         versions.push(MasterKey {
@@ -403,6 +431,14 @@ impl Keyring {
         temp.persist(&self.path).map_err(|e| io(e.error))?;
         Ok(())
     }
+}
+
+/// 32 bytes from the system's secure randomness.
+fn random_bytes() -> Result<[u8; 32], String> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| "no system randomness".to_string())?;
+    Ok(bytes)
 }
 
 fn now() -> String {
@@ -515,6 +551,20 @@ mod tests {
         let a = first.signing_key_or_create("a").unwrap();
         let b = second.signing_key_or_create("b").unwrap();
         assert_eq!(a.verifier(), b.verifier());
+    }
+
+    #[test]
+    fn the_pseudonym_secret_is_made_once_and_outlives_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        let mut first = Keyring::open(&path).unwrap();
+        let mut second = Keyring::open(&path).unwrap();
+        let secret = first.pseudonym_secret_or_create().unwrap();
+        assert_eq!(second.pseudonym_secret_or_create().unwrap(), secret);
+        second.rotate("acme").unwrap();
+        second.destroy("acme").unwrap();
+        let reopened = Keyring::open(&path).unwrap().pseudonym_secret_or_create();
+        assert_eq!(reopened.unwrap(), secret);
     }
 
     /// A keyring file in `dir` with a signing key named `a`.

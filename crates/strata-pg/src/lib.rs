@@ -25,7 +25,7 @@ use datafusion::prelude::SessionContext;
 use pgwire::api::{ConnectionManager, RandomPidSecretKeyGenerator};
 use strata_access::Authenticated;
 use strata_access::scram::Verifier;
-use strata_query::{QueryError, QuerySession, Scope};
+use strata_query::{QueryError, QuerySession};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -55,9 +55,13 @@ pub trait Backend: Send + Sync + 'static {
     -> Result<Option<Admission>, String>;
     /// How many statements a principal may run at once.
     fn concurrent(&self) -> usize;
-    /// The archive's newest state (and buffered events), as `scope` sees
-    /// it, registered in `ctx` (see [`QuerySession::within`]).
-    async fn session(&self, ctx: SessionContext, scope: Scope) -> Result<QuerySession, QueryError>;
+    /// The archive's newest state (and buffered events), as `principal`
+    /// may see it, registered in `ctx` (see [`QuerySession::within`]).
+    async fn session(
+        &self,
+        ctx: SessionContext,
+        principal: &Authenticated,
+    ) -> Result<QuerySession, QueryError>;
     /// Stores query records durably (see `strata_query::query_log`).
     async fn record(&self, lines: Vec<u8>) -> Result<(), String>;
     /// The fingerprint of `sql` (see `strata_query::query_log::fingerprint`).

@@ -28,9 +28,8 @@ use pgwire::api::portal::Format;
 use pgwire::api::results::{QueryResponse, Response, Tag};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
-use strata_access::Role;
 use strata_query::query_log::{Asker, End, Ending, QueryRecord, Start, new_query_id};
-use strata_query::{Planned, QuerySession, Running, Scope, verify_read_only};
+use strata_query::{Planned, QuerySession, Running, verify_read_only};
 
 use crate::{Backend, Login};
 
@@ -331,12 +330,7 @@ impl Statements {
 
     /// The session of `login`'s principal over the newest state, in `ctx`.
     async fn session(&self, login: &Login, ctx: SessionContext) -> Result<QuerySession, Refusal> {
-        let principal = &login.principal;
-        let scope = match principal.role {
-            Role::Client => Scope::tenants(principal.tenants.iter().cloned()),
-            _ => Scope::AllTenants,
-        };
-        (self.backend.session(ctx, scope).await)
+        (self.backend.session(ctx, &login.principal).await)
             .map_err(|e| Refusal::failed("XX000", e.to_string()))
     }
 

@@ -107,9 +107,7 @@ impl Receipts {
         file: Option<&FileMeta>,
         detail: Option<String>,
     ) {
-        if self.scope != Scope::AllTenants
-            && !partition.is_some_and(|p| self.scope.covers(&p.tenant))
-        {
+        if !self.scope.is_everything() && !partition.is_some_and(|p| self.scope.covers(&p.tenant)) {
             return;
         }
         let committed = chrono::DateTime::parse_from_rfc3339(&entry.committed_at)
@@ -136,7 +134,7 @@ impl Receipts {
     }
 
     fn add(&mut self, entry: &Entry) {
-        self.whole = self.scope == Scope::AllTenants
+        self.whole = self.scope.is_everything()
             || tenants_of(entry).all(|tenant| self.scope.covers(&tenant));
         for file in &entry.add {
             self.row(

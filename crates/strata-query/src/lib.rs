@@ -8,13 +8,16 @@
 //! family; `strata_files` lists the catalog's files; `strata_audit` lists
 //! every commit's receipts (files added and removed, policy, hold and expiry
 //! changes). A session may be scoped to some tenants ([`Scope`]): then
-//! every table holds only their rows. `CAST(ts AS DATE)` on UTC timestamps is rewritten to a plain
+//! every table holds only their rows; an analyst's session pseudonymises personal
+//! values inside the scan ([`pseudonym`]). `CAST(ts AS DATE)` on UTC timestamps is rewritten to a plain
 //! day division ([`utc_date`]).
 
 mod audit;
 mod crypto;
 mod files;
 mod prune;
+pub mod pseudonym;
+mod pseudonym_table;
 pub mod query_log;
 mod scope;
 mod session;
@@ -25,6 +28,8 @@ pub use audit::AuditTable;
 pub use crypto::TenantKeys;
 pub use files::FilesTable;
 pub use prune::Prune;
+pub use pseudonym::Pseudonyms;
+pub use pseudonym_table::PseudonymTable;
 pub use scope::Scope;
 pub use session::{
     Planned, QueryError, QuerySession, QueryStats, Running, Viewer, verify_read_only,

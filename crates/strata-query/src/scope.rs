@@ -1,4 +1,5 @@
-//! Which tenants a session may see: the engine's tenant boundary.
+//! What a session may see: the engine's tenant boundary, and the
+//! analyst's pseudonyms.
 //!
 //! A scoped session is built only from its tenants' data, so no SQL can
 //! reach past it: `events` (and the family views over it) plans scans of
@@ -6,7 +7,9 @@
 //! any query sees them; `strata_files` lists the same files; `strata_audit`
 //! keeps the receipts about the scope's tenants. Nothing depends on a
 //! predicate that the optimiser could move or a query could step around:
-//! the other tenants' files are not in the session at all.
+//! the other tenants' files are not in the session at all. An analyst's
+//! session reads every tenant but the server's own, through a scan that
+//! replaces personal values by pseudonyms ([`crate::pseudonym`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,15 +17,22 @@ use std::sync::Arc;
 use datafusion::arrow::array::{BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::error::{DataFusionError, Result};
+use strata_schema::SYSTEM_TENANT;
 
-/// The tenants a session shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+use crate::pseudonym::Pseudonyms;
+
+/// What a session shows.
+#[derive(Debug, Clone, Default)]
 pub enum Scope {
     /// Every tenant: administrators, auditors and the command line.
     #[default]
     AllTenants,
     /// Only these tenants (a BPO's client). An empty set shows nothing.
     Tenants(Arc<BTreeSet<String>>),
+    /// Every tenant's events but the server's own (whose query texts
+    /// would name people), personal values replaced by these pseudonyms:
+    /// an analyst. No other table.
+    Pseudonymised(Arc<Pseudonyms>),
 }
 
 impl Scope {
@@ -36,13 +46,19 @@ impl Scope {
         match self {
             Scope::AllTenants => true,
             Scope::Tenants(tenants) => tenants.contains(tenant),
+            Scope::Pseudonymised(_) => tenant != SYSTEM_TENANT,
         }
+    }
+
+    /// Whether it shows every tenant's raw rows.
+    pub fn is_everything(&self) -> bool {
+        matches!(self, Scope::AllTenants)
     }
 
     /// `batch`'s rows of the scope's tenants; `batch` has a `tenant` text
     /// column (the contract's schema).
     pub fn rows_of(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        if *self == Scope::AllTenants {
+        if self.is_everything() {
             return Ok(batch);
         }
         let tenants = batch
@@ -89,5 +105,7 @@ mod tests {
         assert_eq!(none.num_rows(), 0);
         assert!(!Scope::tenants(["a"]).covers("b"));
         assert!(Scope::AllTenants.covers("b"));
+        let analyst = Scope::Pseudonymised(Arc::new(Pseudonyms::new([1; 32])));
+        assert!(analyst.covers("b") && !analyst.covers(SYSTEM_TENANT));
     }
 }

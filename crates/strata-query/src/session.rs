@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::FunctionRegistry;
@@ -22,6 +23,7 @@ use strata_store::{
 
 use crate::audit::AuditTable;
 use crate::files::FilesTable;
+use crate::pseudonym_table::PseudonymTable;
 use crate::scope::Scope;
 use crate::table::{ArchiveTable, ScanRecord};
 use crate::utc_date::UtcDateRewrite;
@@ -194,28 +196,28 @@ impl QuerySession {
         for table in ["events", "strata_files", "strata_audit"] {
             ctx.deregister_table(table)?;
         }
-        ctx.register_table(
-            "events",
-            Arc::new(
-                ArchiveTable::new(files.clone(), store_urls, keys, scans.clone())
-                    .with_buffered(buffered),
-            ),
-        )?;
+        let events = ArchiveTable::new(files.clone(), store_urls, keys, scans.clone())
+            .with_buffered(buffered);
+        let events: Arc<dyn TableProvider> = match &scope {
+            Scope::Pseudonymised(pseudonyms) => {
+                Arc::new(PseudonymTable::new(Arc::new(events), pseudonyms.clone()))
+            }
+            _ => Arc::new(events),
+        };
+        ctx.register_table("events", events)?;
         for family in Family::ALL {
             ctx.sql(&format!(
                 "CREATE OR REPLACE VIEW {family} AS SELECT * FROM events WHERE family = '{family}'"
             ))
             .await?;
         }
-        ctx.register_table("strata_files", Arc::new(FilesTable::new(files)))?;
-        ctx.register_table(
-            "strata_audit",
-            Arc::new(AuditTable::new(
-                archive.catalog.clone(),
-                snapshot.seq,
-                scope,
-            )),
-        )?;
+        // An analyst reads events alone: the receipts name operators, and
+        // both tables would name the server's own tenant.
+        if !matches!(scope, Scope::Pseudonymised(_)) {
+            ctx.register_table("strata_files", Arc::new(FilesTable::new(files)))?;
+            let audit = AuditTable::new(archive.catalog.clone(), snapshot.seq, scope);
+            ctx.register_table("strata_audit", Arc::new(audit))?;
+        }
         Ok(QuerySession {
             ctx,
             snapshot,

@@ -10,7 +10,7 @@ use datafusion::prelude::SessionContext;
 use strata_access::Authenticated;
 use strata_access::scram::Verifier;
 use strata_pg::{Admission, Backend};
-use strata_query::{QueryError, QuerySession, Scope};
+use strata_query::{QueryError, QuerySession};
 
 use crate::limits::QueryLimits;
 use crate::recorder::Recorder;
@@ -65,7 +65,12 @@ impl Backend for PgBackend {
         self.queries.concurrent()
     }
 
-    async fn session(&self, ctx: SessionContext, scope: Scope) -> Result<QuerySession, QueryError> {
+    async fn session(
+        &self,
+        ctx: SessionContext,
+        principal: &Authenticated,
+    ) -> Result<QuerySession, QueryError> {
+        let scope = self.shared.scope_of(principal);
         let (snapshot, buffered) = self.shared.query_view();
         let keys = self.shared.options.keys.clone();
         QuerySession::within(ctx, &self.shared.archive, snapshot, keys, buffered, scope).await

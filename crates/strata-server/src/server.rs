@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use strata_access::Authenticated;
+use strata_access::{Authenticated, Role};
 use strata_ingest::CompactOptions;
 use strata_keys::envelope::KeyProvider;
+use strata_query::{Pseudonyms, Scope};
 use strata_store::{Archive, CatalogError, Snapshot, reconcile};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -61,6 +62,9 @@ pub struct ServeOptions {
     pub query_memory_bytes: usize,
     /// Queries one principal may run at once.
     pub queries_per_principal: usize,
+    /// Keys analysts' pseudonyms: the keyring's pseudonym secret, so that
+    /// they last across restarts (a random one by default).
+    pub pseudonyms: Arc<Pseudonyms>,
 }
 
 /// Memory the process needs whatever it holds (code, runtime, catalog,
@@ -108,8 +112,17 @@ impl Default for ServeOptions {
             zstd_level: strata_ingest::ZSTD_LEVEL_DEFAULT,
             query_memory_bytes: 256 << 20,
             queries_per_principal: 4,
+            pseudonyms: Arc::new(Pseudonyms::new(random_secret())),
         }
     }
+}
+
+/// 32 random bytes: a pseudonym secret that lasts as long as the process.
+fn random_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+        .expect("the system has secure randomness");
+    secret
 }
 
 /// Errors that stop the server from starting or finishing.
@@ -182,6 +195,19 @@ impl Shared {
     /// The current catalog snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.read().expect("snapshot lock").clone()
+    }
+
+    /// What `principal`'s queries see: a client its tenants only (every
+    /// table of its session is built from their data alone), an analyst
+    /// every tenant pseudonymised, others everything (see
+    /// `strata_query::Scope`).
+    pub fn scope_of(&self, principal: &Authenticated) -> Scope {
+        match principal.role {
+            Role::Client => Scope::tenants(principal.tenants.iter().cloned()),
+            Role::Analyst => Scope::Pseudonymised(self.options.pseudonyms.clone()),
+            Role::Admin | Role::Auditor => Scope::AllTenants,
+            Role::Ingest => Scope::tenants(Vec::<String>::new()),
+        }
     }
 
     /// Replaces the snapshot with `newer` if it is newer.

@@ -93,9 +93,7 @@ pub fn permit(principal: &Authenticated, right: Right) -> Result<(), Refusal> {
     } else {
         let what = match right {
             Right::Ingest => "send events",
-            Right::Query => {
-                "run SQL (admin, auditor and client may; the analyst's pseudonymised view is not served yet)"
-            }
+            Right::Query => "run SQL (admin, auditor, analyst and client may)",
             Right::Admin => "use this endpoint (admin only)",
         };
         Err(Refusal::Forbidden(format!(

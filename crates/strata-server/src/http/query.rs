@@ -25,9 +25,8 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
-use strata_access::Role;
 use strata_query::query_log::{Asker, End, Ending, QueryRecord, Start, new_query_id};
-use strata_query::{Planned, QuerySession, Running, Scope, Viewer, verify_read_only};
+use strata_query::{Planned, QuerySession, Running, Viewer, verify_read_only};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::answer::{Encoder, Format};
@@ -158,14 +157,8 @@ pub(super) async fn query(
             return recorded(&app, &record, &failed, response).await;
         }
     };
-    // A client sees its tenants only; every table of its session is built
-    // from their data alone (see `strata_query::Scope`).
-    let scope = match principal.role {
-        Role::Client => Scope::tenants(principal.tenants.iter().cloned()),
-        _ => Scope::AllTenants,
-    };
     let viewer = Viewer {
-        scope,
+        scope: app.shared.scope_of(&principal),
         runtime: Some(admitted.runtime),
     };
     let deadline = Instant::now() + QUERY_TIMEOUT;
