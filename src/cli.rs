@@ -155,7 +155,12 @@ Examples:
   strata sql --format csv --output exports.csv \"SELECT * FROM data_usage WHERE action = 'export'\"
   strata sql --stats \"SELECT count(*) FROM events WHERE tenant = 'globex-bank'\"
   strata sql --export q1-exports \"SELECT * FROM data_usage WHERE action = 'export'\"
-              (result.parquet, result.csv and a signed manifest.note; see verify-export)";
+              (result.parquet, result.csv and a signed manifest.note; see verify-export)
+
+In an archive with principals (a served one) every statement is recorded in the archive
+as archive_query events, as the server records its own: who ran it (STRATA_ACTOR, else
+user@host), its text, the tenants it read, rows and bytes. Without write access (no trusted
+signing key, a read-only store) it runs without a record and says so. See docs/access.md.";
 
 const GEN_EXAMPLES: &str = "\
 Examples:

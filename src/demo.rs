@@ -130,16 +130,19 @@ pub async fn run(archive: &Archive, args: DemoArgs) -> anyhow::Result<ExitCode> 
     };
     crate::ingest::run(archive, ingest).await?;
     let session = crate::sql::open(archive).await?;
+    let recorder =
+        crate::sql_record::SqlRecorder::new(archive, &session, crate::keyring_path(), None).await?;
     for (title, query) in DEMO_QUERIES {
         println!(
             "\n-- {title}\n{}",
             query.split_whitespace().collect::<Vec<_>>().join(" ")
         );
+        let stdout: Box<dyn std::io::Write + Send> = Box::new(std::io::stdout());
         crate::sql::execute(
             &session,
+            &recorder,
             query,
-            Format::Table,
-            Box::new(std::io::stdout()),
+            vec![(Format::Table, stdout)],
             true,
         )
         .await?;

@@ -9,6 +9,7 @@ mod serve;
 mod serve_config;
 mod shell;
 mod sql;
+mod sql_record;
 mod users;
 mod verify;
 
@@ -100,6 +101,11 @@ fn tenant_keys() -> anyhow::Result<Arc<dyn KeyProvider>> {
     Ok(Arc::new(LocalKeys::open(path)?))
 }
 
+/// The keyring file commands use.
+fn keyring_path() -> &'static std::path::Path {
+    KEYRING.get().expect("set before any command runs")
+}
+
 /// The keyring's secret for analysts' pseudonyms, made on first use.
 fn pseudonym_secret() -> anyhow::Result<[u8; 32]> {
     let path = KEYRING.get().expect("set before any command runs");
@@ -120,7 +126,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ingest(args) => ingest::run(&sealed(Missing::Create)?, args).await,
         Command::Compact(args) => ingest::compact(&sealed(Missing::Fail)?, args).await,
-        Command::Sql(args) => sql::run(&archive(Missing::Fail)?, &keyring, args).await,
+        Command::Sql(args) => {
+            sql::run(&archive(Missing::Fail)?, &keyring, witness.as_deref(), args).await
+        }
         Command::Verify(args) => verify::run(&archive(Missing::Fail)?, &keyring, args).await,
         Command::VerifyExport(args) => verify::run_export(&keyring, args),
         Command::Keys(KeysCommand::Show) => verify::show_key(&keyring),

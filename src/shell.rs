@@ -6,6 +6,7 @@ use rustyline::error::ReadlineError;
 use strata_query::QuerySession;
 
 use crate::cli::Format;
+use crate::sql_record::SqlRecorder;
 
 const HELP: &str = "\
 Statements end with ';' and may span lines.
@@ -15,7 +16,8 @@ Statements end with ';' and may span lines.
   \\q           quit (or Ctrl-D)";
 
 /// Reads statements until `\q` or end of input, printing each result as a table.
-pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
+/// Each statement is recorded by `recorder`.
+pub async fn run(session: &QuerySession, recorder: &SqlRecorder) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new().context("cannot start the line editor")?;
     let history =
         std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".strata_history"));
@@ -74,7 +76,7 @@ pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
                     continue;
                 }
             };
-            show(session, &sql, false).await;
+            show(session, recorder, &sql, false).await;
             continue;
         }
         statement.push_str(&line);
@@ -84,7 +86,7 @@ pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
         }
         let sql = std::mem::take(&mut statement);
         let _ = editor.add_history_entry(sql.trim());
-        show(session, &sql, stats).await;
+        show(session, recorder, &sql, stats).await;
     }
     if let Some(path) = &history {
         let _ = editor.save_history(path); // losing history is not worth failing the session
@@ -93,9 +95,10 @@ pub async fn run(session: &QuerySession) -> anyhow::Result<()> {
 }
 
 /// Runs one statement and prints its result as a table, or its error; the shell goes on either way.
-async fn show(session: &QuerySession, sql: &str, stats: bool) {
-    let stdout = Box::new(std::io::stdout());
-    if let Err(e) = crate::sql::execute(session, sql, Format::Table, stdout, stats).await {
+async fn show(session: &QuerySession, recorder: &SqlRecorder, sql: &str, stats: bool) {
+    let stdout: Box<dyn std::io::Write + Send> = Box::new(std::io::stdout());
+    let outputs = vec![(Format::Table, stdout)];
+    if let Err(e) = crate::sql::execute(session, recorder, sql, outputs, stats).await {
         eprintln!("error: {e:#}");
     }
 }

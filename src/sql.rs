@@ -8,12 +8,14 @@ use std::time::Instant;
 use anyhow::Context;
 use strata_integrity::Checkpoint;
 use strata_keys::Keyring;
+use strata_query::query_log::{Ending, Start};
 use strata_query::{QuerySession, QueryStats};
 use strata_store::Archive;
 use strata_verify::export::Manifest;
 
 use crate::cli::{Format, SqlArgs};
 use crate::ingest::human_bytes;
+use crate::sql_record::SqlRecorder;
 
 /// Opens a query session, refusing an archive with nothing in it.
 pub async fn open(archive: &Archive) -> anyhow::Result<QuerySession> {
@@ -26,15 +28,22 @@ pub async fn open(archive: &Archive) -> anyhow::Result<QuerySession> {
     Ok(session)
 }
 
-/// Runs `strata sql`.
-pub async fn run(archive: &Archive, keyring: &Path, args: SqlArgs) -> anyhow::Result<ExitCode> {
+/// Runs `strata sql`; its statements are recorded in the archive (see
+/// [`SqlRecorder`]), commits countersigned by `witness` if there is one.
+pub async fn run(
+    archive: &Archive,
+    keyring: &Path,
+    witness: Option<&str>,
+    args: SqlArgs,
+) -> anyhow::Result<ExitCode> {
     let session = open(archive).await?;
+    let recorder = SqlRecorder::new(archive, &session, keyring, witness).await?;
     let Some(query) = args.query else {
-        crate::shell::run(&session).await?;
+        crate::shell::run(&session, &recorder).await?;
         return Ok(ExitCode::SUCCESS);
     };
     if let Some(dir) = &args.export {
-        export(archive, &session, keyring, &query, dir).await?;
+        export(archive, &session, &recorder, keyring, &query, dir).await?;
         return Ok(ExitCode::SUCCESS);
     }
     anyhow::ensure!(
@@ -48,26 +57,51 @@ pub async fn run(archive: &Archive, keyring: &Path, args: SqlArgs) -> anyhow::Re
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
-    execute(&session, &query, args.format, out, args.stats).await?;
+    let outputs = vec![(args.format, out)];
+    execute(&session, &recorder, &query, outputs, args.stats).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Plans and runs one statement, writing its result and optionally its stats.
+/// Plans and runs one statement, writing its result in each of `outputs`
+/// and optionally its stats, its records stored before and after (see
+/// [`SqlRecorder`]); returns the rows written.
 pub async fn execute(
     session: &QuerySession,
+    recorder: &SqlRecorder,
     query: &str,
-    format: Format,
-    out: Box<dyn Write + Send>,
+    outputs: Vec<(Format, Box<dyn Write + Send>)>,
     stats: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<usize> {
     let started = Instant::now();
-    let plan = session.plan(query).await?;
-    let stream = session.execute(plan.clone())?;
-    let rows = crate::output::write(stream, vec![(format, out)]).await?;
+    let mut statement = recorder.statement(query);
+    let plan = match session.plan(query).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            let failed = Start::Failed(e.to_string());
+            recorder.start(&mut statement, session, &failed).await?;
+            return Err(e.into());
+        }
+    };
+    recorder
+        .start(&mut statement, session, &Start::Answering)
+        .await?;
+    let written = match session.execute(plan.clone()) {
+        Ok(stream) => crate::output::write(stream, outputs).await,
+        Err(e) => Err(e.into()),
+    };
+    let query_stats = session.stats(&plan);
+    let (ending, rows) = match &written {
+        Ok(rows) => (Ending::Answered, *rows),
+        Err(e) => (Ending::CutShort(e.to_string()), 0),
+    };
+    recorder
+        .end(&statement, ending, rows, query_stats.bytes_scanned)
+        .await?;
+    let rows = written?;
     if stats {
-        print_stats(&session.stats(&plan), rows, started.elapsed().as_secs_f64());
+        print_stats(&query_stats, rows, started.elapsed().as_secs_f64());
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// Writes a signed export of `query` into the new folder `dir`. The files
@@ -76,6 +110,7 @@ pub async fn execute(
 async fn export(
     archive: &Archive,
     session: &QuerySession,
+    recorder: &SqlRecorder,
     keyring: &Path,
     query: &str,
     dir: &Path,
@@ -119,8 +154,7 @@ async fn export(
             (Format::Parquet, create(PARQUET_RESULT)?),
             (Format::Csv, create(CSV_RESULT)?),
         ];
-        let plan = session.plan(query).await?;
-        let rows = crate::output::write(session.execute(plan)?, outputs).await?;
+        let rows = execute(session, recorder, query, outputs, false).await?;
         let manifest = Manifest::new(
             &partial,
             &[PARQUET_RESULT, CSV_RESULT],

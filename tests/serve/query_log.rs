@@ -339,3 +339,105 @@ fn every_statement_is_recorded_field_by_field_and_each_client_reads_its_own() {
     assert_eq!(stored, 1);
     verify_deep(&archive);
 }
+
+#[test]
+fn strata_sql_records_its_statements_in_a_governed_archive_unless_it_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let events = dir.path().join("events.ndjson");
+    let lines: String = (0..5)
+        .map(|i| {
+            let tenant = if i < 3 { "acme" } else { "globex" };
+            format!(
+                "{{\"ts\":\"2026-03-0{d}T10:00:00Z\",\"tenant\":\"{tenant}\",\"family\":\"access\",\"action\":\"login\"}}\n",
+                d = i + 1
+            )
+        })
+        .collect();
+    std::fs::write(&events, lines).unwrap();
+    run_ok(strata(&archive).arg("ingest").arg(&events));
+    let looks = "SELECT count(*) AS n FROM events WHERE action LIKE 'archive_query%'";
+    // An archive without principals is its owner's copy: nothing recorded.
+    assert_eq!(count(&archive, "SELECT count(*) AS n FROM events"), 5);
+    assert_eq!(count(&archive, looks), 0);
+
+    add_user(&archive, "auditor", "auditor", &[]);
+    let asked = "SELECT count(*) AS n FROM events WHERE tenant = 'acme' AND action = 'login'";
+    let out = run_ok(
+        strata(&archive)
+            .env("STRATA_ACTOR", "ops@desk")
+            .args(["sql", "-f", "csv", asked]),
+    );
+    assert_eq!(out, "n\n3\n");
+    let failed = run_expect(
+        strata(&archive)
+            .env("STRATA_ACTOR", "ops@desk")
+            .args(["sql", "SELECT nope FROM events"]),
+        1,
+    );
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("nope"));
+
+    let fields = "SELECT tenant, action, user, role, app, message, records, \
+                  attrs['interface'] AS interface, attrs['result'] AS result, \
+                  attrs['tenants'] AS tenants FROM events WHERE user = 'ops@desk' \
+                  ORDER BY action, tenant, ts";
+    let recorded = query(&archive, fields);
+    let summary: Vec<String> = (recorded.iter())
+        .map(|r| {
+            let field = |k: &str| r[k].as_str().map_or(r[k].to_string(), str::to_string);
+            assert_eq!(
+                (field("role"), field("app"), field("interface")),
+                ("operator".into(), "strata sql".into(), "cli".into())
+            );
+            format!(
+                "{} {} {} {}",
+                field("action"),
+                field("tenant"),
+                field("result"),
+                field("tenants")
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "archive_query acme answering acme",
+            "archive_query strata-system answering acme",
+            "archive_query strata-system failed ",
+            "archive_query_end acme answered acme",
+            "archive_query_end strata-system answered acme",
+        ],
+        "{recorded:#?}"
+    );
+    let system_end = &recorded[4];
+    assert_eq!(system_end["message"], asked);
+    assert_eq!(system_end["records"], 1);
+    assert_eq!(
+        recorded[0]["message"],
+        "SELECT count(*) AS ? FROM events WHERE tenant = ? AND action = ?"
+    );
+
+    // Whoever cannot write the archive (here: no signing key) reads
+    // without a record, and is told so.
+    let stranger = strata(&archive)
+        .env("STRATA_KEYRING", dir.path().join("empty-keyring.json"))
+        .args(["sql", "-f", "csv", asked])
+        .output()
+        .unwrap();
+    assert!(stranger.status.success());
+    assert_eq!(String::from_utf8_lossy(&stranger.stdout), "n\n3\n");
+    assert!(String::from_utf8_lossy(&stranger.stderr).contains("without a record"));
+    let recorded_by = |user: &str| {
+        count(
+            &archive,
+            &format!(
+                "SELECT count(*) AS n FROM events WHERE tenant = 'strata-system' \
+                 AND user = '{user}' AND message = '{}'",
+                asked.replace('\'', "''")
+            ),
+        )
+    };
+    assert_eq!(recorded_by("test"), 0);
+    assert_eq!(recorded_by("ops@desk"), 2);
+    verify_deep(&archive);
+}

@@ -172,7 +172,9 @@ impl QueryRecord {
             .collect::<Vec<_>>()
             .join(",");
         let mut out = Vec::new();
+        // The system copy also tells a reading of the system tenant.
         let copies = (self.read.tenants.iter())
+            .filter(|tenant| *tenant != SYSTEM_TENANT)
             .map(|tenant| {
                 (
                     tenant.as_str(),
@@ -412,6 +414,17 @@ mod tests {
             assert_eq!(event["bytes"], 4096);
             assert_eq!(event["event_id"], record.query_id);
         }
+    }
+
+    #[test]
+    fn a_reading_of_the_system_tenant_has_one_system_copy() {
+        let record = record(&["acme", SYSTEM_TENANT]);
+        let events = parsed(&record.start_lines(&Start::Answering));
+        let tenants: Vec<&str> = (events.iter())
+            .map(|e| e["tenant"].as_str().unwrap())
+            .collect();
+        assert_eq!(tenants, ["acme", SYSTEM_TENANT]);
+        assert_eq!(events[1]["message"], record.statement);
     }
 
     #[test]
