@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=(duckdb==2.0.0 pyarrow==26.0.1 cryptography==50.0.2 elasticsearch==9.5.1
   opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2
-  prometheus-client==0.26.0 psycopg==3.3.9 psycopg-binary==3.3.9 SQLAlchemy==2.1.9)
+  prometheus-client==0.26.0 psycopg==3.3.9 psycopg-binary==3.3.9 SQLAlchemy==2.1.9
+  adbc-driver-manager==1.13.0 adbc-driver-postgresql==1.13.0)
 if ! .venv/bin/python -c '
 import importlib.metadata, sys
 for spec in sys.argv[1:]:

@@ -1,5 +1,6 @@
 //! Functions PostgreSQL drivers call that neither DataFusion nor
-//! `datafusion-pg-catalog` has, answered as PostgreSQL answers them.
+//! `datafusion-pg-catalog` has, answered as PostgreSQL answers them, and
+//! comparisons of its `regproc` columns as drivers write them.
 
 use std::sync::Arc;
 
@@ -8,6 +9,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use pgwire::api::Type;
 
 /// Registers them in `ctx`.
@@ -83,4 +86,108 @@ fn to_regtype() -> ScalarUDF {
             Ok(ColumnarValue::Array(Arc::new(oids)))
         }),
     )
+}
+
+/// `pg_type`'s columns naming functions (`regproc` in PostgreSQL, where
+/// they compare with an OID and display as a name or `-`); the session's
+/// `pg_type` keeps them as that text.
+const REGPROC_COLUMNS: [&str; 7] = [
+    "typinput",
+    "typoutput",
+    "typreceive",
+    "typsend",
+    "typmodin",
+    "typmodout",
+    "typanalyze",
+];
+
+/// `sql` with comparisons of a `regproc` column made text comparisons:
+/// `typreceive != 0` (no function, ADBC's type query) becomes
+/// `typreceive != '-'`, and `typinput = 'pg_catalog.array_in'::regproc`
+/// (DBeaver's) becomes `typinput = 'array_in'`. Other text is kept as is.
+pub(crate) fn regproc_comparisons(sql: &str) -> std::borrow::Cow<'_, str> {
+    let lower = sql.to_ascii_lowercase();
+    if !REGPROC_COLUMNS.iter().any(|c| lower.contains(c)) {
+        return sql.into();
+    }
+    let Ok(mut tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        return sql.into();
+    };
+    let mut changed = false;
+    let significant = |tokens: &[Token], from: usize| {
+        (from..tokens.len()).find(|&i| !matches!(tokens[i], Token::Whitespace(_)))
+    };
+    let mut at = 0;
+    while at < tokens.len() {
+        let is_column = matches!(&tokens[at], Token::Word(w)
+            if REGPROC_COLUMNS.contains(&w.value.to_ascii_lowercase().as_str()));
+        let operator =
+            significant(&tokens, at + 1).filter(|&i| matches!(tokens[i], Token::Eq | Token::Neq));
+        let (true, Some(operator)) = (is_column, operator) else {
+            at += 1;
+            continue;
+        };
+        let Some(value) = significant(&tokens, operator + 1) else {
+            break;
+        };
+        match tokens[value].clone() {
+            Token::Number(n, _) if n == "0" => {
+                tokens[value] = Token::SingleQuotedString("-".into());
+                changed = true;
+            }
+            Token::SingleQuotedString(name) => {
+                let cast = significant(&tokens, value + 1)
+                    .filter(|&i| tokens[i] == Token::DoubleColon)
+                    .and_then(|i| significant(&tokens, i + 1))
+                    .filter(|&i| {
+                        matches!(&tokens[i], Token::Word(w)
+                        if w.value.eq_ignore_ascii_case("regproc"))
+                    });
+                if let Some(end) = cast {
+                    let bare = name.rsplit('.').next().unwrap_or(&name).to_string();
+                    tokens.splice(value..=end, [Token::SingleQuotedString(bare)]);
+                    changed = true;
+                }
+            }
+            _ => {}
+        }
+        at = value + 1;
+    }
+    if !changed {
+        return sql.into();
+    }
+    tokens
+        .iter()
+        .map(Token::to_string)
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regproc_columns_compare_as_the_text_the_session_keeps() {
+        let adbc = "SELECT oid, typname FROM pg_catalog.pg_type WHERE (typreceive != 0 OR \
+                    typsend <> 0) AND typtype != 'r' AND typreceive::TEXT != 'array_recv'";
+        assert_eq!(
+            regproc_comparisons(adbc),
+            "SELECT oid, typname FROM pg_catalog.pg_type WHERE (typreceive <> '-' OR \
+             typsend <> '-') AND typtype <> 'r' AND typreceive::TEXT <> 'array_recv'"
+        );
+        let dbeaver =
+            "SELECT t.oid FROM pg_type t WHERE t.typinput = 'pg_catalog.array_in'::regproc";
+        assert_eq!(
+            regproc_comparisons(dbeaver),
+            "SELECT t.oid FROM pg_type t WHERE t.typinput = 'array_in'"
+        );
+        for kept in [
+            "SELECT typinput FROM pg_type WHERE oid = 0",
+            "SELECT 1 WHERE typsend = 1",
+            "SELECT user FROM events WHERE message = 'typreceive != 0'",
+        ] {
+            assert_eq!(regproc_comparisons(kept), kept);
+        }
+    }
 }

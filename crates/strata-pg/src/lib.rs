@@ -12,6 +12,7 @@
 
 mod compat;
 mod login;
+mod parse;
 mod statements;
 mod wire;
 

@@ -14,7 +14,6 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::arrow_pg;
-use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::Sink;
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -31,6 +30,7 @@ use pgwire::messages::PgWireBackendMessage;
 
 use crate::Backend;
 use crate::login::Startup;
+use crate::parse::SqlParser;
 use crate::statements::Statements;
 
 /// One connection's handlers.
@@ -60,7 +60,7 @@ impl Handlers {
             queries: Arc::new(Queries {
                 parser: Arc::new(Parser {
                     statements: statements.clone(),
-                    sql: PostgresCompatibilityParser::new(),
+                    sql: SqlParser::new(),
                 }),
                 statements,
             }),
@@ -106,7 +106,7 @@ pub(crate) struct Queries {
 /// Parses SQL as PostgreSQL clients write it, and describes it.
 pub(crate) struct Parser {
     statements: Arc<Statements>,
-    sql: PostgresCompatibilityParser,
+    sql: SqlParser,
 }
 
 impl Parser {
