@@ -77,7 +77,7 @@ pub(super) fn http_rows(server: &ServerProcess, token: &str, sql: &str) -> Vec<S
 /// Connects with psycopg 3 as `auditor` to host `argv[1]`, port `argv[2]`,
 /// runs `argv[3]` with ("acme", "login") bound on the server, twice as a
 /// prepared statement, and prints each answer, SQLAlchemy's table list and
-/// the answer of the ADBC driver into pyarrow (without COPY, parameters
+/// `events`' columns, and the answer of the ADBC driver into pyarrow (without COPY, parameters
 /// `$1`, `$2`) as JSON lines.
 const PSYCOPG: &str = r#"
 import json, os, sys
@@ -90,7 +90,9 @@ with psycopg.connect(host=host, port=port, user="auditor", password=token,
         rows = conn.execute(sql, ("acme", "login"), prepare=prepare).fetchall()
         print(json.dumps([[user, int(b)] for user, b in rows]))
 url = f"postgresql+psycopg://auditor:{token}@{host}:{port}/strata?sslmode=disable"
-print(json.dumps(sorted(sqlalchemy.inspect(sqlalchemy.create_engine(url)).get_table_names())))
+inspector = sqlalchemy.inspect(sqlalchemy.create_engine(url))
+print(json.dumps(sorted(inspector.get_table_names())))
+print(json.dumps([[c["name"], c["nullable"]] for c in inspector.get_columns("events")]))
 import adbc_driver_postgresql.dbapi as adbc
 with adbc.connect(f"postgresql://auditor:{token}@{host}:{port}/strata?sslmode=disable") as conn:
     cur = conn.cursor()
@@ -264,7 +266,20 @@ fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorde
         .map(|t| t.as_str().unwrap())
         .collect();
     assert_eq!(tables, ["events", "strata_audit", "strata_files"]);
-    assert_eq!(answers[3], answers[0], "ADBC into pyarrow");
+    let columns = "SELECT column_name, CASE WHEN is_nullable = 'YES' THEN 'true' ELSE 'false' END \
+                   FROM information_schema.columns WHERE table_name = 'events'";
+    let mut reflected: Vec<String> = (answers[3].as_array().unwrap().iter())
+        .map(|c| format!("{},{}", c[0].as_str().unwrap(), c[1]))
+        .collect();
+    assert_eq!(reflected[0], "ts,false", "in the table's order");
+    reflected.sort();
+    assert_eq!(reflected.len(), 21, "{reflected:?}");
+    assert_eq!(
+        reflected,
+        http_rows(&server, &auditor, columns),
+        "SQLAlchemy's columns"
+    );
+    assert_eq!(answers[4], answers[0], "ADBC into pyarrow");
 
     // A correlated subquery over the archive is answered, not nulled by
     // the catalog queries' compatibility rewrite.

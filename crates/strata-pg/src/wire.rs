@@ -273,9 +273,13 @@ fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
             *t = cast.get(id).cloned();
         }
     }
-    let mut ordered: Vec<(u32, Option<DataType>)> = (types.into_iter())
-        .map(|(id, t)| (id.trim_start_matches('$').parse().unwrap_or(u32::MAX), t))
+    // By position: a parameter the plan no longer uses (the compatibility
+    // parser dropped its subquery) keeps its place, without a type.
+    let numbered: HashMap<usize, Option<DataType>> = (types.into_iter())
+        .filter_map(|(id, t)| Some((id.trim_start_matches('$').parse().ok()?, t)))
         .collect();
-    ordered.sort_by_key(|(n, _)| *n);
-    Ok(ordered.into_iter().map(|(_, t)| t).collect())
+    let count = numbered.keys().copied().max().unwrap_or(0);
+    Ok((1..=count)
+        .map(|n| numbered.get(&n).cloned().flatten())
+        .collect())
 }
