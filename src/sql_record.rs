@@ -8,6 +8,12 @@
 //! Whoever cannot write the archive (no signing key the archive trusts, or
 //! no write permission on its store) reads without a record, told so once;
 //! any other failure to store a record refuses the statement.
+//!
+//! Each record is a small commit of small files (one per tenant copy),
+//! merged by the next compaction (`strata compact`, or the one that ends
+//! every `strata ingest`), not by `strata sql`: a compaction deletes the
+//! files it merged at once, which would fail a query a server is running
+//! over them.
 
 use std::collections::HashSet;
 use std::io::Write;

@@ -439,5 +439,14 @@ fn strata_sql_records_its_statements_in_a_governed_archive_unless_it_cannot_writ
     };
     assert_eq!(recorded_by("test"), 0);
     assert_eq!(recorded_by("ops@desk"), 2);
+    // Each record is a small commit of small files; compaction merges them.
+    for _ in 0..4 {
+        run_ok(strata(&archive).args(["sql", "-f", "csv", asked]));
+    }
+    let system_files = "SELECT count(*) AS n FROM strata_files WHERE tenant = 'strata-system'";
+    assert!(count(&archive, system_files) > 8);
+    run_ok(strata(&archive).arg("compact"));
+    assert!(count(&archive, system_files) <= 2);
+    assert_eq!(recorded_by("test"), 2 * 4);
     verify_deep(&archive);
 }
