@@ -296,6 +296,59 @@ fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorde
         over_http
     );
 
+    // SQL cursors, as psql reads a large result (FETCH_COUNT): the same
+    // rows, and the DECLARE recorded with every row fetched.
+    let logins = "SELECT tenant, user FROM access WHERE action = 'login'";
+    let expected = http_rows(&server, &auditor, logins);
+    let fetched = psql(
+        &server,
+        "auditor",
+        &auditor,
+        &["-v", "FETCH_COUNT=2", "-c", logins],
+    );
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    let mut fetched: Vec<String> = (String::from_utf8_lossy(&fetched.stdout).lines())
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    fetched.sort();
+    assert_eq!(fetched, expected);
+    let by_hand = [
+        "BEGIN",
+        "DECLARE logins CURSOR FOR SELECT tenant, user FROM access WHERE action = 'login'",
+        "FETCH 5 FROM logins",
+        "FETCH NEXT FROM logins",
+        "FETCH ALL FROM logins",
+        "CLOSE logins",
+        "COMMIT",
+    ];
+    let args: Vec<&str> = by_hand.iter().flat_map(|c| ["-c", *c]).collect();
+    let out = psql(&server, "auditor", &auditor, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = String::from_utf8_lossy(&out.stdout);
+    let rows = rows.lines().filter(|l| l.contains(',')).count();
+    assert_eq!(rows, expected.len());
+    let backward = "BEGIN; DECLARE c CURSOR FOR SELECT 1; FETCH BACKWARD 1 FROM c";
+    assert!(psql_error(&server, "auditor", &auditor, backward).contains("forward only"));
+    let closed = psql_error(&server, "auditor", &auditor, "FETCH 1 FROM logins");
+    assert!(closed.contains("does not exist"), "{closed}");
+    let declare_ends = http_rows(
+        &server,
+        &auditor,
+        "SELECT records FROM events WHERE tenant = 'strata-system' \
+         AND action = 'archive_query_end' AND message LIKE 'DECLARE %login%'",
+    );
+    let all_rows = expected.len().to_string();
+    assert_eq!(declare_ends, [all_rows.clone(), all_rows]);
+
     // Every statement over the wire is recorded, as over HTTP.
     let recorded = http_rows(
         &server,

@@ -11,6 +11,7 @@
 //! every statement is recorded before it is answered (see [`Backend`]).
 
 mod compat;
+mod cursors;
 mod login;
 mod parse;
 mod statements;

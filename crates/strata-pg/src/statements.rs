@@ -31,6 +31,7 @@ use pgwire::messages::data::DataRow;
 use strata_query::query_log::{Asker, End, Ending, QueryRecord, Start, new_query_id};
 use strata_query::{Planned, QuerySession, Running, verify_read_only};
 
+use crate::cursors::{self, Cursors};
 use crate::{Backend, Login};
 
 /// The longest a statement runs, whatever `statement_timeout` says.
@@ -45,6 +46,8 @@ pub(crate) struct Statements {
     /// The connection's context, made at its first statement (in its
     /// principal's runtime); each statement registers the newest tables in it.
     context: Mutex<Option<SessionContext>>,
+    /// Its open SQL cursors.
+    cursors: Cursors,
 }
 
 /// A statement refused or failed: the SQLSTATE and what the client is told.
@@ -137,6 +140,7 @@ impl Statements {
             backend,
             login,
             context: Mutex::new(None),
+            cursors: Cursors::default(),
         }
     }
 
@@ -208,7 +212,13 @@ impl Statements {
             }
             let admission = self.admit(&login, QUERY_TIMEOUT).await?;
             let ctx = self.context(admission.runtime)?;
-            if savepoint(statement).is_some() {
+            // A cursor statement is described as having no rows: its
+            // query's rows come with FETCH.
+            let cursor = matches!(
+                statement,
+                Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. }
+            );
+            if savepoint(statement).is_some() || cursor {
                 return Ok(LogicalPlan::EmptyRelation(EmptyRelation {
                     produce_one_row: false,
                     schema: Arc::new(DFSchema::empty()),
@@ -246,6 +256,18 @@ impl Statements {
     {
         let received = Instant::now();
         let login = self.login()?.clone();
+        if let Some(answer) = self.cursors.answer(statement).await {
+            return answer;
+        }
+        // A cursor's query runs as any query; its rows wait in the cursor, as text.
+        let declared = cursors::declared(statement);
+        if let Some((name, _)) = &declared {
+            self.cursors.check_free(name)?;
+        }
+        let (query, format) = match &declared {
+            Some((_, query)) => (query, &Format::UnifiedText),
+            None => (statement, format),
+        };
         let mut record = self.record(&login, sql).await;
         if let Some(why) = forbidden_setting(statement) {
             return Err(self.refuse(record, Refusal::denied("42501", why)).await);
@@ -286,7 +308,7 @@ impl Statements {
             return answer;
         }
         let started =
-            tokio::time::timeout_at(deadline.into(), self.start(&login, ctx, statement, params));
+            tokio::time::timeout_at(deadline.into(), self.start(&login, ctx, query, params));
         let started = match started.await {
             Ok(Ok(started)) => started,
             Ok(Err(refusal)) => return Err(self.refuse(record, refusal).await),
@@ -309,7 +331,10 @@ impl Statements {
                 _slot: admission.slot,
             },
         );
-        Ok(Response::Query(QueryResponse::new(Arc::new(fields), rows)))
+        match declared {
+            Some((name, _)) => Ok(self.cursors.open(name, Arc::new(fields), rows)),
+            None => Ok(Response::Query(QueryResponse::new(Arc::new(fields), rows))),
+        }
     }
 
     async fn admit(&self, login: &Login, patience: Duration) -> Result<crate::Admission, Refusal> {
