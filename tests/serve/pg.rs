@@ -76,8 +76,9 @@ pub(super) fn http_rows(server: &ServerProcess, token: &str, sql: &str) -> Vec<S
 
 /// Connects with psycopg 3 as `auditor` to host `argv[1]`, port `argv[2]`,
 /// runs `argv[3]` with ("acme", "login") bound on the server, twice as a
-/// prepared statement, and prints each answer, SQLAlchemy's table list and
-/// `events`' columns, and the answer of the ADBC driver into pyarrow (without COPY, parameters
+/// prepared statement, and prints each answer, SQLAlchemy's table list,
+/// `events`' columns, its reflection of every table and a count through it,
+/// and the answer of the ADBC driver into pyarrow (without COPY, parameters
 /// `$1`, `$2`) as JSON lines.
 const PSYCOPG: &str = r#"
 import json, os, sys
@@ -90,9 +91,17 @@ with psycopg.connect(host=host, port=port, user="auditor", password=token,
         rows = conn.execute(sql, ("acme", "login"), prepare=prepare).fetchall()
         print(json.dumps([[user, int(b)] for user, b in rows]))
 url = f"postgresql+psycopg://auditor:{token}@{host}:{port}/strata?sslmode=disable"
-inspector = sqlalchemy.inspect(sqlalchemy.create_engine(url))
+engine = sqlalchemy.create_engine(url)
+inspector = sqlalchemy.inspect(engine)
 print(json.dumps(sorted(inspector.get_table_names())))
 print(json.dumps([[c["name"], c["nullable"]] for c in inspector.get_columns("events")]))
+metadata = sqlalchemy.MetaData()
+metadata.reflect(engine, views=True)
+events = metadata.tables["events"]
+with engine.connect() as conn:
+    acme = (events.c.tenant == "acme") & (events.c.action == "login")
+    query = sqlalchemy.select(sqlalchemy.func.count()).where(acme)
+    print(json.dumps([sorted(metadata.tables), conn.execute(query).scalar()]))
 import adbc_driver_postgresql.dbapi as adbc
 with adbc.connect(f"postgresql://auditor:{token}@{host}:{port}/strata?sslmode=disable") as conn:
     cur = conn.cursor()
@@ -279,7 +288,27 @@ fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorde
         http_rows(&server, &auditor, columns),
         "SQLAlchemy's columns"
     );
-    assert_eq!(answers[4], answers[0], "ADBC into pyarrow");
+    let acme = http_rows(
+        &server,
+        &auditor,
+        "SELECT count(*) FROM events WHERE tenant = 'acme' AND action = 'login'",
+    );
+    assert_eq!(
+        answers[4],
+        serde_json::json!([
+            [
+                "access",
+                "data_usage",
+                "events",
+                "strata_audit",
+                "strata_files",
+                "technical"
+            ],
+            acme[0].parse::<u64>().unwrap()
+        ]),
+        "SQLAlchemy's reflection of every table, and a query through it"
+    );
+    assert_eq!(answers[5], answers[0], "ADBC into pyarrow");
 
     // A correlated subquery over the archive is answered, not nulled by
     // the catalog queries' compatibility rewrite.

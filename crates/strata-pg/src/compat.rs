@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, Int32Array};
+use datafusion::arrow::array::{AsArray, Int32Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::expr_fn::SimpleScalarUDF;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarUDF, Signature, TypeSignature, Volatility, create_udf,
+};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -17,6 +20,7 @@ use pgwire::api::Type;
 pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udf(version());
     ctx.register_udf(to_regtype());
+    ctx.register_udf(current_setting());
 }
 
 /// A function of `args` answering `value` whatever they are.
@@ -41,6 +45,44 @@ fn version() -> ScalarUDF {
         datafusion::DATAFUSION_VERSION
     );
     constant("version", vec![], ScalarValue::Utf8(Some(text)))
+}
+
+/// Server settings drivers read with `current_setting(name)` (SQLAlchemy's
+/// table options); any other is NULL, as `current_setting(name, true)`
+/// answers for a setting it does not know.
+const SETTINGS: &[(&str, &str)] = &[
+    ("default_table_access_method", "heap"),
+    ("search_path", "\"$user\", public"),
+    ("server_version", "16.6"),
+    ("server_version_num", "160006"),
+    ("standard_conforming_strings", "on"),
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("default_transaction_read_only", "on"),
+];
+
+/// `current_setting(name [, missing_ok])` over [`SETTINGS`].
+fn current_setting() -> ScalarUDF {
+    let value = |name: Option<&str>| {
+        let name = name?.trim().to_lowercase();
+        SETTINGS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    };
+    ScalarUDF::new_from_impl(SimpleScalarUDF::new_with_signature(
+        "current_setting",
+        Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+            ],
+            Volatility::Stable,
+        ),
+        DataType::Utf8,
+        Arc::new(move |args| {
+            let names = ColumnarValue::values_to_arrays(&args[..1])?;
+            let values: StringArray = names[0].as_string::<i32>().iter().map(value).collect();
+            Ok(ColumnarValue::Array(Arc::new(values)))
+        }),
+    ))
 }
 
 /// `to_regtype(name)`: the OID of a built-in type named `name`, or NULL

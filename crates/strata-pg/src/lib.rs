@@ -13,6 +13,7 @@
 mod compat;
 mod cursors;
 mod login;
+mod no_indexes;
 mod parse;
 mod statements;
 mod wire;

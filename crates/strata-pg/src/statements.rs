@@ -162,6 +162,7 @@ impl Statements {
         // `pg_catalog` is derived from the context's own tables: `\d`
         // lists what this principal's session holds.
         setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(|e| internal(&e))?;
+        crate::no_indexes::register(&ctx).map_err(|e| internal(&e))?;
         datafusion_postgres::datafusion_pg_functions::register_all(&mut *ctx.state_ref().write());
         crate::compat::register(&ctx);
         *context = Some(ctx.clone());
