@@ -408,6 +408,16 @@ fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorde
         cli.sort();
         assert_eq!(wire, cli, "{sql}");
     }
+    // psycopg's and ADBC's answers too.
+    let csv = run_ok(strata(&archive).args(["sql", "--format", "csv", &literal]));
+    let cli: Vec<serde_json::Value> = (csv.lines().skip(1))
+        .map(|row| {
+            let (user, bytes) = row.split_once(',').unwrap();
+            serde_json::json!([user, bytes.parse::<u64>().unwrap()])
+        })
+        .collect();
+    assert_eq!(answers[0], serde_json::json!(cli), "psycopg");
+    assert_eq!(answers[5], serde_json::json!(cli), "ADBC");
 }
 
 #[test]
