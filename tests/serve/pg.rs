@@ -498,7 +498,22 @@ fn startup_queries_of_dbeaver_metabase_and_grafana_are_answered_within_the_tenan
         assert!(!stdout.contains("globex"), "{tool}: {stdout}");
     }
     // psql's own listings.
-    for command in ["\\d", "\\dt", "\\dv", "\\dn", "\\d access", "\\l"] {
+    let listings = [
+        "\\d",
+        "\\dt",
+        "\\dv",
+        "\\dn",
+        "\\d access",
+        "\\l",
+        "\\d+",
+        "\\dt+",
+        "\\dv+",
+        "\\d+ access",
+        "\\d+ events",
+        "\\df",
+        "\\l+",
+    ];
+    for command in listings {
         let out = psql(&server, "acme-reader", &client, &["-c", command]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{command}: {stderr}");

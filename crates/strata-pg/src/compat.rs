@@ -21,6 +21,83 @@ pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udf(version());
     ctx.register_udf(to_regtype());
     ctx.register_udf(current_setting());
+    ctx.register_udf(pg_size_pretty());
+    // psql's `\d+` and `\df`: no column has a comment, every function is
+    // visible; sizes, view texts and function signatures are not known (NULL).
+    for no_comment in ["col_description", "obj_description", "shobj_description"] {
+        ctx.register_udf(any_arguments(no_comment, ScalarValue::Utf8(None)));
+    }
+    let visible = ScalarValue::Boolean(Some(true));
+    ctx.register_udf(any_arguments("pg_function_is_visible", visible));
+    for unknown_text in [
+        "pg_get_viewdef",
+        "pg_get_function_result",
+        "pg_get_function_arguments",
+    ] {
+        ctx.register_udf(any_arguments(unknown_text, ScalarValue::Utf8(None)));
+    }
+    let sizes = [
+        "pg_table_size",
+        "pg_total_relation_size",
+        "pg_indexes_size",
+        "pg_database_size",
+    ];
+    for unknown_size in sizes {
+        ctx.register_udf(any_arguments(unknown_size, ScalarValue::Int64(None)));
+    }
+}
+
+/// A function of any arguments answering `value`.
+fn any_arguments(name: &str, value: ScalarValue) -> ScalarUDF {
+    let data_type = value.data_type();
+    let answer = ColumnarValue::Scalar(value);
+    ScalarUDF::new_from_impl(SimpleScalarUDF::new_with_signature(
+        name,
+        Signature::variadic_any(Volatility::Immutable),
+        data_type,
+        Arc::new(move |_| Ok(answer.clone())),
+    ))
+}
+
+/// `pg_size_pretty(bytes)` as PostgreSQL 16 words it (its algorithm and
+/// units: bytes below 10 kB, then each unit below 20 480 of it, halved
+/// with rounding away from zero).
+fn pg_size_pretty() -> ScalarUDF {
+    const UNITS: [(&str, u64, bool, u32); 6] = [
+        ("bytes", 10 * 1024, false, 0),
+        ("kB", 20 * 1024 - 1, true, 10),
+        ("MB", 20 * 1024 - 1, true, 20),
+        ("GB", 20 * 1024 - 1, true, 30),
+        ("TB", 20 * 1024 - 1, true, 40),
+        ("PB", 20 * 1024 - 1, true, 50),
+    ];
+    fn pretty(bytes: i64) -> String {
+        let mut size = bytes;
+        for (i, &(name, limit, round, bits)) in UNITS.iter().enumerate() {
+            let next = UNITS.get(i + 1).filter(|_| size.unsigned_abs() >= limit);
+            let Some(&(_, _, next_round, next_bits)) = next else {
+                if round {
+                    let away = if size < 0 { -1 } else { 1 };
+                    size = (size + away) / 2;
+                }
+                return format!("{size} {name}");
+            };
+            size /= 1 << (next_bits - bits - u32::from(next_round) + u32::from(round));
+        }
+        unreachable!("the last unit answers")
+    }
+    create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args| {
+            let sizes = ColumnarValue::values_to_arrays(args)?;
+            let sizes = sizes[0].as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let text: StringArray = sizes.iter().map(|s| s.map(pretty)).collect();
+            Ok(ColumnarValue::Array(Arc::new(text)))
+        }),
+    )
 }
 
 /// A function of `args` answering `value` whatever they are.
@@ -208,6 +285,35 @@ pub(crate) fn regproc_comparisons(sql: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_worded_as_postgresql_words_them() {
+        let ctx = SessionContext::new();
+        ctx.register_udf(pg_size_pretty());
+        let sizes = [0_i64, 10239, 10240, 1048576, 10485760, -10485760, 5 << 40];
+        let words = [
+            "0 bytes",
+            "10239 bytes",
+            "10 kB",
+            "1024 kB",
+            "10 MB",
+            "-10 MB",
+            "5120 GB",
+        ];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (size, words) in sizes.into_iter().zip(words) {
+            let sql = format!("SELECT pg_size_pretty(CAST({size} AS BIGINT))");
+            let batches = runtime.block_on(async { ctx.sql(&sql).await?.collect().await });
+            let batches = batches.unwrap();
+            assert_eq!(
+                batches[0].column(0).as_string::<i32>().value(0),
+                words,
+                "{size}"
+            );
+        }
+    }
 
     #[test]
     fn regproc_columns_compare_as_the_text_the_session_keeps() {

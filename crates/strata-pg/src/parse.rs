@@ -11,14 +11,15 @@
 //! the contrary, gets that rewrite deeper: a correlated subquery anywhere
 //! in its projection (inside a `CASE`, as SQLAlchemy's column reflection
 //! writes them) is NULL, which is what it finds in a session without
-//! column defaults, identity columns or collations.
+//! column defaults, identity columns or collations; so is `ARRAY(subquery)`
+//! there (psql's `\d+`: storage options, of which there are none).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
-    visit_expressions, visit_relations,
+    Expr, FunctionArguments, Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut,
+    VisitorMut, visit_expressions, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -109,16 +110,24 @@ impl VisitorMut for ProjectedSubqueries {
     }
 }
 
-/// Replaces each correlated scalar subquery it meets by NULL.
+/// Replaces each correlated scalar subquery it meets by NULL, and each
+/// `ARRAY(subquery)`, which DataFusion does not plan (psql's `\d+` reads a
+/// table's storage options so: it has none).
 struct CorrelatedToNull;
 
 impl VisitorMut for CorrelatedToNull {
     type Break = ();
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if let Expr::Subquery(query) = expr
-            && is_correlated(query)
-        {
+        let unplannable = match expr {
+            Expr::Subquery(query) => is_correlated(query),
+            Expr::Function(function) => {
+                function.name.to_string().eq_ignore_ascii_case("array")
+                    && matches!(function.args, FunctionArguments::Subquery(_))
+            }
+            _ => false,
+        };
+        if unplannable {
             *expr = Expr::Value(Value::Null.with_empty_span());
         }
         ControlFlow::Continue(())
@@ -204,5 +213,10 @@ mod tests {
         let parsed = parser.parse(in_case).unwrap()[0].to_string();
         assert!(parsed.contains("THEN NULL ELSE NULL END AS d"), "{parsed}");
         assert!(parsed.contains("SELECT max(t.oid)"), "{parsed}");
+        let options = "SELECT array_to_string(c.reloptions || array(SELECT 'toast.' || x \
+                       FROM pg_catalog.unnest(tc.reloptions) x), ', ') FROM pg_catalog.pg_class c \
+                       LEFT JOIN pg_catalog.pg_class tc ON c.reltoastrelid = tc.oid";
+        let parsed = parser.parse(options).unwrap()[0].to_string();
+        assert!(parsed.contains("c.reloptions || NULL"), "{parsed}");
     }
 }
