@@ -78,8 +78,9 @@ pub(super) fn http_rows(server: &ServerProcess, token: &str, sql: &str) -> Vec<S
 /// runs `argv[3]` with ("acme", "login") bound on the server, twice as a
 /// prepared statement, and prints each answer, SQLAlchemy's table list,
 /// `events`' columns, its reflection of every table and a count through it,
-/// and the answer of the ADBC driver into pyarrow (without COPY, parameters
-/// `$1`, `$2`) as JSON lines.
+/// the answer of the ADBC driver into pyarrow (without COPY, parameters
+/// `$1`, `$2`) and through a psycopg named (server-side) cursor fetching a
+/// row at a time, as JSON lines.
 const PSYCOPG: &str = r#"
 import json, os, sys
 import psycopg, sqlalchemy
@@ -110,6 +111,12 @@ with adbc.connect(f"postgresql://auditor:{token}@{host}:{port}/strata?sslmode=di
     table = cur.fetch_arrow_table()
     users, sums = (table.column(i).to_pylist() for i in (0, 1))
     print(json.dumps([[user, int(b)] for user, b in zip(users, sums)]))
+with psycopg.connect(host=host, port=port, user="auditor", password=token,
+                     dbname="strata", sslmode="disable") as conn:
+    with conn.cursor(name="by_user") as cursor:
+        cursor.itersize = 1
+        cursor.execute(sql, ("acme", "login"))
+        print(json.dumps([[user, int(b)] for user, b in cursor]))
 "#;
 
 #[test]
@@ -309,6 +316,7 @@ fn psql_logs_in_by_scram_reads_what_its_role_sees_and_every_statement_is_recorde
         "SQLAlchemy's reflection of every table, and a query through it"
     );
     assert_eq!(answers[5], answers[0], "ADBC into pyarrow");
+    assert_eq!(answers[6], answers[0], "psycopg's named cursor");
 
     // A correlated subquery over the archive is answered, not nulled by
     // the catalog queries' compatibility rewrite.

@@ -1,5 +1,7 @@
 //! SQL cursors: `DECLARE name CURSOR FOR query`, `FETCH`, `CLOSE`, as psql
-//! uses them for large results (`\set FETCH_COUNT 1000`).
+//! uses them for large results (`\set FETCH_COUNT 1000`) and psycopg's
+//! named cursors (which also describe the cursor as a portal: see
+//! `wire.rs`).
 //!
 //! A `DECLARE` is the statement that looks at the data: it is admitted,
 //! planned, refused or recorded like any query, and its rows wait in the

@@ -213,12 +213,10 @@ impl Statements {
             }
             let admission = self.admit(&login, QUERY_TIMEOUT).await?;
             let ctx = self.context(admission.runtime)?;
-            // A cursor statement is described as having no rows: its
-            // query's rows come with FETCH.
-            let cursor = matches!(
-                statement,
-                Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. }
-            );
+            // FETCH and CLOSE are described as having no rows (a FETCH's
+            // come in the simple protocol, as drivers send it); a DECLARE
+            // as its query, for its parameters.
+            let cursor = matches!(statement, Statement::Fetch { .. } | Statement::Close { .. });
             if savepoint(statement).is_some() || cursor {
                 return Ok(LogicalPlan::EmptyRelation(EmptyRelation {
                     produce_one_row: false,
@@ -234,8 +232,9 @@ impl Statements {
                 }
             }
             let session = self.session(&login, ctx).await?;
-            let plan = self.logical_plan(&session, statement).await?;
-            Ok(plan)
+            let declared = cursors::declared(statement);
+            let query = declared.as_ref().map_or(statement, |(_, query)| query);
+            self.logical_plan(&session, query).await
         };
         match described.await {
             Ok(plan) => Ok(plan),

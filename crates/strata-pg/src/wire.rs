@@ -19,7 +19,7 @@ use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers,
@@ -201,6 +201,10 @@ impl QueryParser for Parser {
         prepared: &Prepared,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
+        // A DECLARE answers no rows: its query's come with FETCH.
+        if matches!(prepared.statement, Statement::Declare { .. }) {
+            return Ok(Vec::new());
+        }
         let format = format.unwrap_or(&Format::UnifiedText);
         arrow_schema_to_pg_fields(prepared.plan.schema().as_arrow(), format, None)
     }
@@ -237,14 +241,28 @@ impl ExtendedQueryHandler for Queries {
         let params = deserialize_parameters_with_server_types(portal, &types, &wire)?;
         // Rows past `max_rows` wait in the portal (pgwire suspends it).
         let format = &portal.result_column_format;
-        (self.statements)
+        let answer = (self.statements)
             .run(
                 client,
                 (&prepared.sql, &prepared.statement),
                 Some(params),
                 format,
             )
-            .await
+            .await?;
+        // A cursor declared this way is also a portal of its name, which
+        // drivers describe to learn its columns (psycopg's named cursors).
+        if let Some((name, query)) = crate::cursors::declared(&prepared.statement) {
+            let described = Prepared {
+                sql: prepared.sql.clone(),
+                statement: query,
+                plan: prepared.plan.clone(),
+            };
+            let statement = Arc::new(StoredStatement::new(name.clone(), described, Vec::new()));
+            client
+                .portal_store()
+                .put_portal(Arc::new(Portal::new_cursor(name, statement)));
+        }
+        Ok(answer)
     }
 }
 
