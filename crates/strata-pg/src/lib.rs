@@ -10,6 +10,7 @@
 //! DDL, DML or `SET datafusion.…`), within its principal's limits, and
 //! every statement is recorded before it is answered (see [`Backend`]).
 
+mod answer;
 mod compat;
 mod cursors;
 mod login;

@@ -3,16 +3,13 @@
 //! newest state its role may see, recorded before its first row is sent,
 //! and recorded again when its rows are done.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
-use datafusion::arrow::array::RecordBatch;
+use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion::common::DFSchema;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
-use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Set, Statement};
@@ -23,14 +20,13 @@ use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::QueryHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
-use futures::{Stream, StreamExt, stream};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{QueryResponse, Response, Tag};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::data::DataRow;
 use strata_query::query_log::{Asker, End, Ending, QueryRecord, Start, new_query_id};
 use strata_query::{Planned, QuerySession, Running, verify_read_only};
 
+use crate::answer::{Finish, Started, answer};
 use crate::cursors::{self, Cursors};
 use crate::{Backend, Login};
 
@@ -75,7 +71,7 @@ impl Refusal {
     }
 }
 
-fn pg_error(code: &str, message: &str) -> PgWireError {
+pub(crate) fn pg_error(code: &str, message: &str) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),
         code.into(),
@@ -84,7 +80,7 @@ fn pg_error(code: &str, message: &str) -> PgWireError {
 }
 
 /// The SQLSTATE of a DataFusion error.
-fn code_of(error: &datafusion::error::DataFusionError) -> &'static str {
+pub(crate) fn code_of(error: &datafusion::error::DataFusionError) -> &'static str {
     use datafusion::error::DataFusionError as E;
     match error.find_root() {
         E::ResourcesExhausted(_) => "53200",
@@ -449,130 +445,4 @@ fn statement_timeout(client: &impl pgwire::api::ClientInfo) -> Duration {
         .and_then(|ms| ms.parse().ok())
         .map(Duration::from_millis)
         .map_or(QUERY_TIMEOUT, |asked| asked.min(QUERY_TIMEOUT))
-}
-
-/// A statement running, its first batch taken.
-struct Started {
-    session: QuerySession,
-    plan: Arc<dyn ExecutionPlan>,
-    first: Option<RecordBatch>,
-    rest: SendableRecordBatchStream,
-}
-
-/// What the end of an answer records, and holds until then.
-struct Finish {
-    backend: Arc<dyn Backend>,
-    record: QueryRecord,
-    received: Instant,
-    /// The principal's slot, held until the answer ends.
-    _slot: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl Finish {
-    fn end(&self, ending: Ending, rows: u64, bytes_scanned: u64) -> Vec<u8> {
-        self.record.end_lines(&End {
-            ending,
-            rows,
-            bytes_scanned,
-            duration_ms: self.received.elapsed().as_secs_f64() * 1e3,
-        })
-    }
-}
-
-/// The answer's rows, encoded as they come; once they are done (or cut
-/// short) the statement's end is recorded before the stream ends, and a
-/// client that stops reading (a closed portal, a cancel) records it as
-/// cancelled.
-fn answer(
-    fields: Arc<Vec<pgwire::api::results::FieldInfo>>,
-    started: Started,
-    deadline: Instant,
-    finish: Finish,
-) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
-    let Started {
-        session,
-        plan,
-        first,
-        rest,
-    } = started;
-    let rows = Arc::new(AtomicU64::new(0));
-    let cut: Arc<Mutex<Option<String>>> = Arc::default();
-    let batches = stream::iter(first.map(Ok)).chain(rest);
-    let timed = stream::unfold(Box::pin(batches), move |mut batches| async move {
-        match tokio::time::timeout_at(deadline.into(), batches.next()).await {
-            Ok(next) => next.map(|batch| (batch, batches)),
-            Err(_) => Some((
-                Err(datafusion::error::DataFusionError::Execution(
-                    "canceling statement due to statement timeout".into(),
-                )),
-                batches,
-            )),
-        }
-    });
-    let (counted, noted) = (rows.clone(), cut.clone());
-    let encoded = timed
-        .map(move |batch| match batch {
-            Ok(batch) => stream::iter(encode_recordbatch(fields.clone(), batch)).left_stream(),
-            Err(e) => {
-                *noted.lock().expect("cut lock") = Some(e.to_string());
-                stream::iter([Err(pg_error(code_of(&e), &e.to_string()))]).right_stream()
-            }
-        })
-        .flatten()
-        .inspect(move |row| {
-            if row.is_ok() {
-                counted.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-        // A cut answer stops at its error.
-        .scan(false, |stopped, row| {
-            let go = !*stopped;
-            *stopped |= row.is_err();
-            futures::future::ready(go.then_some(row))
-        });
-    let guard = Cancelled {
-        finish: Some(finish),
-        rows: rows.clone(),
-    };
-    let ending = stream::once(async move {
-        let mut guard = guard;
-        let finish = guard.finish.take().expect("finished once");
-        let ending = match cut.lock().expect("cut lock").take() {
-            Some(why) => Ending::CutShort(why),
-            None => Ending::Answered,
-        };
-        let bytes = session.stats(&plan).bytes_scanned as u64;
-        let lines = finish.end(ending, rows.load(Ordering::Relaxed), bytes);
-        if let Err(why) = finish.backend.record(lines).await {
-            tracing::error!(
-                "the end of query {} was not recorded: {why}",
-                finish.record.query_id
-            );
-        }
-        None
-    })
-    .filter_map(futures::future::ready);
-    encoded.chain(ending)
-}
-
-/// Records an answer its client stopped reading as cancelled.
-struct Cancelled {
-    finish: Option<Finish>,
-    rows: Arc<AtomicU64>,
-}
-
-impl Drop for Cancelled {
-    fn drop(&mut self) {
-        let Some(finish) = self.finish.take() else {
-            return;
-        };
-        let lines = finish.end(Ending::Cancelled, self.rows.load(Ordering::Relaxed), 0);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(why) = finish.backend.record(lines).await {
-                    tracing::error!("a cancelled query was not recorded: {why}");
-                }
-            });
-        }
-    }
 }
