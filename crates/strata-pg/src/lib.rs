@@ -66,6 +66,9 @@ pub trait Backend: Send + Sync + 'static {
         ctx: SessionContext,
         principal: &Authenticated,
     ) -> Result<QuerySession, QueryError>;
+    /// Whether a file `session` reads is gone from the newest state, so
+    /// that a statement that failed in it may be run again.
+    async fn moved_since(&self, session: &QuerySession) -> bool;
     /// Stores query records durably (see `strata_query::query_log`).
     async fn record(&self, lines: Vec<u8>) -> Result<(), String>;
     /// The fingerprint of `sql` (see `strata_query::query_log::fingerprint`).

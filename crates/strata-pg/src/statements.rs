@@ -30,6 +30,8 @@ use crate::answer::{Finish, Started, answer};
 use crate::cursors::{self, Cursors};
 use crate::{Backend, Login};
 
+/// Runs of a statement whose files a compaction removed under it.
+const ATTEMPTS: usize = 3;
 /// The longest a statement runs, whatever `statement_timeout` says.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Where `statement_timeout` is kept (by `datafusion-postgres`'s SET hook).
@@ -369,7 +371,9 @@ impl Statements {
         Ok(plan)
     }
 
-    /// Plans and starts `statement`, up to its first batch.
+    /// Plans and starts `statement`, up to its first batch, over the newest
+    /// state; again (up to [`ATTEMPTS`] times) when it failed because a
+    /// file it read was compacted or expired meanwhile.
     async fn start(
         &self,
         login: &Login,
@@ -377,20 +381,29 @@ impl Statements {
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Started, Refusal> {
-        let session = self.session(login, ctx).await?;
-        let plan = self.logical_plan(&session, statement).await?;
-        match session.start(plan, params).await {
-            Ok(Running { plan, first, rest }) => Ok(Started {
-                session,
-                plan,
-                first,
-                rest,
-            }),
-            Err(e) => Err(Refusal {
-                code: code_of(&e),
-                start: Start::Failed(e.to_string()),
-                read: session.planned(),
-            }),
+        let mut attempts = 1;
+        loop {
+            let session = self.session(login, ctx.clone()).await?;
+            let plan = self.logical_plan(&session, statement).await?;
+            let error = match session.start(plan, params.clone()).await {
+                Ok(Running { plan, first, rest }) => {
+                    return Ok(Started {
+                        session,
+                        plan,
+                        first,
+                        rest,
+                    });
+                }
+                Err(e) => e,
+            };
+            if attempts == ATTEMPTS || !self.backend.moved_since(&session).await {
+                return Err(Refusal {
+                    code: code_of(&error),
+                    start: Start::Failed(error.to_string()),
+                    read: session.planned(),
+                });
+            }
+            attempts += 1;
         }
     }
 

@@ -76,6 +76,10 @@ impl Backend for PgBackend {
         QuerySession::within(ctx, &self.shared.archive, snapshot, keys, buffered, scope).await
     }
 
+    async fn moved_since(&self, session: &QuerySession) -> bool {
+        (self.shared.moved_since(&session.snapshot).await).unwrap_or(false)
+    }
+
     async fn record(&self, lines: Vec<u8>) -> Result<(), String> {
         self.recorder.store(lines).await
     }

@@ -256,6 +256,15 @@ impl Shared {
         Ok(())
     }
 
+    /// Whether a file of `snapshot` is gone from the newest state (a
+    /// compaction or expiry since): a query that failed over `snapshot`
+    /// may then succeed over the newest.
+    pub async fn moved_since(&self, snapshot: &Snapshot) -> Result<bool, CatalogError> {
+        self.refresh_now().await?;
+        let newest = self.snapshot();
+        Ok((snapshot.files.keys()).any(|path| !newest.files.contains_key(path)))
+    }
+
     /// Who holds `token`, if anyone.
     pub fn authenticate(&self, token: &str) -> Option<Authenticated> {
         strata_access::authenticate(&self.snapshot().governance, token)

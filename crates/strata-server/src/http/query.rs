@@ -251,10 +251,8 @@ async fn start_on_newest(
             Err(Failure::Refused(refused)) => return Err(refused),
             Err(Failure::Query(error, session)) => (error, session),
         };
-        app.shared.refresh_now().await.map_err(|e| internal(&e))?;
-        let newest = app.shared.snapshot();
-        let moved = (session.snapshot.files.keys()).any(|path| !newest.files.contains_key(path));
-        if !moved || attempts == ATTEMPTS {
+        let moved = app.shared.moved_since(&session.snapshot).await;
+        if !moved.map_err(|e| internal(&e))? || attempts == ATTEMPTS {
             return Err(Refused {
                 status: StatusCode::BAD_REQUEST,
                 start: Start::Failed(error.to_string()),
