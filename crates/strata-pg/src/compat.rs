@@ -48,12 +48,17 @@ pub(crate) fn register(ctx: &SessionContext) {
 }
 
 /// A function of any arguments answering `value`.
-fn any_arguments(name: &str, value: ScalarValue) -> ScalarUDF {
+pub(crate) fn any_arguments(name: &str, value: ScalarValue) -> ScalarUDF {
+    constant(name, Signature::variadic_any(Volatility::Immutable), value)
+}
+
+/// A function of `signature` answering `value` whatever its arguments.
+fn constant(name: &str, signature: Signature, value: ScalarValue) -> ScalarUDF {
     let data_type = value.data_type();
     let answer = ColumnarValue::Scalar(value);
     ScalarUDF::new_from_impl(SimpleScalarUDF::new_with_signature(
         name,
-        Signature::variadic_any(Volatility::Immutable),
+        signature,
         data_type,
         Arc::new(move |_| Ok(answer.clone())),
     ))
@@ -100,19 +105,6 @@ fn pg_size_pretty() -> ScalarUDF {
     )
 }
 
-/// A function of `args` answering `value` whatever they are.
-fn constant(name: &str, args: Vec<DataType>, value: ScalarValue) -> ScalarUDF {
-    let data_type = value.data_type();
-    let answer = ColumnarValue::Scalar(value);
-    create_udf(
-        name,
-        args,
-        data_type,
-        Volatility::Immutable,
-        Arc::new(move |_| Ok(answer.clone())),
-    )
-}
-
 /// `version()` as PostgreSQL words it: drivers (SQLAlchemy, JDBC) read the
 /// server's version from its start.
 fn version() -> ScalarUDF {
@@ -121,7 +113,8 @@ fn version() -> ScalarUDF {
         env!("CARGO_PKG_VERSION"),
         datafusion::DATAFUSION_VERSION
     );
-    constant("version", vec![], ScalarValue::Utf8(Some(text)))
+    let nullary = Signature::nullary(Volatility::Immutable);
+    constant("version", nullary, ScalarValue::Utf8(Some(text)))
 }
 
 /// Server settings drivers read with `current_setting(name)` (SQLAlchemy's

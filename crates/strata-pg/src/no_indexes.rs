@@ -21,8 +21,7 @@ use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::common::Column;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::expr_fn::SimpleScalarUDF;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Signature, Volatility, create_udf};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::logical_expr::{LogicalPlanBuilder, cast, col, lit};
 use datafusion::prelude::SessionContext;
 
@@ -50,15 +49,8 @@ const KEY_COLUMNS: [&str; 11] = [
 pub(crate) fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(generate_subscripts());
     // The definition of an index (any of its forms), of which there is none.
-    let no_index = ColumnarValue::Scalar(ScalarValue::Utf8(None));
-    ctx.register_udf(ScalarUDF::new_from_impl(
-        SimpleScalarUDF::new_with_signature(
-            "pg_get_indexdef",
-            Signature::variadic_any(Volatility::Immutable),
-            DataType::Utf8,
-            Arc::new(move |_| Ok(no_index.clone())),
-        ),
-    ));
+    let no_index = ScalarValue::Utf8(None);
+    ctx.register_udf(crate::compat::any_arguments("pg_get_indexdef", no_index));
     let catalog = (ctx.catalog("datafusion"))
         .ok_or_else(|| DataFusionError::Internal("no catalog `datafusion`".into()))?;
     if let Some(inner) = catalog.schema("pg_catalog") {

@@ -31,16 +31,6 @@ use datafusion_postgres::datafusion_pg_catalog::sql::rules::{
     RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
 };
 
-/// The archive's tables and views, as every session names them.
-const ARCHIVE_TABLES: [&str; 6] = [
-    "events",
-    "access",
-    "data_usage",
-    "technical",
-    "strata_files",
-    "strata_audit",
-];
-
 /// Parses statements (see the module).
 #[derive(Debug)]
 pub(crate) struct SqlParser {
@@ -178,7 +168,7 @@ fn reads_the_archive(statement: &Statement) -> bool {
     let found = visit_relations(statement, |name| {
         let last = name.0.last().and_then(|part| part.as_ident());
         match last.map(|ident| ident.value.to_ascii_lowercase()) {
-            Some(table) if ARCHIVE_TABLES.contains(&table.as_str()) => ControlFlow::Break(()),
+            Some(table) if strata_query::is_archive_table(&table) => ControlFlow::Break(()),
             _ => ControlFlow::Continue(()),
         }
     });

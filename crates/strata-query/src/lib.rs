@@ -32,7 +32,8 @@ pub use pseudonym::Pseudonyms;
 pub use pseudonym_table::PseudonymTable;
 pub use scope::Scope;
 pub use session::{
-    Planned, QueryError, QuerySession, QueryStats, Running, Viewer, verify_read_only,
+    Planned, QueryError, QuerySession, QueryStats, Running, Viewer, is_archive_table,
+    verify_read_only,
 };
 pub use table::{ArchiveTable, ScanRecord};
 pub use utc_date::{UtcDateRewrite, utc_date};

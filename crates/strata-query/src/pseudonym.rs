@@ -133,10 +133,9 @@ impl<'a> RowKeys<'a> {
     /// A text column with each value replaced; nulls stay null.
     fn replace_text(&mut self, column: &ArrayRef) -> Result<ArrayRef> {
         let text = cast(column, &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
         let replaced: StringArray = (0..text.len())
-            .map(|row| {
-                (text.is_valid(row)).then(|| self.of(row, text.as_string::<i32>().value(row)))
-            })
+            .map(|row| text.is_valid(row).then(|| self.of(row, text.value(row))))
             .collect();
         Ok(cast(&replaced, column.data_type())?)
     }

@@ -121,6 +121,15 @@ pub struct QuerySession {
 
 const STORE_URL: &str = "strata://archive/";
 
+/// The tables a session registers (besides a view per family).
+const TABLES: [&str; 3] = ["events", "strata_files", "strata_audit"];
+
+/// Whether `name` is one of the archive's tables or family views, which
+/// every session names alike (whether it shows them or not).
+pub fn is_archive_table(name: &str) -> bool {
+    TABLES.contains(&name) || Family::parse(name).is_some()
+}
+
 impl QuerySession {
     /// Opens a session over the archive's latest committed state; encrypted
     /// files are read with `keys`.
@@ -193,7 +202,7 @@ impl QuerySession {
             }
         }
         let scans = Arc::new(Mutex::new(Vec::new()));
-        for table in ["events", "strata_files", "strata_audit"] {
+        for table in TABLES {
             ctx.deregister_table(table)?;
         }
         let events = ArchiveTable::new(files.clone(), store_urls, keys, scans.clone())
