@@ -86,36 +86,34 @@ class Server:
         self.pg_host, self.pg_port = listeners["postgresql"].split()[0].rsplit(":", 1)
         self.connection = None
 
-    def post(self, sql, accept):
-        """One query on the kept-alive connection: (seconds to the last byte, body)."""
-        if self.connection is None:
-            host, port = self.http.rsplit(":", 1)
-            self.connection = http.client.HTTPConnection(host, int(port), timeout=600)
+    def send(self, connection, sql, accept):
+        """Sends `sql` as `POST /v1/query` on `connection`; the 200 response, headers read."""
         body = json.dumps({"sql": sql})
         headers = {"Authorization": f"Bearer {self.token}", "Accept": accept,
                    "Content-Type": "application/json"}
-        start = time.perf_counter()
-        self.connection.request("POST", "/v1/query", body, headers)
-        response = self.connection.getresponse()
-        data = response.read()
-        seconds = time.perf_counter() - start
-        if response.status != 200:
-            raise BenchError(f"HTTP {response.status} for {sql}: {data[:500]!r}")
-        return seconds, data
-
-    def arrow_rows(self, sql):
-        """The query as an Arrow IPC stream decoded by pyarrow: (seconds, rows)."""
-        host, port = self.http.rsplit(":", 1)
-        connection = http.client.HTTPConnection(host, int(port), timeout=600)
-        body = json.dumps({"sql": sql})
-        headers = {"Authorization": f"Bearer {self.token}",
-                   "Accept": "application/vnd.apache.arrow.stream",
-                   "Content-Type": "application/json"}
-        start = time.perf_counter()
         connection.request("POST", "/v1/query", body, headers)
         response = connection.getresponse()
         if response.status != 200:
             raise BenchError(f"HTTP {response.status} for {sql}: {response.read()[:500]!r}")
+        return response
+
+    def new_connection(self):
+        host, port = self.http.rsplit(":", 1)
+        return http.client.HTTPConnection(host, int(port), timeout=600)
+
+    def post(self, sql, accept):
+        """One query on the kept-alive connection: (seconds to the last byte, body)."""
+        if self.connection is None:
+            self.connection = self.new_connection()
+        start = time.perf_counter()
+        data = self.send(self.connection, sql, accept).read()
+        return time.perf_counter() - start, data
+
+    def arrow_rows(self, sql):
+        """The query as an Arrow IPC stream decoded by pyarrow: (seconds, rows)."""
+        connection = self.new_connection()
+        start = time.perf_counter()
+        response = self.send(connection, sql, "application/vnd.apache.arrow.stream")
         rows = sum(batch.num_rows for batch in pyarrow.ipc.open_stream(response))
         seconds = time.perf_counter() - start
         connection.close()
