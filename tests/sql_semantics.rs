@@ -39,7 +39,7 @@ const EDGE_EVENTS: &str = r#"{"ts":"2025-01-31T23:59:59.999999Z","tenant":"edge-
 {"ts":"2025-02-01T04:59:59.999999+05:00","tenant":"edge-co","family":"access","action":"logout","user":""}
 {"ts":1740787200000,"tenant":"edge.two","family":"technical","action":"error","severity":"error","bytes":0,"duration_ms":0.0}
 {"ts":"2025-02-28T23:59:59.999999Z","tenant":"edge.two","family":"technical","action":"error","message":"100% done_"}
-{"ts":"2025-03-01T00:00:00.000001Z","tenant":"edge.two","family":"data_usage","action":"export","records":18446744073709551615}
+{"ts":"2025-03-01T00:00:00.000001Z","tenant":"edge.two","family":"data_usage","action":"export","records":9223372036854775807}
 {"ts":"2025-04-30T23:59:59.999999-00:00","tenant":"edge-co","family":"data_usage","action":"read","attrs":{"k":"w","n":3}}
 "#;
 

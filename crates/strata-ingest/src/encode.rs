@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use bytes::Bytes;
@@ -251,12 +251,33 @@ impl Iterator for FileBatches {
         // Files carry the same columns; re-attach the canonical schema (metadata included).
         Some(
             batch
-                .and_then(|batch| {
-                    RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())
-                })
+                .and_then(|batch| to_contract_types(&self.schema, batch.columns()))
                 .map_err(ParquetError::from),
         )
     }
+}
+
+/// The columns of a file as the contract's `schema` types them. Files
+/// written before counts were Int64 hold `bytes` and `records` as UInt64;
+/// they are cast, and a value above 2^63 − 1 (which no contract accepted
+/// since) fails the read rather than wrapping.
+fn to_contract_types(
+    schema: &SchemaRef,
+    columns: &[ArrayRef],
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let strict = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let columns = (schema.fields().iter().zip(columns))
+        .map(
+            |(field, column)| match column.data_type() == field.data_type() {
+                true => Ok(Arc::clone(column)),
+                false => arrow::compute::cast_with_options(column, field.data_type(), &strict),
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
 #[cfg(test)]
@@ -288,5 +309,38 @@ mod tests {
             .unwrap()
             .as_string::<i32>();
         assert_eq!(message.value(0), "m1000");
+    }
+
+    #[test]
+    fn a_file_written_with_unsigned_counts_reads_as_the_contract_types() {
+        use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+        let line = r#"{"ts":1000,"tenant":"t","family":"access","action":"read","bytes":42}"#;
+        let mut builder = EventBatchBuilder::new();
+        builder.append(&parse_line(line.as_bytes()).unwrap());
+        let batch = builder.finish(9).unwrap();
+        // The file as strata wrote it before counts were Int64.
+        let unsigned = |column: &ArrayRef| match column.data_type() {
+            DataType::Int64 => arrow::compute::cast(column, &DataType::UInt64).unwrap(),
+            _ => Arc::clone(column),
+        };
+        let fields = (batch.schema().fields().iter())
+            .map(|f| match f.data_type() {
+                DataType::Int64 => Arc::new(Field::new(f.name(), DataType::UInt64, true)),
+                _ => Arc::clone(f),
+            })
+            .collect::<Vec<_>>();
+        let old = RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            batch.columns().iter().map(unsigned).collect(),
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, old.schema(), None).unwrap();
+        writer.write(&old).unwrap();
+        writer.close().unwrap();
+        let back = read_file(bytes.into(), None).unwrap();
+        assert_eq!(back[0].schema(), contract().arrow_schema());
+        let counts = back[0].column_by_name("bytes").unwrap();
+        assert_eq!(counts.as_primitive::<Int64Type>().value(0), 42);
     }
 }

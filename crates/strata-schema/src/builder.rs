@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Builder, MapBuilder, StringBuilder, TimestampMicrosecondArray,
-    TimestampMicrosecondBuilder, UInt64Builder,
+    ArrayRef, Float64Builder, Int64Builder, MapBuilder, StringBuilder, TimestampMicrosecondArray,
+    TimestampMicrosecondBuilder,
 };
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -15,7 +15,7 @@ use crate::event::{Event, Value};
 enum Column {
     Timestamp(TimestampMicrosecondBuilder),
     Text(StringBuilder),
-    UInt(UInt64Builder),
+    Count(Int64Builder),
     Float(Float64Builder),
     Attrs(Box<MapBuilder<StringBuilder, StringBuilder>>),
     /// `ingested_at`: one value for the whole batch, filled in by `finish`.
@@ -93,7 +93,7 @@ impl EventBatchBuilder {
                     FieldKind::Tenant | FieldKind::Enum | FieldKind::String | FieldKind::Ip => {
                         Column::Text(StringBuilder::with_capacity(rows, size.text_bytes))
                     }
-                    FieldKind::Uint64 => Column::UInt(UInt64Builder::with_capacity(rows)),
+                    FieldKind::Count => Column::Count(Int64Builder::with_capacity(rows)),
                     FieldKind::Float64 => Column::Float(Float64Builder::with_capacity(rows)),
                     FieldKind::Attrs => Column::Attrs(Box::new(MapBuilder::with_capacity(
                         None,
@@ -126,8 +126,8 @@ impl EventBatchBuilder {
                 (Column::Timestamp(b), _) => b.append_null(),
                 (Column::Text(b), Value::Text(v)) => b.append_value(v),
                 (Column::Text(b), _) => b.append_null(),
-                (Column::UInt(b), Value::UInt(v)) => b.append_value(*v),
-                (Column::UInt(b), _) => b.append_null(),
+                (Column::Count(b), Value::Count(v)) => b.append_value(*v),
+                (Column::Count(b), _) => b.append_null(),
                 (Column::Float(b), Value::Float(v)) => b.append_value(*v),
                 (Column::Float(b), _) => b.append_null(),
                 (Column::Attrs(b), Value::Attrs(entries)) => {
@@ -155,7 +155,7 @@ impl EventBatchBuilder {
                 match column {
                     Column::Timestamp(b) => Arc::new(b.finish()),
                     Column::Text(b) => Arc::new(b.finish()),
-                    Column::UInt(b) => Arc::new(b.finish()),
+                    Column::Count(b) => Arc::new(b.finish()),
                     Column::Float(b) => Arc::new(b.finish()),
                     Column::Attrs(b) => Arc::new(b.finish()),
                     Column::System => Arc::new(
@@ -174,7 +174,7 @@ mod tests {
     use super::*;
     use crate::parse_line;
     use arrow::array::{Array, AsArray, MapArray};
-    use arrow::datatypes::UInt64Type;
+    use arrow::datatypes::Int64Type;
 
     #[test]
     fn builds_a_batch_matching_the_contract_schema() {
@@ -195,7 +195,7 @@ mod tests {
         let bytes = batch
             .column_by_name("bytes")
             .unwrap()
-            .as_primitive::<UInt64Type>();
+            .as_primitive::<Int64Type>();
         assert_eq!(bytes.value(0), 7);
         assert!(bytes.is_null(1));
         let attrs = batch

@@ -22,8 +22,12 @@ pub enum FieldKind {
     String,
     /// An IPv4 or IPv6 address, stored as canonical text.
     Ip,
-    /// A non-negative integer.
-    Uint64,
+    /// A non-negative integer of at most 2^63 − 1, stored as Int64: every
+    /// engine reads it as a 64-bit integer (Spark, Trino and Athena have no
+    /// unsigned types, and read UInt64 as `decimal(20,0)`; Polars refuses it
+    /// under a Delta `long`). `uint64` is the contract's name for it.
+    #[serde(rename = "uint64")]
+    Count,
     /// A non-negative number.
     Float64,
     /// A map of text keys to text values.
@@ -98,7 +102,7 @@ fn arrow_type(kind: FieldKind) -> DataType {
     match kind {
         FieldKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         FieldKind::Tenant | FieldKind::Enum | FieldKind::String | FieldKind::Ip => DataType::Utf8,
-        FieldKind::Uint64 => DataType::UInt64,
+        FieldKind::Count => DataType::Int64,
         FieldKind::Float64 => DataType::Float64,
         FieldKind::Attrs => attrs_type(),
     }

@@ -58,7 +58,7 @@ pub(crate) enum Value<'a> {
     Null,
     Text(Cow<'a, str>),
     Timestamp(i64),
-    UInt(u64),
+    Count(i64),
     Float(f64),
     Attrs(Vec<(Cow<'a, str>, Cow<'a, str>)>),
 }
@@ -304,8 +304,13 @@ fn convert<'a>(spec: &'static FieldSpec, json: Json<'a>) -> Result<Value<'a>, St
                 )),
             }
         }
-        FieldKind::Uint64 => match json {
-            Json::UInt(n) => Ok(Value::UInt(n)),
+        FieldKind::Count => match json {
+            Json::UInt(n) => match i64::try_from(n) {
+                Ok(n) => Ok(Value::Count(n)),
+                Err(_) => Err(format!(
+                    "field `{name}` must be at most 9223372036854775807 (2^63 - 1), got {n}"
+                )),
+            },
             Json::Int(n) => Err(format!(
                 "field `{name}` must be a non-negative integer, got {n}"
             )),
@@ -675,6 +680,10 @@ mod tests {
             (
                 r#"{"ts":0,"tenant":"acme","family":"access","action":"x","bytes":-5}"#,
                 "field `bytes`",
+            ),
+            (
+                r#"{"ts":0,"tenant":"acme","family":"access","action":"x","bytes":9223372036854775808}"#,
+                "field `bytes` must be at most 9223372036854775807",
             ),
             (
                 r#"{"ts":0,"tenant":"acme","family":"access","action":"x","records":"7"}"#,

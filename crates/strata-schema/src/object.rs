@@ -81,7 +81,7 @@ impl Event<'_> {
                         .expect("parsed timestamps are within the supported years");
                     write_str(out, &time.to_rfc3339_opts(SecondsFormat::AutoSi, true));
                 }
-                Value::UInt(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                Value::Count(n) => out.extend_from_slice(n.to_string().as_bytes()),
                 Value::Float(n) => {
                     serde_json::to_writer(&mut *out, n).expect("parsed numbers are finite")
                 }
@@ -142,6 +142,7 @@ mod tests {
             json!({"ts": 0, "tenant": "acme", "family": "access"}),
             json!({"ts": 0, "tenant": "Acme", "family": "access", "action": "x"}),
             json!({"ts": 0, "tenant": "acme", "family": "access", "action": "x", "bytes": -5}),
+            json!({"ts": 0, "tenant": "acme", "family": "access", "action": "x", "bytes": u64::MAX}),
             json!({"ts": 1.5, "tenant": "acme", "family": "access", "action": "x"}),
             json!({"ts": 0, "tenant": "acme", "family": "access", "action": "x", "attrs": 3}),
         ];
@@ -154,7 +155,7 @@ mod tests {
 
     #[test]
     fn a_written_line_parses_back_to_its_event() {
-        let line = br#"{"ts":"2026-03-01T10:00:00.123456+02:00","tenant":"acme","family":"technical","action":"x\ny","severity":"error","src_ip":"::ffff:10.0.0.1","records":18446744073709551615,"duration_ms":0.1,"attrs":{"k":"v","k":"w","n":1},"extra":["a"]}"#;
+        let line = br#"{"ts":"2026-03-01T10:00:00.123456+02:00","tenant":"acme","family":"technical","action":"x\ny","severity":"error","src_ip":"::ffff:10.0.0.1","records":9223372036854775807,"duration_ms":0.1,"attrs":{"k":"v","k":"w","n":1},"extra":["a"]}"#;
         let event = parse_line(line).unwrap();
         let mut written = Vec::new();
         event.write_line(&mut written);
@@ -194,7 +195,7 @@ mod tests {
             family in prop::sample::select(vec!["access", "data_usage", "technical"]),
             action in "\\PC{1,12}",
             user in prop::option::of("(\\PC|[\\x00-\\x1f]){0,12}"),
-            bytes in prop::option::of(any::<u64>()),
+            bytes in prop::option::of(0..=i64::MAX as u64),
             duration in prop::option::of(0.0..1e7f64),
             ip in prop::option::of(any::<std::net::IpAddr>()),
             attrs in prop::option::of(prop::collection::btree_map("\\PC{1,6}", any_json(), 0..4)),
