@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of the hot paths: JSON decode, partitioning
 //! and sort, Parquet encode, catalog load and query planning over a large
-//! catalog. Run with `cargo bench --bench hot_paths`; results and how to
+//! catalog, and the Delta publication's share of a commit. Run with `cargo bench --bench hot_paths`; results and how to
 //! read them are in benches/README.md.
 
 use std::hint::black_box;
@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use object_store::{ObjectStore, ObjectStoreExt};
 use strata_gen::{GenConfig, TimeOrder, generate, tenant_names};
 use strata_ingest::block::{Block, parse_block};
 use strata_ingest::encode_sorted;
 use strata_query::QuerySession;
 use strata_schema::{EventBatchBuilder, parse_line};
-use strata_store::{Draft, FileMeta, Missing, PartitionKey, open_archive};
+use strata_store::{Draft, FileMeta, Missing, PartitionKey, delta, open_archive};
 
 /// The allocator the `strata` binary uses, so the timings are the binary's.
 #[cfg(not(target_env = "msvc"))]
@@ -206,5 +207,110 @@ fn catalog(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, encode, catalog);
+/// Ten new files of one partition month, named by `n`.
+fn ten_files(n: u64) -> Vec<FileMeta> {
+    let start = 1_893_456_000_000_000; // 2030-01-01
+    (0..10)
+        .map(|i| FileMeta {
+            path: format!(
+                "tenant=acme-health/family=access/month=2030-01/part-{n:08x}{i:08x}.parquet"
+            ),
+            tenant: "acme-health".into(),
+            family: "access".into(),
+            month: "2030-01".into(),
+            size: 1 << 20,
+            sha256: format!("{n:032x}{i:032x}"),
+            rows: 1000,
+            min_ts: start,
+            max_ts: start + 1,
+            location: None,
+            key_version: None,
+        })
+        .collect()
+}
+
+/// The Delta publication's share of a commit on a long-lived archive: a
+/// whole commit (entry, signed checkpoint skipped: no key; Delta version),
+/// and the publication's parts alone (computing the version, storing it,
+/// and every 100 commits a checkpoint of the whole table).
+fn delta(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (location, _) = large_catalog(dir.path(), 100_000);
+    let archive = open_archive(&location, Missing::Fail).expect("archive");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut snapshot = runtime.block_on(archive.catalog.load()).expect("load");
+    let mut group = c.benchmark_group("delta publication, 100k files");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
+    let mut n = 0;
+    group.bench_function("commit 10 files, Delta version included", |b| {
+        b.iter(|| {
+            n += 1;
+            let draft = Draft {
+                operation: "ingest".into(),
+                actor: "bench".into(),
+                add: ten_files(n),
+                ..Default::default()
+            };
+            runtime
+                .block_on(archive.catalog.commit(&mut snapshot, draft))
+                .expect("commit")
+        })
+    });
+    let (entry, hash) = runtime
+        .block_on(archive.catalog.read_entry(snapshot.seq))
+        .expect("read")
+        .expect("the last entry");
+    let marks = snapshot.governance.marks.clone();
+    group.bench_function("compute the Delta version of a 10-file commit", |b| {
+        b.iter(|| black_box(delta::version(&marks, &entry, &hash, &snapshot)))
+    });
+    let bytes = delta::version(&marks, &entry, &hash, &snapshot);
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir_all(&scratch).expect("scratch folder");
+    let store = object_store::local::LocalFileSystem::new_with_prefix(&scratch).expect("store");
+    let mut k = 0u64;
+    group.bench_function(
+        "store a Delta version (create-only put, previous one read)",
+        |b| {
+            b.iter(|| {
+                k += 1;
+                runtime.block_on(async {
+                    let options = object_store::PutOptions {
+                        mode: object_store::PutMode::Create,
+                        ..Default::default()
+                    };
+                    let path = object_store::path::Path::from(format!("{k:020}.json"));
+                    let payload = object_store::PutPayload::from(bytes.clone());
+                    store.put_opts(&path, payload, options).await.expect("put");
+                    store
+                        .get(&path)
+                        .await
+                        .expect("get")
+                        .bytes()
+                        .await
+                        .expect("bytes")
+                })
+            })
+        },
+    );
+    let (first, first_hash) = runtime
+        .block_on(archive.catalog.read_entry(1))
+        .expect("read")
+        .expect("the first entry");
+    group.bench_function(
+        "build a Delta checkpoint of 100k files (every 100 commits)",
+        |b| {
+            b.iter(|| {
+                black_box(
+                    delta::checkpoint_bytes(&first, &first_hash, &snapshot).expect("checkpoint"),
+                )
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, decode, encode, catalog, delta);
 criterion_main!(benches);

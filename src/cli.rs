@@ -83,6 +83,9 @@ pub enum Command {
     /// Summarise the archive's catalog: commits, partitions, files, bytes.
     #[command(after_help = "Example:\n  strata --archive s3://audit-logs/prod status")]
     Status,
+    /// Publish the catalog as a Delta Lake table (`_delta_log/`): write the versions missing.
+    #[command(after_help = PUBLISH_EXAMPLES)]
+    Publish,
     /// Write realistic synthetic BPO compliance events as NDJSON.
     #[command(after_help = GEN_EXAMPLES)]
     Gen(GenArgs),
@@ -91,13 +94,27 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+const PUBLISH_EXAMPLES: &str = "\
+Every commit is published as it is made: catalog entry N is Delta version N, listing the
+files that became visible and those that stopped being visible (compacted, tiered, or in a
+partition marked for expiry). This command writes the versions a stopped writer left
+unpublished, and publishes an archive made before publication existed, in full. It is safe
+to rerun and to run beside writers: a version is the same whoever writes it.
+Engines that read Delta (Spark, Trino, Athena, Snowflake, DuckDB, Polars) then read the
+archive root as a table; see docs/engines.md.
+
+Example:
+  strata --archive s3://audit-logs/prod publish";
+
 const VERIFY_EXAMPLES: &str = "\
 Replays the catalog from its first entry: checks the hash chain, rebuilds the Merkle tree
-and compares it with every signed checkpoint, then lists the store and checks every object.
-Findings, each with the object's path:
-  MODIFIED        a file's size or bytes differ from what was committed
-  MISSING         a committed file is gone and no entry removed it
-  UNSEALED        an object no entry lists, or entries no signed checkpoint covers
+and compares it with every signed checkpoint and its Delta Lake publication (_delta_log/),
+then lists the store and checks every object. Findings, each with the object's path:
+  MODIFIED        a file's size or bytes differ from what was committed, or a Delta version
+                  or checkpoint is not the publication of the catalog
+  MISSING         a committed file is gone and no entry removed it, or a Delta version is
+  UNSEALED        an object no entry lists, entries no signed checkpoint covers or not yet
+                  published (`strata publish`), a Delta version strata did not write
   CHAIN_BROKEN    a catalog entry was edited, removed or reordered
   BAD_SIGNATURE   a checkpoint is not signed by the pinned key
   TRUNCATED       the log is shorter than a checkpoint (or --trusted) says it was

@@ -4,6 +4,7 @@ mod cli;
 mod demo;
 mod ingest;
 mod output;
+mod publish;
 mod retention;
 mod serve;
 mod serve_config;
@@ -165,6 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(command) => users::run(&sealed(Missing::Fail)?, command).await,
         Command::Serve(args) => serve::run(sealed(Missing::Fail)?, args).await,
         Command::Status => sql::status(&archive(Missing::Fail)?).await,
+        Command::Publish => publish::run(&archive(Missing::Fail)?).await,
         Command::Gen(args) => demo::generate(args),
         Command::Demo(args) => demo::run(&sealed(Missing::Create)?, args).await,
     }

@@ -137,16 +137,10 @@ fn entries(archive: &Path) -> u64 {
 
 /// Paths of data files, relative to the archive.
 fn data_files(archive: &Path) -> Vec<String> {
-    files_under(archive)
-        .iter()
-        .map(|p| {
-            p.strip_prefix(archive)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|p| p.ends_with(".parquet"))
-        .collect()
+    // Files a commit replaced wait for deletion; they are not the archive's.
+    let waiting = awaiting_deletion(archive);
+    let on_disk = common::data_files(archive).into_iter();
+    on_disk.filter(|p| !waiting.contains(p)).collect()
 }
 
 /// The data paths entry `seq` adds.
@@ -532,6 +526,7 @@ fn cutting_off_or_rolling_back_the_log_is_caught_with_a_trusted_checkpoint() {
     }
     std::fs::remove_file(archive.join(entry_name(n))).unwrap();
     std::fs::remove_file(archive.join(checkpoint_name(n))).unwrap();
+    std::fs::remove_file(archive.join(format!("_delta_log/{n:020}.json"))).unwrap();
     let (status, report) = verify(&archive, &[]);
     assert_eq!(
         status, 0,
@@ -557,9 +552,15 @@ fn cutting_off_or_rolling_back_the_log_is_caught_with_a_trusted_checkpoint() {
     let (status, report) = verify(&archive, &[]);
     assert_eq!(status, 2);
     let unsealed: Vec<_> = findings(&report).into_iter().map(|f| f.1).collect();
-    let mut newest = added_by(&fixture.archive, n);
-    newest.sort();
-    assert_eq!(unsealed, newest, "{report:#}");
+    // So does its Delta version, which engines would still read.
+    let newest = added_by(&fixture.archive, n);
+    let newest_version = format!("_delta_log/{n:020}.json");
+    let mut expected = newest.clone();
+    expected.push(newest_version.clone());
+    expected.sort();
+    assert_eq!(unsealed, expected, "{report:#}");
+    // A thorough attacker takes that version away too.
+    std::fs::remove_file(archive.join(&newest_version)).unwrap();
 
     // Then commit something else on top: the log is as long as the witness's
     // checkpoint again but no longer extends it.

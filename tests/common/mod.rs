@@ -33,6 +33,7 @@ pub fn strata(archive: &Path) -> Command {
         .env("STRATA_WRITER_LEASE_SECS", LEASE_SECS.to_string())
         .env("STRATA_KEYRING", keyring(archive))
         .env_remove("STRATA_WITNESS")
+        .env_remove("STRATA_KEEP_REPLACED_SECS")
         .env("STRATA_ACTOR", "test")
         .env_remove("STRATA_LOG");
     cmd
@@ -216,4 +217,28 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// The Parquet data files under `dir` (an archive or a cold store), as paths
+/// relative to it; the Delta log's checkpoints are not data files.
+pub fn data_files(dir: &Path) -> std::collections::BTreeSet<String> {
+    (files_under(dir).iter())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+        .filter(|p| !p.starts_with("_delta_log"))
+        .collect()
+}
+
+/// The data files that commits replaced and that wait, named in
+/// `_strata/replaced/` records, until readers of older states are done.
+pub fn awaiting_deletion(archive: &Path) -> std::collections::BTreeSet<String> {
+    let mut paths = std::collections::BTreeSet::new();
+    for record in files_under(&archive.join("_strata/replaced")) {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+        for object in record["objects"].as_array().unwrap() {
+            paths.insert(object["path"].as_str().unwrap().to_string());
+        }
+    }
+    paths
 }

@@ -11,8 +11,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use strata_keys::envelope::{KeyProvider, decryption_properties, encryption_properties};
 use strata_store::{
-    Archive, Draft, FileMeta, PartitionKey, Pending, Snapshot, Writer, data_file_path, reconcile,
-    sha256_hex,
+    Archive, Draft, FileMeta, PartitionKey, Pending, Snapshot, Writer, data_file_path,
+    delete_replaced, reconcile, sha256_hex,
 };
 use tokio::runtime::Handle;
 
@@ -203,12 +203,12 @@ async fn compact_rounds(
                         ..Default::default()
                     };
                     let commit = archive.catalog.commit(&mut snapshot, draft).await;
-                    commit.map(|_| added).map_err(IngestError::from)
+                    commit.map(|seq| (seq, added)).map_err(IngestError::from)
                 }
                 Err(e) => Err(e),
             };
-            let added = match committed {
-                Ok(added) => added,
+            let (seq, added) = match committed {
+                Ok(committed) => committed,
                 Err(e) => {
                     // Lost a race if a source is gone from the catalog now.
                     snapshot = archive.catalog.load().await?;
@@ -228,11 +228,11 @@ async fn compact_rounds(
             report.bytes_removed += removed.iter().map(|f| f.size).sum::<u64>();
             report.files_added += added.len();
             report.bytes_added += added.iter().map(|f| f.size).sum::<u64>();
-            // Deleting after the commit: a crash here leaves unreferenced objects, never missing ones.
-            for file in &removed {
-                if let Err(e) = archive.store.delete(&Path::from(file.path.as_str())).await {
-                    tracing::warn!("compacted file {} not deleted: {e}", file.path);
-                }
+            // Deleted after the commit, and only once readers of the state
+            // before it are done: a crash here leaves unreferenced objects,
+            // never missing ones.
+            if let Err(e) = delete_replaced(&archive.stores, seq, &removed).await {
+                tracing::warn!("the files compacted by commit {seq} are not deleted: {e}");
             }
         }
     }

@@ -3,7 +3,7 @@
 //! named in the writer record first, so `kill -9` at any point followed by
 //! a rerun ends exactly as an uninterrupted run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use strata_ingest::{ZSTD_LEVEL_DEFAULT, merge_files, read_file};
 use strata_keys::envelope::{KeyProvider, decryption_properties};
 use strata_store::{
     Archive, CatalogError, Change, Conflict, Draft, FileMeta, Mark, Missing, PartitionRecord,
-    Pending, Snapshot, Writer, delete_objects, reconcile,
+    Pending, Snapshot, Writer, delete_objects, delete_replaced, purge_replaced, reconcile,
 };
 
 use crate::plan::{Action, ActionKind, Plan, plan};
@@ -122,7 +122,7 @@ pub async fn run(
                 .collect();
             archive.catalog.commit(&mut snapshot, commit).await?;
             report.commits += 1;
-            report.objects_deleted += delete_files(archive, &files).await?;
+            report.objects_deleted += delete_files(archive, &snapshot, &files).await?;
             chunk.iter().for_each(|a| observer.done(a));
         }
 
@@ -160,7 +160,7 @@ pub async fn run(
             )
             .await?;
             report.commits += 1;
-            report.objects_deleted += delete_files(archive, &action.files).await?;
+            report.objects_deleted += delete_files(archive, &snapshot, &action.files).await?;
             observer.done(action);
         }
 
@@ -184,9 +184,17 @@ pub async fn run(
             commit.remove = action.files.clone();
             report.bytes_tiered += meta.size;
             commit.add = vec![meta];
-            archive.catalog.commit(&mut snapshot, commit).await?;
+            let seq = archive.catalog.commit(&mut snapshot, commit).await?;
             report.commits += 1;
-            report.objects_deleted += delete_files(archive, &action.files).await?;
+            // The hot copies hold the same rows as the cold file: they stay
+            // for readers of the state before, as compaction's sources do,
+            // unless they are the plaintext this tiering encrypted.
+            let encrypted_now =
+                action.encrypt && action.files.iter().any(|f| f.key_version.is_none());
+            report.objects_deleted += match encrypted_now {
+                true => delete_files(archive, &snapshot, &action.files).await?,
+                false => delete_replaced(&archive.stores, seq, &action.files).await?,
+            };
             observer.done(action);
         }
         for shred in plan.shreds.iter().filter(|s| s.held_by.is_none()) {
@@ -217,7 +225,7 @@ pub async fn run(
                 )
                 .await?;
                 report.commits += 1;
-                report.objects_deleted += delete_files(archive, &files).await?;
+                report.objects_deleted += delete_files(archive, &snapshot, &files).await?;
             }
             // The receipt is committed before any key is destroyed: a hold
             // placed since the plan makes the commit conflict, and the hold wins.
@@ -351,7 +359,19 @@ async fn check_copy(
 }
 
 /// Deletes committed-away files from wherever they are stored; returns how many.
-async fn delete_files(archive: &Archive, files: &[FileMeta]) -> Result<u64, RetentionError> {
+/// Deletes `files` at once, with every copy of their partitions that an
+/// earlier commit replaced and keeps for readers of older states: deleting
+/// these is the point (expiry, erasure), so no copy may linger.
+async fn delete_files(
+    archive: &Archive,
+    snapshot: &Snapshot,
+    files: &[FileMeta],
+) -> Result<u64, RetentionError> {
     let objects: Vec<Pending> = files.iter().map(Pending::of).collect();
-    Ok(delete_objects(&archive.stores, &objects).await?)
+    let deleted = delete_objects(&archive.stores, &objects).await?;
+    let partitions: BTreeSet<String> = (files.iter())
+        .map(|f| format!("{}/", PartitionRecord::of(f).key()))
+        .collect();
+    let doomed = |p: &Pending| partitions.iter().any(|key| p.path.starts_with(key));
+    Ok(deleted + purge_replaced(&archive.stores, snapshot, &doomed).await?)
 }

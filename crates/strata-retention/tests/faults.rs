@@ -95,6 +95,9 @@ async fn retained(archive: &Archive, world: &Path) -> Retained {
         .collect();
     let catalogued = |file: &FileMeta| (file.location.clone(), file.path.clone());
     let catalogued: Vec<_> = snapshot.files.values().map(catalogued).collect();
+    // Files a commit replaced wait for readers of older states (or, when the
+    // writer stopped before recording them, were deleted by the rerun).
+    let waiting = awaiting_deletion(&world.join("archive"));
     let mut leftovers = Vec::new();
     for (folder, location) in [
         (world.join("archive"), None),
@@ -104,7 +107,8 @@ async fn retained(archive: &Archive, world: &Path) -> Retained {
         ),
     ] {
         for path in data_files(&folder, &folder) {
-            if !catalogued.contains(&(location.clone(), path.clone())) {
+            let object = (location.clone(), path.clone());
+            if !catalogued.contains(&object) && !waiting.contains(&object) {
                 leftovers.push(format!("{} in {}", path, folder.display()));
             }
         }
@@ -119,6 +123,23 @@ async fn retained(archive: &Archive, world: &Path) -> Retained {
         live_keys,
         leftovers,
     }
+}
+
+/// The objects the `_strata/replaced/` records of `archive` name.
+fn awaiting_deletion(archive: &Path) -> Vec<(Option<String>, String)> {
+    let Ok(records) = std::fs::read_dir(archive.join("_strata/replaced")) else {
+        return Vec::new();
+    };
+    let mut objects = Vec::new();
+    for record in records {
+        let bytes = std::fs::read(record.unwrap().path()).unwrap();
+        let record: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        for object in record["objects"].as_array().unwrap() {
+            let location = object["location"].as_str().map(String::from);
+            objects.push((location, object["path"].as_str().unwrap().to_string()));
+        }
+    }
+    objects
 }
 
 /// The Parquet files under `folder`, relative to `root`.

@@ -4,8 +4,10 @@
 
 mod archive;
 mod catalog;
+pub mod delta;
 mod governance;
 mod layout;
+mod replaced;
 mod writers;
 
 pub use archive::{Archive, ArchiveError, Missing, Opener, Stores, open_archive, open_location};
@@ -22,6 +24,7 @@ pub use governance::{
 pub use layout::{
     CATALOG_PREFIX, PartitionKey, data_file_path, is_data_file_path, partition_of_path,
 };
+pub use replaced::{REPLACED_PREFIX, delete_replaced, keep_replaced, purge_replaced};
 pub use writers::{
     Pending, Reconciled, WRITERS_PREFIX, Writer, WriterRecord, delete_objects, host_name,
     reconcile, writer_records,

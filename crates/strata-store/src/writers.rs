@@ -349,10 +349,13 @@ pub struct Reconciled {
     pub writers: usize,
     /// Objects deleted because no commit lists them.
     pub objects: u64,
+    /// Replaced files deleted because their keep time was over.
+    pub replaced: u64,
 }
 
-/// Removes what dead writers left behind: their pending objects the
-/// catalog does not list, then their records.
+/// Removes what dead writers left behind (their pending objects the
+/// catalog does not list, then their records) and the replaced files whose
+/// keep time is over (see [`crate::replaced`]).
 pub async fn reconcile(stores: &Stores, catalog: &Catalog) -> Result<Reconciled, CatalogError> {
     let now = Utc::now();
     let stale: Vec<_> = writer_records(stores.archive().as_ref())
@@ -361,10 +364,12 @@ pub async fn reconcile(stores: &Stores, catalog: &Catalog) -> Result<Reconciled,
         .filter(|r| r.is_stale(now))
         .collect();
     let mut done = Reconciled::default();
-    if stale.is_empty() {
+    let due = crate::replaced::due_records(stores, now).await?;
+    if stale.is_empty() && due.is_empty() {
         return Ok(done);
     }
     let snapshot = catalog.load().await?;
+    done.replaced = crate::replaced::collect(stores, &snapshot, due).await?;
     for record in stale {
         done.objects += clean_up(stores, &snapshot, &record).await?;
         done.writers += 1;
@@ -398,6 +403,18 @@ async fn delete_leftovers(
     snapshot: &Snapshot,
     record: &WriterRecord,
 ) -> Result<u64, CatalogError> {
+    let whose = format!("writer record {}", record.id);
+    delete_unlisted(stores, snapshot, &record.pending, &whose).await
+}
+
+/// Deletes those of `objects` (named by `whose`, for messages) that
+/// `snapshot` does not list; returns how many were deleted.
+pub(crate) async fn delete_unlisted(
+    stores: &Stores,
+    snapshot: &Snapshot,
+    objects: &[Pending],
+    whose: &str,
+) -> Result<u64, CatalogError> {
     let committed = |p: &&Pending| {
         snapshot
             .files
@@ -414,8 +431,7 @@ async fn delete_leftovers(
         let ok = known_store && partition_of_path(&p.path).is_some();
         if !ok {
             tracing::warn!(
-                writer = record.id,
-                "writer record names {:?} in {:?}, which strata never writes; not deleted",
+                "{whose} names {:?} in {:?}, which strata never writes; not deleted",
                 p.path,
                 p.location
             );
@@ -424,20 +440,21 @@ async fn delete_leftovers(
     };
     // Collected first: a future holding these closures across an await
     // would not be `Send` for every lifetime, and servers spawn it.
-    let leftovers: Vec<&Pending> = (record.pending.iter())
+    let unlisted: Vec<&Pending> = (objects.iter())
         .filter(|p| !committed(p))
         .filter(deletable)
         .collect();
-    delete_objects(stores, leftovers).await
+    delete_objects(stores, unlisted).await
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::catalog::Draft;
     use object_store::memory::InMemory;
 
-    fn meta(name: &str) -> FileMeta {
+    /// A data file of tenant `t`, January 1970, named `name`.
+    pub(crate) fn meta(name: &str) -> FileMeta {
         FileMeta {
             path: format!("tenant=t/family=access/month=1970-01/part-{name}.parquet"),
             tenant: "t".into(),
@@ -453,7 +470,8 @@ mod tests {
         }
     }
 
-    async fn exists(store: &dyn ObjectStore, path: &str) -> bool {
+    /// Whether `path` is stored.
+    pub(crate) async fn exists(store: &dyn ObjectStore, path: &str) -> bool {
         store.head(&Path::from(path)).await.is_ok()
     }
 
@@ -525,7 +543,8 @@ mod tests {
             done,
             Reconciled {
                 writers: 1,
-                objects: 1
+                objects: 1,
+                replaced: 0
             }
         );
         assert!(exists(store.as_ref(), &a.path).await, "committed: kept");

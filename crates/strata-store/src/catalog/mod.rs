@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 use strata_integrity::SigningKey;
 
 pub use entry::{Draft, ENTRY_FORMAT, Entry, FileMeta, SourceProgress, Untrusted};
+pub(crate) use paths::put_create;
 pub use paths::{
     CHECKPOINT_PREFIX, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_NOTE_PREFIX, SNAPSHOT_PREFIX,
     WITNESS_HEARTBEAT, WITNESS_LATEST, checkpoint_name, checkpoint_path, entry_path, get_if_exists,
@@ -158,7 +159,7 @@ pub enum Conflict {
 /// The catalog of one archive.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     snapshot_interval: u64,
     seal: Option<Arc<Seal>>,
 }
@@ -203,9 +204,10 @@ impl Catalog {
     /// Loads the current state: the newest snapshot plus the entries after it.
     ///
     /// A catalog that signs ([`Catalog::with_seal`]) also signs the head when
-    /// it has no checkpoint: a writer stopped between storing its entry and
-    /// signing it, and rerunning that writer may leave nothing to commit (the
-    /// next commit's checkpoint would have covered the entry all the same).
+    /// it has no checkpoint, and publishes its Delta version when it has
+    /// none: a writer stopped between storing its entry and signing or
+    /// publishing it, and rerunning that writer may leave nothing to commit
+    /// (the next commit would have covered the entry all the same).
     pub async fn load(&self) -> Result<Snapshot, CatalogError> {
         let mut snapshot = self
             .latest_snapshot()
@@ -223,12 +225,37 @@ impl Catalog {
                     source,
                 })?;
         }
+        // Likewise its Delta version: versions are written in order, so the
+        // head's being there means every one before it is.
+        let head_version = crate::delta::delta_version_path(snapshot.seq);
+        if self.seal.is_some() && snapshot.seq > 0 && self.get(&head_version).await?.is_none() {
+            self.publish(&snapshot).await?;
+        }
         Ok(snapshot)
     }
 
     /// Applies every entry committed after `snapshot.seq`.
     pub async fn refresh(&self, snapshot: &mut Snapshot) -> Result<(), CatalogError> {
-        loop {
+        self.replay_to(snapshot, u64::MAX).await
+    }
+
+    /// The state as of entry `seq` (a past state: for publishing the Delta
+    /// versions after it): the stored snapshot of the last multiple of 100
+    /// at or before it when there is a trusted one, then the entries up to `seq`.
+    pub async fn load_at(&self, seq: u64) -> Result<Snapshot, CatalogError> {
+        let base = seq - seq % DEFAULT_SNAPSHOT_INTERVAL;
+        let mut snapshot = match base {
+            0 => None,
+            _ => self.stored_snapshot(base).await?,
+        }
+        .unwrap_or_else(Snapshot::empty);
+        self.replay_to(&mut snapshot, seq).await?;
+        Ok(snapshot)
+    }
+
+    /// Applies the entries after `snapshot.seq` up to `until` or the last.
+    async fn replay_to(&self, snapshot: &mut Snapshot, until: u64) -> Result<(), CatalogError> {
+        while snapshot.seq < until {
             let path = entry_path(snapshot.seq + 1);
             let Some(bytes) = self.get(&path).await? else {
                 return Ok(());
@@ -251,13 +278,23 @@ impl Catalog {
                 .map_err(|e| refused(e.to_string()))?;
             snapshot.apply(&entry, &bytes)?;
         }
+        Ok(())
     }
 
     /// Reads entry `seq` and the hash of its bytes, if it exists.
     pub async fn read_entry(&self, seq: u64) -> Result<Option<(Entry, String)>, CatalogError> {
+        let entry = self.read_entry_bytes(seq).await?;
+        Ok(entry.map(|(entry, bytes)| (entry, sha256_hex(&bytes))))
+    }
+
+    /// Reads entry `seq` and its bytes, if it exists.
+    pub(crate) async fn read_entry_bytes(
+        &self,
+        seq: u64,
+    ) -> Result<Option<(Entry, bytes::Bytes)>, CatalogError> {
         let path = entry_path(seq);
         match self.get(&path).await? {
-            Some(bytes) => Ok(Some((Self::decode(&path, &bytes)?, sha256_hex(&bytes)))),
+            Some(bytes) => Ok(Some((Self::decode(&path, &bytes)?, bytes))),
             None => Ok(None),
         }
     }
@@ -313,6 +350,7 @@ impl Catalog {
                 self.refresh(snapshot).await?;
                 continue;
             }
+            let marks_before = snapshot.governance.marks.clone();
             snapshot.apply(&entry, &bytes)?;
             if entry.seq.is_multiple_of(self.snapshot_interval) {
                 self.write_snapshot(snapshot).await;
@@ -323,6 +361,19 @@ impl Catalog {
                 tracing::warn!(
                     seq = entry.seq,
                     "commit {} landed but its checkpoint could not be written: {e}",
+                    entry.seq
+                );
+            }
+            // Nor does it need its Delta version: the next commit, or
+            // `strata publish`, writes what is missing.
+            let hash = snapshot.head.clone();
+            if let Err(e) = self
+                .publish_commit(&marks_before, &entry, &hash, snapshot)
+                .await
+            {
+                tracing::warn!(
+                    seq = entry.seq,
+                    "commit {} landed but its Delta version could not be published: {e}",
                     entry.seq
                 );
             }

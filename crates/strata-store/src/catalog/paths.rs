@@ -81,7 +81,7 @@ pub async fn get_if_exists(
 /// with other content is kept as it is and reported, since only a writer of
 /// another key or someone editing the bucket puts it there, and loading and
 /// `verify` check it.
-pub(super) async fn put_create(
+pub(crate) async fn put_create(
     store: &dyn ObjectStore,
     path: &Path,
     payload: PutPayload,

@@ -291,10 +291,20 @@ impl Catalog {
         };
         let Some(seq) = seq else { return Ok(None) };
         let path = snapshot_path(seq);
-        let Some(bytes) = self.get(&path).await? else {
+        if self.get(&path).await?.is_none() {
             return Err(CatalogError::MissingSnapshot {
                 path: path.to_string(),
             });
+        }
+        self.stored_snapshot(seq).await
+    }
+
+    /// The stored snapshot of the state after entry `seq`, if there is one
+    /// and it can be trusted (see [`Catalog::vouched_for`]).
+    pub(super) async fn stored_snapshot(&self, seq: u64) -> Result<Option<Snapshot>, CatalogError> {
+        let path = snapshot_path(seq);
+        let Some(bytes) = self.get(&path).await? else {
+            return Ok(None);
         };
         let mut snapshot: Snapshot = Self::decode(&path, &bytes)?;
         if snapshot.format > SNAPSHOT_FORMAT {

@@ -10,6 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
+use strata_store::delta::DELTA_LOG_PREFIX;
 use strata_store::{
     CATALOG_PREFIX, FileMeta, Missing, WriterRecord, open_location, writer_records,
 };
@@ -80,10 +81,12 @@ pub(super) async fn check_data(
             },
         };
         let mut seen = HashSet::new();
+        // The catalog and its Delta publication are checked by replaying the log.
+        let catalog = [CATALOG_PREFIX, DELTA_LOG_PREFIX].map(|p| format!("{p}/"));
         let mut objects = store.list(None);
         while let Some(meta) = objects.try_next().await? {
             let path = meta.location.as_ref();
-            if location.is_none() && path.starts_with(&format!("{CATALOG_PREFIX}/")) {
+            if location.is_none() && catalog.iter().any(|p| path.starts_with(p)) {
                 continue;
             }
             seen.insert(path.to_string());

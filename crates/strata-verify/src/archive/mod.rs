@@ -9,6 +9,7 @@
 
 mod checkpoints;
 mod data;
+mod delta;
 mod replay;
 mod wal;
 
@@ -27,6 +28,7 @@ use strata_store::{LOG_PREFIX, SNAPSHOT_PREFIX, entry_path, get_if_exists, seq_o
 use crate::{Code, Finding, VerifyError};
 use checkpoints::{check_checkpoints, check_heartbeats, check_trusted};
 use data::check_data;
+use delta::DeltaCheck;
 use replay::replay_log;
 pub use wal::WalSummary;
 
@@ -175,8 +177,17 @@ pub async fn verify(
 
     let entries = numbered(store, LOG_PREFIX, &mut findings).await?;
     let snapshots = numbered(store, SNAPSHOT_PREFIX, &mut findings).await?;
-    let replay = replay_log(store, &entries, &snapshots, &mut findings).await?;
+    let mut delta = DeltaCheck::list(store, &mut findings).await?;
+    let replay = replay_log(store, &entries, &snapshots, &mut delta, &mut findings).await?;
     let entry_count = entries.keys().next_back().copied().unwrap_or(0);
+    // An edited entry changes its own hash, so it is judged from the entry before it.
+    let broken_from = (findings.iter())
+        .filter(|f| f.code == Code::ChainBroken)
+        .filter_map(|f| f.seq)
+        .chain(replay.link_breaks.iter().map(|&seq| seq.saturating_sub(1)))
+        .chain(replay.untrusted.iter().map(|(seq, _)| *seq))
+        .min();
+    delta.finish(entry_count, broken_from, &mut findings);
     let beyond_log = (Bound::Excluded(entry_count), Bound::Unbounded);
     for (&seq, path) in snapshots.range(beyond_log) {
         findings.push(Finding::new(

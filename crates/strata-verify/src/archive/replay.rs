@@ -10,6 +10,7 @@ use object_store::path::Path;
 use strata_integrity::{MerkleLog, VerifierKey};
 use strata_store::{Change, Entry, SWEEP_OPERATION, Snapshot, Untrusted, entry_path, sha256_hex};
 
+use super::delta::DeltaCheck;
 use super::get;
 use crate::{Code, Finding, VerifyError};
 
@@ -57,6 +58,7 @@ pub(super) async fn replay_log(
     store: &dyn ObjectStore,
     entries: &BTreeMap<u64, Path>,
     snapshots: &BTreeMap<u64, Path>,
+    delta: &mut DeltaCheck,
     findings: &mut Vec<Finding>,
 ) -> Result<Replay, VerifyError> {
     let mut replay = Replay {
@@ -127,7 +129,7 @@ pub(super) async fn replay_log(
         if previous_hash.as_ref().is_some_and(|p| *p != entry.prev) {
             replay.link_breaks.push(seq);
         }
-        previous_hash = Some(hash);
+        previous_hash = Some(hash.clone());
         for file in &entry.add {
             replay
                 .ever_added
@@ -158,13 +160,20 @@ pub(super) async fn replay_log(
             seq: replay.state.seq + 1,
             ..entry
         };
-        if let Err(e) = replay.state.apply(&renumbered, &bytes) {
-            // After a missing entry, removals of what it added fail too:
-            // consequences of the gap already reported.
-            if replay.tree_complete {
-                findings.push(broken(&e.to_string()));
+        let marks_before = replay.state.governance.marks.clone();
+        match replay.state.apply(&renumbered, &bytes) {
+            Ok(()) => {
+                let state = &replay.state;
+                (delta.applied(store, &marks_before, &renumbered, &hash, state)).await?
             }
-            replay.state.seq = seq;
+            Err(e) => {
+                // After a missing entry, removals of what it added fail too:
+                // consequences of the gap already reported.
+                if replay.tree_complete {
+                    findings.push(broken(&e.to_string()));
+                }
+                replay.state.seq = seq;
+            }
         }
         if let Some(snapshot_path) = snapshots.get(&seq) {
             compare_snapshot(store, snapshot_path, &replay, findings).await?;
