@@ -80,7 +80,7 @@ the local disk, release build; medians.
 | `strata publish` with nothing to do (process, catalog load), wall | {statistics.median(idle) * 1000:.0f} ms |
 | publication per version (the difference / {versions}) | {per_version * 1000:.2f} ms |
 | share of a commit | {per_version / commit * 100:.1f} % |
-| Delta log size per version | {log_bytes / versions / 1024:.1f} KiB |
+| Delta log size per version (JSON versions and checkpoints) | {log_bytes / versions / 1024:.1f} KiB |
 """
         with open(args.out, "w") as out:
             out.write(report)

@@ -4,7 +4,9 @@
 //! not write, an edited action or a deleted version is reported like any
 //! other tampering, since Spark, Trino or DuckDB would read it as the archive.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
 
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -60,25 +62,31 @@ impl DeltaCheck {
         Ok(check)
     }
 
+    /// The versions listed, for fetching them beside their entries.
+    pub(super) fn listed(&self) -> std::sync::Arc<BTreeSet<u64>> {
+        std::sync::Arc::new(self.versions.keys().copied().collect())
+    }
+
     /// Compares what entry `entry` (stored with SHA-256 `hash`) publishes
-    /// with what is stored: its version (and version 0 with entry 1) and the
-    /// checkpoint of its version if there is one. `marks_before` are the
-    /// expiry marks before the entry, `after` the state it made.
+    /// with what is stored: its version (`stored`, fetched with the entry;
+    /// version 0 with entry 1) and the checkpoint of its version if there
+    /// is one. `marks_before` are the expiry marks before the entry, `after`
+    /// the state it made.
     pub(super) async fn applied(
         &mut self,
         store: &dyn ObjectStore,
         marks_before: &BTreeMap<String, Mark>,
-        entry: &Entry,
-        hash: &str,
+        (entry, hash): (&Entry, &str),
+        stored: Option<Bytes>,
         after: &Snapshot,
     ) -> Result<(), VerifyError> {
         if entry.seq == 1 {
             self.first = Some((entry.clone(), hash.to_string()));
-            let expected = genesis_version(entry, hash);
-            self.compare_version(store, 0, &expected).await?;
+            let genesis = get(store, &delta_version_path(0)).await?;
+            self.compare_version(0, genesis, &genesis_version(entry, hash));
         }
         let expected = version(marks_before, entry, hash, after);
-        self.compare_version(store, entry.seq, &expected).await?;
+        self.compare_version(entry.seq, stored, &expected);
         if let (Some(path), Some((first, first_hash))) =
             (self.checkpoints.get(&entry.seq), &self.first)
             && let Some(stored) = get(store, path).await?
@@ -99,28 +107,16 @@ impl DeltaCheck {
 
     /// Reports version `number` unless it is stored as `expected` (a
     /// missing one is reported by [`DeltaCheck::finish`]).
-    async fn compare_version(
-        &mut self,
-        store: &dyn ObjectStore,
-        number: u64,
-        expected: &[u8],
-    ) -> Result<(), VerifyError> {
-        let Some(path) = self.versions.get(&number) else {
-            return Ok(());
-        };
-        if get(store, path)
-            .await?
-            .is_some_and(|stored| stored != expected)
-        {
+    fn compare_version(&mut self, number: u64, stored: Option<Bytes>, expected: &[u8]) {
+        if stored.is_some_and(|stored| stored != expected) {
             self.differing.push(Finding::new(
                 Code::Modified,
-                path.as_ref(),
+                delta_version_path(number).as_ref(),
                 Some(number),
                 "the Delta version is not the publication of its catalog entry \
                  (an action was edited, added or removed)",
             ));
         }
-        Ok(())
     }
 
     /// Reports what differs from the publication of the log, the versions

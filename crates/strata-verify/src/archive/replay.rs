@@ -8,6 +8,7 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use strata_integrity::{MerkleLog, VerifierKey};
+use strata_store::delta::delta_version_path;
 use strata_store::{Change, Entry, SWEEP_OPERATION, Snapshot, Untrusted, entry_path, sha256_hex};
 
 use super::delta::DeltaCheck;
@@ -73,12 +74,27 @@ pub(super) async fn replay_log(
     };
     // Only listed entries are read: a gap, however wide (a stray name such as
     // entry 18446744073709551615), is one finding, not one read per number.
+    // Each entry is fetched with its Delta version, when one is listed.
+    let published = delta.listed();
     let mut fetched = futures::stream::iter(entries.keys().copied())
-        .map(|seq| async move { (seq, get(store, &entry_path(seq)).await) })
+        .map(|seq| {
+            let published = published.clone();
+            async move {
+                let version = async {
+                    match published.contains(&seq) {
+                        true => get(store, &delta_version_path(seq)).await,
+                        false => Ok(None),
+                    }
+                };
+                let path = entry_path(seq);
+                let (entry, version) = futures::join!(get(store, &path), version);
+                (seq, entry, version)
+            }
+        })
         .buffered(FETCH_CONCURRENCY);
     let mut previous_hash = Some(replay.state.head.clone());
     let mut expected = 1;
-    while let Some((seq, bytes)) = fetched.next().await {
+    while let Some((seq, bytes, published_version)) = fetched.next().await {
         if seq > expected {
             let which = if seq - 1 == expected {
                 format!("entry {expected} is missing")
@@ -163,8 +179,9 @@ pub(super) async fn replay_log(
         let marks_before = replay.state.governance.marks.clone();
         match replay.state.apply(&renumbered, &bytes) {
             Ok(()) => {
-                let state = &replay.state;
-                (delta.applied(store, &marks_before, &renumbered, &hash, state)).await?
+                let (entry, state) = ((&renumbered, hash.as_str()), &replay.state);
+                let stored = published_version?;
+                (delta.applied(store, &marks_before, entry, stored, state)).await?
             }
             Err(e) => {
                 // After a missing entry, removals of what it added fail too:
