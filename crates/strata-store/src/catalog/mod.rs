@@ -229,7 +229,11 @@ impl Catalog {
         // head's being there means every one before it is.
         let head_version = crate::delta::delta_version_path(snapshot.seq);
         if self.seal.is_some() && snapshot.seq > 0 && self.get(&head_version).await?.is_none() {
-            self.publish(&snapshot).await?;
+            // As after a commit, a failed publication stops nothing: it is
+            // tried again by the next writer, and `verify` shows what is missing.
+            if let Err(e) = self.publish(&snapshot).await {
+                tracing::warn!("the catalog's Delta versions could not be published: {e}");
+            }
         }
         Ok(snapshot)
     }

@@ -124,18 +124,19 @@ pub(super) fn millis(committed_at: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(committed_at).map_or(0, |t| t.timestamp_millis())
 }
 
-/// A file's path in the table: relative to the archive root, or an absolute
-/// URL in its cold store (a local cold folder as `file://`).
+/// A file's path in the table: relative to the archive root, or the URL of
+/// its cold store's copy (`s3://…`, a local cold folder as `file:///…`). A
+/// relative cold folder is kept as the policy gives it (resolving it would
+/// make the bytes depend on the publisher's working folder).
 pub fn table_path(file: &FileMeta) -> String {
     match &file.location {
         None => file.path.clone(),
-        Some(location) if location.contains("://") => {
-            format!("{}/{}", location.trim_end_matches('/'), file.path)
-        }
-        Some(folder) => {
-            let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.into());
-            let folder = folder.to_string_lossy();
-            format!("file://{}/{}", folder.trim_end_matches('/'), file.path)
+        Some(location) => {
+            let scheme = match location.starts_with('/') {
+                true => "file://",
+                false => "",
+            };
+            format!("{scheme}{}/{}", location.trim_end_matches('/'), file.path)
         }
     }
 }

@@ -213,6 +213,7 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
+    use object_store::ObjectStore;
     use object_store::memory::InMemory;
 
     use super::*;
@@ -277,7 +278,7 @@ mod tests {
 
     /// The files a Delta reader sees at each version, replaying the JSON
     /// versions as the protocol says: `add` puts a path in, `remove` takes it out.
-    async fn delta_tables(store: &InMemory, last: u64) -> Vec<BTreeSet<String>> {
+    async fn delta_tables(store: &dyn ObjectStore, last: u64) -> Vec<BTreeSet<String>> {
         let mut table = BTreeSet::new();
         let mut tables = Vec::new();
         for number in 0..=last {
@@ -363,7 +364,7 @@ mod tests {
             .collect();
         seen.push(commit(&mut snap, sweep).await);
 
-        let tables = delta_tables(&store, snap.seq).await;
+        let tables = delta_tables(&*store, snap.seq).await;
         assert_eq!(tables, seen);
         assert!(tables[3].contains(&ab.path) && !tables[4].contains(&ab.path));
         assert!(
@@ -377,12 +378,11 @@ mod tests {
         cold.location = Some("s3://cold/strata/".into());
         let name = "tenant=t/family=access/month=2025-02/part-cold.parquet";
         assert_eq!(table_path(&cold), format!("s3://cold/strata/{name}"));
-        let folder = std::env::temp_dir().join("cold");
-        cold.location = Some(folder.to_string_lossy().into_owned());
-        assert_eq!(
-            table_path(&cold),
-            format!("file://{}/{name}", folder.display())
-        );
+        cold.location = Some("/srv/cold".into());
+        assert_eq!(table_path(&cold), format!("file:///srv/cold/{name}"));
+        // As the policy gives it, whatever the publisher's working folder.
+        cold.location = Some("../cold".into());
+        assert_eq!(table_path(&cold), format!("../cold/{name}"));
         cold.location = None;
         assert_eq!(table_path(&cold), name);
     }
@@ -425,7 +425,37 @@ mod tests {
             .commit(&mut snap, draft("ingest", add, vec![]))
             .await
             .unwrap();
-        assert_eq!(delta_tables(&store, 6).await[6], visible(&snap));
+        assert_eq!(delta_tables(&*store, 6).await[6], visible(&snap));
+    }
+
+    #[tokio::test]
+    async fn a_failed_publication_fails_no_commit_and_the_next_commit_catches_up() {
+        use strata_faults::{Fault, FaultyStore, Kind};
+        let store = FaultyStore::new(Arc::new(InMemory::new()));
+        let catalog = Catalog::new(store.clone());
+        let mut snap = catalog.load().await.unwrap();
+        // The first commit's puts: its entry, then Delta versions 0 and 1.
+        store.arm(Kind::Put, 2, Fault::Fail);
+        let add = vec![january("a")];
+        assert_eq!(
+            catalog
+                .commit(&mut snap, draft("ingest", add, vec![]))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(store.tripped());
+        store.disarm();
+        let unpublished = get_if_exists(&*store, &delta_version_path(0))
+            .await
+            .unwrap();
+        assert!(unpublished.is_none());
+        let add = vec![january("b")];
+        catalog
+            .commit(&mut snap, draft("ingest", add, vec![]))
+            .await
+            .unwrap();
+        assert_eq!(delta_tables(&*store, 2).await[2], visible(&snap));
     }
 
     #[tokio::test]
