@@ -289,8 +289,11 @@ pub fn genesis_version(first: &Entry, first_hash: &str) -> Vec<u8> {
     ])
 }
 
-/// The visible files whose partitions `entry` touched, before and after it:
-/// everything else is unchanged by it.
+/// The visible files that `entry` may have changed, before and after it:
+/// its added and removed files, and every file of a partition whose expiry
+/// mark it placed or lifted. Everything else is unchanged by it, so a
+/// version costs the entry's size, not its partitions' (a partition's file
+/// list is read only when its mark changes).
 fn visible_changes<'a>(
     marks_before: &BTreeMap<String, Mark>,
     entry: &'a Entry,
@@ -300,30 +303,34 @@ fn visible_changes<'a>(
     BTreeMap<String, &'a FileMeta>,
 ) {
     let marks_after = &after.governance.marks;
-    let mut touched: BTreeSet<String> = (entry.add.iter().chain(&entry.remove))
-        .map(|f| PartitionRecord::of(f).key())
+    let remarked: BTreeSet<&String> = (marks_before.keys().chain(marks_after.keys()))
+        .filter(|k| marks_before.contains_key(*k) != marks_after.contains_key(*k))
         .collect();
-    let mark_changes = marks_before.keys().chain(marks_after.keys());
-    touched.extend(
-        mark_changes
-            .filter(|k| marks_before.contains_key(*k) != marks_after.contains_key(*k))
-            .cloned(),
-    );
-
     let (mut before, mut now) = (BTreeMap::new(), BTreeMap::new());
-    for key in &touched {
+    for file in &entry.add {
+        let key = PartitionRecord::of(file).key();
+        if !remarked.contains(&key) && !marks_after.contains_key(&key) {
+            now.insert(table_path(file), file);
+        }
+    }
+    for file in &entry.remove {
+        let key = PartitionRecord::of(file).key();
+        if !remarked.contains(&key) && !marks_before.contains_key(&key) {
+            before.insert(table_path(file), file);
+        }
+    }
+    let added: BTreeSet<&str> = entry.add.iter().map(|f| f.path.as_str()).collect();
+    for key in remarked {
         let prefix = format!("{key}/");
         let files_after = (after.files.range(prefix.clone()..))
             .take_while(|(path, _)| path.starts_with(&prefix))
             .map(|(_, f)| f);
-        let added: BTreeSet<&str> = entry.add.iter().map(|f| f.path.as_str()).collect();
-        let in_key = |f: &&FileMeta| PartitionRecord::of(f).key() == *key;
         if !marks_after.contains_key(key) {
             now.extend(files_after.clone().map(|f| (table_path(f), f)));
         }
         if !marks_before.contains_key(key) {
             let kept = files_after.filter(|f| !added.contains(f.path.as_str()));
-            let removed = entry.remove.iter().filter(in_key);
+            let removed = (entry.remove.iter()).filter(|f| PartitionRecord::of(f).key() == *key);
             before.extend(kept.chain(removed).map(|f| (table_path(f), f)));
         }
     }
