@@ -388,20 +388,21 @@ impl Catalog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use object_store::ObjectStoreExt;
     use object_store::memory::InMemory;
 
     /// The path of a data file of tenant `t`, January 2025, named `name`.
-    pub(super) fn path(name: &str) -> String {
+    pub(crate) fn path(name: &str) -> String {
         format!("tenant=t/family=access/month=2025-01/part-{name}.parquet")
     }
 
     /// 2025-01-01T00:00:00Z in microseconds.
     const JANUARY_2025: i64 = 1_735_689_600_000_000;
 
-    pub(super) fn file(name: &str) -> FileMeta {
+    /// A data file of tenant `t`, January 2025, named `name`.
+    pub(crate) fn file(name: &str) -> FileMeta {
         FileMeta {
             path: path(name),
             tenant: "t".into(),
@@ -417,7 +418,8 @@ mod tests {
         }
     }
 
-    pub(super) fn add(paths: &[&str]) -> Draft {
+    /// An ingest adding [`file`]s named `paths`.
+    pub(crate) fn add(paths: &[&str]) -> Draft {
         Draft {
             operation: "ingest".into(),
             actor: "test".into(),

@@ -217,34 +217,21 @@ mod tests {
     use object_store::memory::InMemory;
 
     use super::*;
+    use crate::catalog::tests::{add, file as january};
     use crate::catalog::{Draft, FileMeta};
     use crate::governance::{Change, PartitionRecord};
 
-    /// January 2025 in microseconds.
-    const JANUARY: i64 = 1_735_689_600_000_000;
-
-    fn file(month_start: i64, month: &str, name: &str) -> FileMeta {
-        FileMeta {
-            path: format!("tenant=t/family=access/month={month}/part-{name}.parquet"),
-            tenant: "t".into(),
-            family: "access".into(),
-            month: month.into(),
-            size: 10,
-            sha256: crate::catalog::sha256_hex(name.as_bytes()),
-            rows: 3,
-            min_ts: month_start + 1,
-            max_ts: month_start + 2,
-            location: None,
-            key_version: None,
-        }
-    }
-
-    fn january(name: &str) -> FileMeta {
-        file(JANUARY, "2025-01", name)
-    }
-
+    /// The twin of a January file (the catalog tests' `file`) a month on.
     fn february(name: &str) -> FileMeta {
-        file(JANUARY + 31 * 86_400_000_000, "2025-02", name)
+        let month = 31 * 86_400_000_000;
+        let jan = january(name);
+        FileMeta {
+            path: jan.path.replace("month=2025-01", "month=2025-02"),
+            month: "2025-02".into(),
+            min_ts: jan.min_ts + month,
+            max_ts: jan.max_ts + month,
+            ..jan
+        }
     }
 
     fn draft(operation: &str, add: Vec<FileMeta>, remove: Vec<FileMeta>) -> Draft {
@@ -393,11 +380,8 @@ mod tests {
         let catalog = Catalog::new(store.clone());
         let mut snap = catalog.load().await.unwrap();
         for i in 0..5 {
-            let add = vec![january(&format!("f{i}"))];
-            catalog
-                .commit(&mut snap, draft("ingest", add, vec![]))
-                .await
-                .unwrap();
+            let name = format!("f{i}");
+            catalog.commit(&mut snap, add(&[&name])).await.unwrap();
         }
         let mut written = Vec::new();
         for number in 0..=5 {
@@ -420,11 +404,7 @@ mod tests {
         assert_eq!(catalog.publish(&snap).await.unwrap().versions, 0);
         // The next commit catches up by itself too.
         store.delete(&delta_version_path(5)).await.unwrap();
-        let add = vec![january("g")];
-        catalog
-            .commit(&mut snap, draft("ingest", add, vec![]))
-            .await
-            .unwrap();
+        catalog.commit(&mut snap, add(&["g"])).await.unwrap();
         assert_eq!(delta_tables(&*store, 6).await[6], visible(&snap));
     }
 
@@ -436,25 +416,14 @@ mod tests {
         let mut snap = catalog.load().await.unwrap();
         // The first commit's puts: its entry, then Delta versions 0 and 1.
         store.arm(Kind::Put, 2, Fault::Fail);
-        let add = vec![january("a")];
-        assert_eq!(
-            catalog
-                .commit(&mut snap, draft("ingest", add, vec![]))
-                .await
-                .unwrap(),
-            1
-        );
+        assert_eq!(catalog.commit(&mut snap, add(&["a"])).await.unwrap(), 1);
         assert!(store.tripped());
         store.disarm();
         let unpublished = get_if_exists(&*store, &delta_version_path(0))
             .await
             .unwrap();
         assert!(unpublished.is_none());
-        let add = vec![january("b")];
-        catalog
-            .commit(&mut snap, draft("ingest", add, vec![]))
-            .await
-            .unwrap();
+        catalog.commit(&mut snap, add(&["b"])).await.unwrap();
         assert_eq!(delta_tables(&*store, 2).await[2], visible(&snap));
     }
 
@@ -464,11 +433,8 @@ mod tests {
         let catalog = Catalog::new(store.clone());
         let mut snap = catalog.load().await.unwrap();
         for i in 0..CHECKPOINT_INTERVAL {
-            let add = vec![january(&format!("f{i}"))];
-            catalog
-                .commit(&mut snap, draft("ingest", add, vec![]))
-                .await
-                .unwrap();
+            let name = format!("f{i}");
+            catalog.commit(&mut snap, add(&[&name])).await.unwrap();
         }
         let stored = get_if_exists(&*store, &delta_checkpoint_path(CHECKPOINT_INTERVAL))
             .await
