@@ -150,7 +150,7 @@ fn large_catalog(dir: &std::path::Path, files: usize) -> (String, Vec<FileMeta>)
             .expect("commit");
     }
     // As the catalog does every 100 commits.
-    runtime.block_on(archive.catalog.write_snapshot(&snapshot));
+    runtime.block_on(archive.catalog.write_snapshot(&mut snapshot));
     (location, metas)
 }
 

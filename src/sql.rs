@@ -219,7 +219,7 @@ pub async fn status(archive: &Archive) -> anyhow::Result<ExitCode> {
     println!("bytes:      {}", human_bytes(snapshot.total_bytes()));
     println!(
         "sources:    {} inputs ingested",
-        snapshot.sources.values().filter(|s| s.complete).count()
+        snapshot.completed_sources()
     );
     if let Some((min, max)) = range {
         let fmt = |t| {

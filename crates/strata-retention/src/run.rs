@@ -23,6 +23,8 @@ use crate::{RetentionError, current_policy};
 pub const COLD_ZSTD_LEVEL: i32 = 9;
 /// Partitions per expiry commit.
 const PARTITIONS_PER_COMMIT: usize = 100;
+/// How many times a run plans again after losing a race before giving up.
+const MAX_REPLANS: usize = 20;
 
 /// Hears about a run's progress.
 pub trait Observer {
@@ -53,6 +55,11 @@ pub struct RunReport {
 /// Plans at `now` under the archive's current policy and carries the plan out
 /// as `actor`, with `keys` to encrypt and to rewrite encrypted files. Starts
 /// by removing what an interrupted run left behind.
+///
+/// Runs racing on one archive end as one: an action another writer's commit
+/// made moot (a partition it marked or swept first, a file it compacted or
+/// appended meanwhile) makes the commit conflict, and the run plans again
+/// from the new state, where that action is done or changed.
 pub async fn run(
     archive: &Archive,
     now: DateTime<Utc>,
@@ -61,15 +68,38 @@ pub async fn run(
     observer: &mut dyn Observer,
 ) -> Result<RunReport, RetentionError> {
     reconcile(&archive.stores, &archive.catalog).await?;
+    let mut report = RunReport::default();
+    let mut replans = 0;
+    loop {
+        match run_plan(archive, now, actor, keys, observer, &mut report).await {
+            Err(RetentionError::Catalog(CatalogError::Conflict(why))) if replans < MAX_REPLANS => {
+                tracing::info!("a concurrent commit changed the archive ({why}): planning again");
+                replans += 1;
+            }
+            Err(e) => return Err(e),
+            Ok(()) => return Ok(report),
+        }
+    }
+}
+
+/// Plans once on the current state and carries the plan out, adding what it
+/// did to `report`.
+async fn run_plan(
+    archive: &Archive,
+    now: DateTime<Utc>,
+    actor: &str,
+    keys: Option<&Arc<dyn KeyProvider>>,
+    observer: &mut dyn Observer,
+    report: &mut RunReport,
+) -> Result<(), RetentionError> {
     let mut snapshot = archive.catalog.load().await?;
     archive.catalog.check_writer(&snapshot)?;
     let (version, policy) = current_policy(&snapshot)?;
     let plan = plan(&snapshot, &policy, version, now);
-    let mut report = RunReport::default();
     if plan.actions.is_empty() && plan.shreds.iter().all(|s| s.held_by.is_some()) {
         destroy_shredded_keys(&snapshot, keys)?;
         report.plan = Some(plan);
-        return Ok(report);
+        return Ok(());
     }
     let mut writer = Writer::register(&archive.stores, "retention", actor).await?;
     // What a failed run uploaded or orphaned is removed before it returns.
@@ -264,7 +294,7 @@ pub async fn run(
     }
     writer.finish().await?;
     report.plan = Some(plan);
-    Ok(report)
+    Ok(())
 }
 
 /// Merges `files` (one partition) into one file encrypted under the tenant's

@@ -33,9 +33,15 @@ impl<O: Observer> Run<O> {
                 len: u64::MAX,
             },
         };
-        let known = |id: &String| snapshot.sources.get(id).cloned();
-        let mut progress = known(&content.id)
-            .or_else(|| content.sha256.as_ref().and_then(known))
+        // Held in the snapshot or filed in a shard (legacy SHA-256 ids are
+        // never filed).
+        let catalog = &self.archive.catalog;
+        let known = self
+            .handle
+            .block_on(catalog.source(&snapshot, &content.id))?;
+        let legacy = |id: &String| snapshot.sources.get(id).cloned();
+        let mut progress = known
+            .or_else(|| content.sha256.as_ref().and_then(legacy))
             .unwrap_or(SourceProgress {
                 id: content.id.clone(),
                 path: path.clone(),

@@ -20,6 +20,7 @@
 //! heartbeats, and `paths` where each catalog object is stored.
 
 mod entry;
+mod filing;
 mod paths;
 mod seal;
 mod snapshot;
@@ -33,6 +34,7 @@ use sha2::{Digest, Sha256};
 use strata_integrity::SigningKey;
 
 pub use entry::{Draft, ENTRY_FORMAT, Entry, FileMeta, SourceProgress, Untrusted};
+pub use filing::{FiledShard, SOURCES_PREFIX, shard_of, shard_path};
 pub(crate) use paths::put_create;
 pub use paths::{
     CHECKPOINT_PREFIX, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_NOTE_PREFIX, SNAPSHOT_PREFIX,
@@ -86,6 +88,14 @@ pub enum CatalogError {
     MissingSnapshot {
         /// The snapshot object.
         path: String,
+    },
+    /// A shard of completed inputs named by the snapshot cannot be used.
+    #[error("catalog object {path} {reason}; run `strata verify`")]
+    Shard {
+        /// The shard object.
+        path: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A cold store named by the catalog could not be opened.
     #[error(transparent)]
@@ -285,6 +295,29 @@ impl Catalog {
         Ok(())
     }
 
+    /// Whether an input `draft` starts was completed and filed meanwhile (a
+    /// snapshot written since the draft was planned moved it out of
+    /// `snapshot.sources`, where [`Snapshot::conflict`] looks).
+    async fn filed_conflict(
+        &self,
+        snapshot: &Snapshot,
+        draft: &Draft,
+    ) -> Result<Option<Conflict>, CatalogError> {
+        for (source, expected) in &draft.sources {
+            if snapshot.sources.contains_key(&source.id) {
+                continue;
+            }
+            if let Some(filed) = self.source(snapshot, &source.id).await? {
+                return Ok(Some(Conflict::SourceAdvanced {
+                    path: source.path.clone(),
+                    current: filed.lines,
+                    expected: *expected,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// Reads entry `seq` and the hash of its bytes, if it exists.
     pub async fn read_entry(&self, seq: u64) -> Result<Option<(Entry, String)>, CatalogError> {
         let entry = self.read_entry_bytes(seq).await?;
@@ -309,6 +342,9 @@ impl Catalog {
     pub async fn commit(&self, snapshot: &mut Snapshot, draft: Draft) -> Result<u64, CatalogError> {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             if let Some(why) = snapshot.conflict(&draft) {
+                return Err(CatalogError::Conflict(why));
+            }
+            if let Some(why) = self.filed_conflict(snapshot, &draft).await? {
                 return Err(CatalogError::Conflict(why));
             }
             let mut entry = Entry {
@@ -534,6 +570,66 @@ pub(crate) mod tests {
             [path("a")]
         );
         assert_eq!(loaded.sources["src"].lines, 10);
+    }
+
+    /// The writers' rules when an append races an expiry (docs/scale-out.md).
+    #[tokio::test]
+    async fn appends_and_expiries_race_as_if_one_came_after_the_other() {
+        use crate::governance::{Change, Mark, PartitionRecord};
+        let catalog = Catalog::new(Arc::new(InMemory::new()));
+        let mut retention = catalog.load().await.unwrap();
+        catalog.commit(&mut retention, add(&["a"])).await.unwrap();
+        let mut ingest = retention.clone(); // planned before the mark
+        let mut other_retention = retention.clone();
+        let partition = PartitionRecord::of(&file("a"));
+        let mark = || Draft {
+            operation: "expire-mark".into(),
+            changes: vec![Change::ExpiryMarked {
+                mark: Mark {
+                    partition: partition.clone(),
+                    marked_at: "2025-03-01T00:00:00Z".into(),
+                    sweep_after: "2025-03-01T00:00:00Z".into(),
+                    policy_version: 1,
+                },
+            }],
+            ..Default::default()
+        };
+        catalog.commit(&mut retention, mark()).await.unwrap();
+
+        // An append planned before the mark is retried on the new state: it
+        // lands in the marked partition, hidden like an append made after it.
+        catalog.commit(&mut ingest, add(&["b"])).await.unwrap();
+        assert_eq!((ingest.files.len(), ingest.visible_files().count()), (2, 0));
+
+        // A second mark of the partition is refused (retention then plans
+        // again and finds it marked: the two expiries are one).
+        let err = catalog.commit(&mut other_retention, mark()).await;
+        assert!(
+            matches!(err, Err(CatalogError::Conflict(Conflict::Governance(_)))),
+            "{err:?}"
+        );
+
+        // A sweep planned before the append would leave its file behind,
+        // visible: it is refused, and planned again it removes both.
+        let sweep = |files: &[&str]| Draft {
+            operation: SWEEP_OPERATION.into(),
+            remove: files.iter().map(|f| file(f)).collect(),
+            changes: vec![Change::ExpirySwept {
+                partition: partition.clone(),
+            }],
+            ..Default::default()
+        };
+        let err = catalog.commit(&mut retention, sweep(&["a"])).await;
+        assert!(
+            matches!(err, Err(CatalogError::Conflict(Conflict::Governance(_)))),
+            "{err:?}"
+        );
+        catalog.refresh(&mut retention).await.unwrap();
+        catalog
+            .commit(&mut retention, sweep(&["a", "b"]))
+            .await
+            .unwrap();
+        assert!(retention.files.is_empty() && retention.governance.marks.is_empty());
     }
 
     #[tokio::test]

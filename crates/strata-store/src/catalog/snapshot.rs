@@ -19,11 +19,12 @@ use super::{
 };
 use crate::governance::{Change, Governance, PartitionRecord};
 
-/// The format of snapshots this version writes: 3 since they hold the
-/// server's principals (a version that does not know them must replay the
+/// The format of snapshots this version writes: 4 since completed inputs
+/// are filed out of them (a version that does not know the shards would
+/// take their inputs for new ones), 3 since they hold the server's principals (a version that does not know them must replay the
 /// log rather than drop them), 2 since snapshots are signed, 1 for
 /// snapshots without a `format` field.
-pub const SNAPSHOT_FORMAT: u32 = 3;
+pub const SNAPSHOT_FORMAT: u32 = 4;
 
 /// The archive's content as of one commit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -45,8 +46,13 @@ pub struct Snapshot {
     /// Live data files by path.
     pub files: BTreeMap<String, FileMeta>,
     /// Input progress by source id (sorted, so that a snapshot's bytes
-    /// depend only on its content).
+    /// depend only on its content): inputs in progress, and completed ones
+    /// until a stored snapshot files them.
     pub sources: BTreeMap<String, SourceProgress>,
+    /// Shards of completed inputs filed out of [`Snapshot::sources`] when
+    /// the snapshot was stored, by shard (see `filing`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filed_sources: BTreeMap<String, super::FiledShard>,
     /// Retention policy, legal holds and expiry marks.
     #[serde(default)]
     pub governance: Governance,
@@ -376,17 +382,20 @@ impl Catalog {
             )),
         })
     }
-    /// Writes a snapshot of `snapshot`. Best effort: a missing snapshot
-    /// only makes loading read more entries, so failures are logged, not raised.
-    pub async fn write_snapshot(&self, snapshot: &Snapshot) {
+    /// Writes a snapshot of `snapshot`, filing its completed inputs first
+    /// (which also leaves them out of `snapshot` in memory). Best effort: a
+    /// missing snapshot only makes loading read more entries, so failures
+    /// are logged, not raised.
+    pub async fn write_snapshot(&self, snapshot: &mut Snapshot) {
         if let Err(e) = self.try_write_snapshot(snapshot).await {
             tracing::warn!(seq = snapshot.seq, "could not write catalog snapshot: {e}");
         }
     }
 
-    /// Stores the snapshot, its signature (with a key), then the hint that
-    /// names it: a snapshot is never named before it can be checked.
-    async fn try_write_snapshot(&self, snapshot: &Snapshot) -> Result<(), object_store::Error> {
+    /// Stores the shards, the snapshot, its signature (with a key), then the
+    /// hint that names it: nothing is named before it can be checked.
+    async fn try_write_snapshot(&self, snapshot: &mut Snapshot) -> Result<(), CatalogError> {
+        self.file_sources(snapshot).await?;
         let bytes = serde_json::to_vec(snapshot).expect("snapshots serialize");
         if let Some(seal) = &self.seal {
             let text = snapshot_signed_text(snapshot.seq, &bytes);

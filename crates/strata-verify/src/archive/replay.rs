@@ -9,7 +9,9 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use strata_integrity::{MerkleLog, VerifierKey};
 use strata_store::delta::delta_version_path;
-use strata_store::{Change, Entry, SWEEP_OPERATION, Snapshot, Untrusted, entry_path, sha256_hex};
+use strata_store::{
+    Change, Entry, SWEEP_OPERATION, Snapshot, Untrusted, entry_path, sha256_hex, shard_path,
+};
 
 use super::delta::DeltaCheck;
 use super::get;
@@ -211,14 +213,22 @@ async fn compare_snapshot(
         return Ok(());
     };
     // Every field: files, sources and governance (policy, holds, marks,
-    // shreds, trusted keys) alike.
+    // shreds, trusted keys) alike. Snapshots since format 4 file completed
+    // inputs in shards, named by their hash: the shards the replayed state
+    // would be filed into must be those the snapshot names, and stored.
     // A snapshot of an older format is compared as read.
-    let matches = serde_json::from_slice::<Snapshot>(&bytes).is_ok_and(|snapshot| {
+    let (filed, shards) = replay.state.filed();
+    let stored = serde_json::from_slice::<Snapshot>(&bytes).ok();
+    let expected = match &stored {
+        Some(snapshot) if snapshot.format < 4 => &replay.state,
+        _ => &filed,
+    };
+    let matches = stored.is_some_and(|snapshot| {
         let upgraded = Snapshot {
-            format: replay.state.format,
+            format: expected.format,
             ..snapshot
         };
-        upgraded == replay.state
+        upgraded == *expected
     });
     if !matches {
         findings.push(Finding::new(
@@ -226,6 +236,21 @@ async fn compare_snapshot(
             path.as_ref(),
             Some(replay.state.seq),
             "the snapshot differs from the state the log replays to",
+        ));
+        return Ok(());
+    }
+    for (shard, bytes) in shards.iter().filter(|_| expected.format >= 4) {
+        let shard_path = shard_path(shard, &sha256_hex(bytes));
+        let (code, what) = match get(store, &shard_path).await? {
+            Some(stored) if stored == *bytes => continue,
+            Some(_) => (Code::Modified, "differs from the inputs it files"),
+            None => (Code::Missing, "is gone"),
+        };
+        findings.push(Finding::new(
+            code,
+            shard_path.as_ref(),
+            Some(replay.state.seq),
+            &format!("this shard of completed inputs, named by snapshot {path}, {what}"),
         ));
     }
     Ok(())
