@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the hot paths: JSON decode, partitioning
 //! and sort, Parquet encode, catalog load and query planning over a large
-//! catalog, and the Delta publication's share of a commit. Run with `cargo bench --bench hot_paths`; results and how to
+//! catalog, the Delta publication's share of a commit, and loading the
+//! catalog of a long log. Run with `cargo bench --bench hot_paths`; results and how to
 //! read them are in benches/README.md.
 
 use std::hint::black_box;
@@ -16,6 +17,9 @@ use strata_ingest::encode_sorted;
 use strata_query::QuerySession;
 use strata_schema::{EventBatchBuilder, parse_line};
 use strata_store::{Draft, FileMeta, Missing, PartitionKey, delta, open_archive};
+
+#[path = "catalog/long_log.rs"]
+mod long_log;
 
 /// The allocator the `strata` binary uses, so the timings are the binary's.
 #[cfg(not(target_env = "msvc"))]
@@ -312,5 +316,28 @@ fn delta(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, encode, catalog, delta);
+/// Loading the catalog of archives of 1,000 and 1,000,000 commits with the
+/// same live state (see `long_log`).
+fn long_logs(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut group = c.benchmark_group("open a session on a long log");
+    group.sample_size(20);
+    for commits in [1_000, 1_000_000] {
+        let catalog = long_log::build(&runtime, commits);
+        let loaded = runtime.block_on(catalog.load()).expect("load");
+        let bytes = serde_json::to_vec(&loaded).expect("serializes").len();
+        eprintln!(
+            "{commits} commits: snapshot of {bytes} bytes, {} live files, {} inputs held, {} filed",
+            loaded.files.len(),
+            loaded.sources.len(),
+            loaded.completed_sources()
+        );
+        group.bench_function(format!("{commits} commits"), |b| {
+            b.iter(|| runtime.block_on(catalog.load()).expect("load"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode, encode, catalog, delta, long_logs);
 criterion_main!(benches);

@@ -7,6 +7,12 @@
 //! it on the benchmark's input and puts the result in its report. Under
 //! `cargo test` it ingests a small generated input both ways and checks
 //! that both archives hold every event.
+//!
+//! `cargo bench --bench s3_ingest -- --writers N INPUT` measures many writers
+//! instead: N concurrent `strata ingest` processes commit INPUT's lines, cut
+//! into 25 pieces per writer, first one piece per commit, then each writer's
+//! pieces as one input (group commit), and prints commits per second, files
+//! per commit and events per second on the folder and on S3.
 
 #[path = "../tests/common/s3_server.rs"]
 mod s3_server;
@@ -122,6 +128,100 @@ fn smoke_test(setup: &Setup) {
     }
 }
 
+/// Pieces each writer commits one by one.
+const PIECES_PER_WRITER: usize = 25;
+
+/// `input`'s lines cut into `PIECES_PER_WRITER` pieces per writer: for each
+/// writer, its pieces one by one, or joined into one input.
+fn pieces(dir: &Path, input: &Path, writers: usize, joined: bool) -> Vec<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(input).expect("an NDJSON input");
+    let lines: Vec<&str> = text.lines().collect();
+    let per_piece = lines.len().div_ceil(writers * PIECES_PER_WRITER);
+    let mut pieces = vec![Vec::new(); writers];
+    for (n, piece) in lines.chunks(per_piece).enumerate() {
+        pieces[n % writers].push(piece.join("\n") + "\n");
+    }
+    (pieces.into_iter().enumerate())
+        .map(|(w, texts)| {
+            let texts = match joined {
+                true => vec![texts.concat()],
+                false => texts,
+            };
+            (texts.iter().enumerate())
+                .map(|(i, text)| {
+                    let path = dir.join(format!("writer-{w}-{joined}-{i}.ndjson"));
+                    std::fs::write(&path, text).expect("write a piece");
+                    path
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs each writer's ingests at once, one process at a time per writer;
+/// returns the wall time in seconds.
+fn race(command: &(dyn Fn() -> Command + Sync), pieces: &[Vec<PathBuf>]) -> f64 {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for inputs in pieces {
+            scope.spawn(move || {
+                for input in inputs {
+                    let input = input.to_string_lossy();
+                    run(command(), &["ingest", "--quiet", "--no-compact", &input]);
+                }
+            });
+        }
+    });
+    started.elapsed().as_secs_f64()
+}
+
+/// Commits in the log under `root` and the files they added.
+fn commits_and_files(root: &Path) -> (usize, usize) {
+    let log = root.join("_strata/log");
+    let entries: Vec<serde_json::Value> = std::fs::read_dir(&log)
+        .expect("a catalog log")
+        .map(|e| std::fs::read(e.expect("an entry").path()).expect("read an entry"))
+        .map(|bytes| serde_json::from_slice(&bytes).expect("an entry"))
+        .collect();
+    let files = (entries.iter())
+        .map(|e| e["add"].as_array().map_or(0, Vec::len))
+        .sum();
+    (entries.len(), files)
+}
+
+fn many_writers(setup: &Setup, writers: usize, input: &Path) {
+    let events = std::fs::read_to_string(input)
+        .expect("input")
+        .lines()
+        .count() as f64;
+    for joined in [false, true] {
+        let pieces = pieces(setup.dir.path(), input, writers, joined);
+        let name = format!("writers-{joined}");
+        for place in ["folder", "s3"] {
+            let (command, root): (&(dyn Fn() -> Command + Sync), PathBuf) = match place {
+                "folder" => (&|| setup.local(&name), setup.dir.path().join(&name)),
+                _ => (
+                    &|| setup.s3(&name),
+                    setup.dir.path().join("s3").join(BUCKET).join(&name),
+                ),
+            };
+            let seconds = race(command, &pieces);
+            let (commits, files) = commits_and_files(&root);
+            println!(
+                "{place} | {writers} writers | {} | {commits} commits in {seconds:.1} s | {:.1} commits/s | {:.1} files/commit | {:.0} events/s",
+                match joined {
+                    true => "one commit per writer",
+                    false => "one commit per piece",
+                },
+                commits as f64 / seconds,
+                files as f64 / commits as f64,
+                events / seconds
+            );
+        }
+        setup.clear(&name);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let setup = Setup::start();
@@ -130,6 +230,15 @@ fn main() {
         return;
     }
     let args: Vec<&String> = args.iter().filter(|a| *a != "--bench").collect();
+    if args.first().is_some_and(|a| *a == "--writers") {
+        let writers = args.get(1).and_then(|n| n.parse().ok());
+        let input = args.get(2).map(PathBuf::from);
+        let (Some(writers), Some(input)) = (writers, input) else {
+            panic!("usage: s3_ingest --writers N INPUT");
+        };
+        many_writers(&setup, writers, &input);
+        return;
+    }
     let input = PathBuf::from(args.first().expect("usage: s3_ingest INPUT [REPS]"));
     let reps: usize = args
         .get(1)

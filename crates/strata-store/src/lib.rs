@@ -13,10 +13,11 @@ mod writers;
 pub use archive::{Archive, ArchiveError, Missing, Opener, Stores, open_archive, open_location};
 pub use catalog::{
     CHECKPOINT_PREFIX, Catalog, CatalogError, Conflict, Draft, ENTRY_FORMAT, Entry, FileMeta,
-    FiledShard, GENESIS_HASH, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_FORMAT, SNAPSHOT_NOTE_PREFIX,
-    SNAPSHOT_PREFIX, SOURCES_PREFIX, SWEEP_OPERATION, Snapshot, SourceProgress, Untrusted,
-    WITNESS_HEARTBEAT, WITNESS_LATEST, checkpoint_name, checkpoint_path, entry_path, get_if_exists,
-    seq_of, sha256_hex, shard_of, shard_path, snapshot_note_path, snapshot_path,
+    FiledIndex, FiledShard, GENESIS_HASH, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_FORMAT,
+    SNAPSHOT_NOTE_PREFIX, SNAPSHOT_PREFIX, SOURCES_PREFIX, SWEEP_OPERATION, Snapshot,
+    SourceProgress, Untrusted, WITNESS_HEARTBEAT, WITNESS_LATEST, checkpoint_name, checkpoint_path,
+    entry_path, get_if_exists, index_path, seq_of, sha256_hex, shard_of, shard_path,
+    snapshot_note_path, snapshot_path,
 };
 pub use governance::{
     Change, Governance, Hold, Mark, PartitionRecord, PolicyVersion, Principal, valid_principal_name,

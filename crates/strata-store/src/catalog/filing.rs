@@ -4,26 +4,46 @@
 //!
 //! A completed input is still needed: ingesting the same bytes again must be
 //! refused (exactly once). When a snapshot is written, completed inputs move
-//! into 256 shard objects by the first byte of SHA-256 of their id,
-//! `_strata/sources/<shard>/<sha256 of the shard's bytes>.json`, each the
-//! sorted list of that shard's completed inputs; the snapshot keeps one
-//! reference per shard (the hash and how many inputs it holds). A shard is
-//! content-addressed: its name is a pure function of the log, so verify
-//! recomputes it, and writers that file the same shard write the same bytes.
-//! Looking an input up reads its one shard, checked against its hash.
+//! into 4,096 shard objects by the first three hex digits of SHA-256 of their
+//! id, `_strata/sources/<shard>/<sha256 of the shard's bytes>.json`, each the
+//! sorted list of that shard's completed inputs. An index object,
+//! `_strata/sources/index/<sha256>.json`, names each shard's current version
+//! (its hash and how many inputs it holds), and the snapshot names the index:
+//! a snapshot's size does not depend on how many inputs were ever filed, so
+//! opening a session on a million commits reads as much as on a thousand.
+//! Both are content-addressed: their names are a pure function of the log,
+//! so verify recomputes them, and writers that file the same inputs write
+//! the same bytes. Looking an input up reads the index and its one shard,
+//! each checked against its hash.
+//!
+//! Filing rewrites the index and the shards it touches (about 40 KB each for
+//! a million inputs), and a version superseded two snapshots ago is deleted:
+//! storage follows the number of inputs, not the number of filings. A
+//! reader holding an older snapshot whose index or shard is gone reads the
+//! newest snapshot's, which hold every input the older one did.
 
 use std::collections::BTreeMap;
 
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::paths::put_create;
 use super::{Catalog, CatalogError, Snapshot, SourceProgress, sha256_hex};
 
-/// Prefix of the shards of completed inputs.
+/// Prefix of the shards of completed inputs (and of their index).
 pub const SOURCES_PREFIX: &str = "_strata/sources";
 
-/// A snapshot's reference to one shard of completed inputs.
+/// A snapshot's reference to the index of filed inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiledIndex {
+    /// SHA-256 of the index object's bytes, also its name.
+    pub sha256: String,
+    /// How many inputs its shards hold.
+    pub sources: u64,
+}
+
+/// The index's reference to one shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FiledShard {
     /// SHA-256 of the shard object's bytes, also its name.
@@ -32,14 +52,22 @@ pub struct FiledShard {
     pub sources: u64,
 }
 
-/// The shard of input `id`: two hex digits.
+/// The index: each shard's current version, by shard.
+type Index = BTreeMap<String, FiledShard>;
+
+/// The shard of input `id`: three hex digits.
 pub fn shard_of(id: &str) -> String {
-    sha256_hex(id.as_bytes())[..2].to_string()
+    sha256_hex(id.as_bytes())[..3].to_string()
 }
 
 /// Where the shard `shard` whose bytes hash to `sha256` is stored.
 pub fn shard_path(shard: &str, sha256: &str) -> Path {
     Path::from(format!("{SOURCES_PREFIX}/{shard}/{sha256}.json"))
+}
+
+/// Where the index whose bytes hash to `sha256` is stored.
+pub fn index_path(sha256: &str) -> Path {
+    Path::from(format!("{SOURCES_PREFIX}/index/{sha256}.json"))
 }
 
 impl SourceProgress {
@@ -56,6 +84,16 @@ fn shard_bytes(sources: &BTreeMap<String, SourceProgress>) -> Vec<u8> {
     serde_json::to_vec(&sources.values().collect::<Vec<_>>()).expect("sources serialize")
 }
 
+/// The bytes of `index`, and the snapshot's reference to them.
+fn index_bytes(index: &Index) -> (Vec<u8>, FiledIndex) {
+    let bytes = serde_json::to_vec(index).expect("an index serializes");
+    let filed = FiledIndex {
+        sha256: sha256_hex(&bytes),
+        sources: index.values().map(|s| s.sources).sum(),
+    };
+    (bytes, filed)
+}
+
 impl Snapshot {
     /// The completed inputs still held in the snapshot, by shard and id.
     fn unfiled(&self) -> BTreeMap<String, BTreeMap<String, SourceProgress>> {
@@ -68,30 +106,39 @@ impl Snapshot {
     }
 
     /// This state as a snapshot that files every completed input stores it,
-    /// with each shard's bytes; for a state replayed from the log, whose
-    /// inputs are all in [`Snapshot::sources`].
-    pub fn filed(&self) -> (Snapshot, BTreeMap<String, Vec<u8>>) {
+    /// with the objects it names (the index and the shards) by path; for a
+    /// state replayed from the log, whose inputs are all in
+    /// [`Snapshot::sources`].
+    pub fn filed(&self) -> (Snapshot, BTreeMap<Path, Vec<u8>>) {
         let mut snapshot = self.clone();
-        let mut shards = BTreeMap::new();
+        let mut objects = BTreeMap::new();
+        let mut index = Index::new();
         for (shard, sources) in self.unfiled() {
             let bytes = shard_bytes(&sources);
-            snapshot.filed_sources.insert(
-                shard.clone(),
+            let sha256 = sha256_hex(&bytes);
+            objects.insert(shard_path(&shard, &sha256), bytes);
+            let count = sources.len() as u64;
+            index.insert(
+                shard,
                 FiledShard {
-                    sha256: sha256_hex(&bytes),
-                    sources: sources.len() as u64,
+                    sha256,
+                    sources: count,
                 },
             );
-            shards.insert(shard, bytes);
+        }
+        if !index.is_empty() {
+            let (bytes, filed) = index_bytes(&index);
+            objects.insert(index_path(&filed.sha256), bytes);
+            snapshot.filed_sources = Some(filed);
         }
         snapshot.sources.retain(|_, s| !s.fileable());
-        (snapshot, shards)
+        (snapshot, objects)
     }
 
     /// Inputs ingested to the end: those held and those filed.
     pub fn completed_sources(&self) -> u64 {
         let held = self.sources.values().filter(|s| s.complete).count() as u64;
-        held + self.filed_sources.values().map(|s| s.sources).sum::<u64>()
+        held + self.filed_sources.as_ref().map_or(0, |f| f.sources)
     }
 }
 
@@ -105,40 +152,84 @@ impl Catalog {
         if let Some(source) = snapshot.sources.get(id) {
             return Ok(Some(source.clone()));
         }
-        let shard = shard_of(id);
-        let Some(filed) = snapshot.filed_sources.get(&shard) else {
+        let Some(filed) = &snapshot.filed_sources else {
             return Ok(None);
         };
-        Ok(self.read_shard(&shard, filed).await?.remove(id))
+        match self.filed_source(filed, id).await {
+            // Superseded and deleted since `snapshot` was loaded: the newest
+            // snapshot's index holds every input this one did, and more.
+            Err(gone @ CatalogError::Shard { .. }) => {
+                let latest = self.latest_snapshot().await?;
+                match latest.and_then(|l| l.filed_sources) {
+                    Some(newer) if newer != *filed => self.filed_source(&newer, id).await,
+                    _ => Err(gone),
+                }
+            }
+            found => found,
+        }
     }
 
-    /// The inputs of shard `shard`, checked against the snapshot's reference.
+    /// Input `id` in the index `filed` names.
+    async fn filed_source(
+        &self,
+        filed: &FiledIndex,
+        id: &str,
+    ) -> Result<Option<SourceProgress>, CatalogError> {
+        let shard = shard_of(id);
+        let index = self.read_index(filed).await?;
+        let Some(filed_shard) = index.get(&shard) else {
+            return Ok(None);
+        };
+        Ok(self.read_shard(&shard, filed_shard).await?.remove(id))
+    }
+
+    /// The bytes at `path`, which must hash to `sha256`.
+    async fn read_addressed(&self, path: &Path, sha256: &str) -> Result<Vec<u8>, CatalogError> {
+        let unusable = |reason: &str| CatalogError::Shard {
+            path: path.to_string(),
+            reason: reason.to_string(),
+        };
+        let Some(bytes) = self.get(path).await? else {
+            return Err(unusable("is missing"));
+        };
+        if sha256_hex(&bytes) != sha256 {
+            return Err(unusable("does not hash to its name"));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// The index `filed` names.
+    async fn read_index(&self, filed: &FiledIndex) -> Result<Index, CatalogError> {
+        let path = index_path(&filed.sha256);
+        Self::decode(&path, &self.read_addressed(&path, &filed.sha256).await?)
+    }
+
+    /// The inputs of shard `shard`, checked against the index's reference.
     async fn read_shard(
         &self,
         shard: &str,
         filed: &FiledShard,
     ) -> Result<BTreeMap<String, SourceProgress>, CatalogError> {
         let path = shard_path(shard, &filed.sha256);
-        let unusable = |reason: &str| CatalogError::Shard {
-            path: path.to_string(),
-            reason: reason.to_string(),
-        };
-        let Some(bytes) = self.get(&path).await? else {
-            return Err(unusable("is missing"));
-        };
-        if sha256_hex(&bytes) != filed.sha256 {
-            return Err(unusable("does not hash to its name"));
-        }
+        let bytes = self.read_addressed(&path, &filed.sha256).await?;
         let sources: Vec<SourceProgress> = Self::decode(&path, &bytes)?;
         Ok(sources.into_iter().map(|s| (s.id.clone(), s)).collect())
     }
 
     /// Moves the completed inputs `snapshot` holds into their shards: each
-    /// touched shard is read, merged and stored under its new hash before
-    /// the snapshot names it.
+    /// touched shard is read, merged and stored under its new hash, then
+    /// the new index, before the snapshot names it.
     pub(super) async fn file_sources(&self, snapshot: &mut Snapshot) -> Result<(), CatalogError> {
-        for (shard, sources) in snapshot.unfiled() {
-            let mut merged = match snapshot.filed_sources.get(&shard) {
+        let unfiled = snapshot.unfiled();
+        if unfiled.is_empty() {
+            return Ok(());
+        }
+        let mut index = match &snapshot.filed_sources {
+            Some(filed) => self.read_index(filed).await?,
+            None => Index::new(),
+        };
+        for (shard, sources) in unfiled {
+            let mut merged = match index.get(&shard) {
                 Some(filed) => self.read_shard(&shard, filed).await?,
                 None => BTreeMap::new(),
             };
@@ -146,14 +237,62 @@ impl Catalog {
             let bytes = shard_bytes(&merged);
             let sha256 = sha256_hex(&bytes);
             put_create(&*self.store, &shard_path(&shard, &sha256), bytes.into()).await?;
-            let filed = FiledShard {
-                sha256,
-                sources: merged.len() as u64,
-            };
-            snapshot.filed_sources.insert(shard, filed);
+            let count = merged.len() as u64;
+            index.insert(
+                shard,
+                FiledShard {
+                    sha256,
+                    sources: count,
+                },
+            );
         }
+        let (bytes, filed) = index_bytes(&index);
+        put_create(&*self.store, &index_path(&filed.sha256), bytes.into()).await?;
+        snapshot.filed_sources = Some(filed);
         snapshot.sources.retain(|_, s| !s.fileable());
         Ok(())
+    }
+
+    /// The index and shards the snapshot stored at `seq` names, or `None`
+    /// if any of them cannot be read.
+    async fn named_by_snapshot(&self, seq: u64) -> Option<Vec<Path>> {
+        let path = super::snapshot_path(seq);
+        let bytes = self.get(&path).await.ok()??;
+        let snapshot = Self::decode::<Snapshot>(&path, &bytes).ok()?;
+        let Some(filed) = snapshot.filed_sources else {
+            return Some(Vec::new());
+        };
+        let index = self.read_index(&filed).await.ok()?;
+        let shards = index.iter().map(|(shard, f)| shard_path(shard, &f.sha256));
+        Some(
+            std::iter::once(index_path(&filed.sha256))
+                .chain(shards)
+                .collect(),
+        )
+    }
+
+    /// Deletes the index and shards that the snapshot two before `seq`
+    /// named and neither the one before nor `seq`'s names any more: loaders
+    /// of those two keep theirs. Best effort: an object left behind is only
+    /// storage.
+    pub(super) async fn delete_superseded_shards(&self, seq: u64) {
+        let interval = self.snapshot_interval;
+        let Some(oldest) = seq.checked_sub(2 * interval).filter(|&s| s > 0) else {
+            return;
+        };
+        let mut named = Vec::new();
+        for at in [oldest, seq - interval, seq] {
+            match self.named_by_snapshot(at).await {
+                Some(paths) => named.push(paths),
+                None => return, // unreadable: nothing is deleted
+            }
+        }
+        let kept: std::collections::HashSet<&Path> = named[1..].iter().flatten().collect();
+        for path in named[0].iter().filter(|p| !kept.contains(p)) {
+            if let Err(e) = self.store.delete(path).await {
+                tracing::warn!("could not delete the superseded {path}: {e}");
+            }
+        }
     }
 }
 
@@ -194,9 +333,11 @@ mod tests {
             [&input(3, false).id]
         );
         assert_eq!(loaded.completed_sources(), 2);
+        let index = catalog.read_index(loaded.filed_sources.as_ref().unwrap());
         assert_eq!(
-            loaded
-                .filed_sources
+            index
+                .await
+                .unwrap()
                 .values()
                 .map(|s| s.sources)
                 .sum::<u64>(),
@@ -229,5 +370,62 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn superseded_shards_are_deleted_and_old_snapshots_still_find_their_inputs() {
+        use futures::TryStreamExt;
+        use object_store::ObjectStore;
+        let store = Arc::new(InMemory::new());
+        let catalog = Catalog::new(store.clone()).with_snapshot_interval(3);
+        // Three inputs of one shard, each completed just after a snapshot.
+        let shard = shard_of(&input(1, true).id);
+        let same_shard: Vec<u32> = (1..)
+            .filter(|&n| shard_of(&input(n, true).id) == shard)
+            .take(3)
+            .collect();
+        let mut snapshot = catalog.load().await.unwrap();
+        let mut at_3 = None;
+        for (round, n) in same_shard.iter().enumerate() {
+            for i in 0..3 {
+                let mut draft = add(&[&format!("f{round}-{i}")]);
+                if i == 0 {
+                    draft.sources = vec![(input(*n, true), 0)];
+                }
+                catalog.commit(&mut snapshot, draft).await.unwrap();
+            }
+            if at_3.is_none() {
+                let loaded = catalog.load().await.unwrap();
+                let filed = loaded.filed_sources.clone().unwrap();
+                let shard_ref = catalog.read_index(&filed).await.unwrap()[&shard].clone();
+                at_3 = Some((loaded, filed, shard_ref));
+            }
+        }
+        let (at_3, first_index, first) = at_3.unwrap();
+        let listed: Vec<_> = store
+            .list(Some(&Path::from(SOURCES_PREFIX)))
+            .try_collect()
+            .await
+            .unwrap();
+        // Snapshots 6 and 9's indexes and shards; 3's are gone.
+        assert_eq!(listed.len(), 4, "{listed:?}");
+        assert!(
+            catalog
+                .get(&index_path(&first_index.sha256))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            catalog
+                .get(&shard_path(&shard, &first.sha256))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // A reader still holding snapshot 3 finds its input in the newest shard.
+        let found = catalog.source(&at_3, &input(same_shard[0], true).id).await;
+        assert_eq!(found.unwrap(), Some(input(same_shard[0], true)));
+        assert_eq!(catalog.load().await.unwrap().completed_sources(), 3);
     }
 }

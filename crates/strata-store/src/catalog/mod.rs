@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use strata_integrity::SigningKey;
 
 pub use entry::{Draft, ENTRY_FORMAT, Entry, FileMeta, SourceProgress, Untrusted};
-pub use filing::{FiledShard, SOURCES_PREFIX, shard_of, shard_path};
+pub use filing::{FiledIndex, FiledShard, SOURCES_PREFIX, index_path, shard_of, shard_path};
 pub(crate) use paths::put_create;
 pub use paths::{
     CHECKPOINT_PREFIX, HEARTBEAT_PREFIX, LOG_PREFIX, SNAPSHOT_NOTE_PREFIX, SNAPSHOT_PREFIX,

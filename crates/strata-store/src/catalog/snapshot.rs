@@ -49,10 +49,10 @@ pub struct Snapshot {
     /// depend only on its content): inputs in progress, and completed ones
     /// until a stored snapshot files them.
     pub sources: BTreeMap<String, SourceProgress>,
-    /// Shards of completed inputs filed out of [`Snapshot::sources`] when
-    /// the snapshot was stored, by shard (see `filing`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub filed_sources: BTreeMap<String, super::FiledShard>,
+    /// The index of the completed inputs filed out of [`Snapshot::sources`]
+    /// when a snapshot was stored (see `filing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filed_sources: Option<super::FiledIndex>,
     /// Retention policy, legal holds and expiry marks.
     #[serde(default)]
     pub governance: Governance,
@@ -413,6 +413,7 @@ impl Catalog {
         put_create(&*self.store, &snapshot_path(snapshot.seq), bytes.into()).await?;
         let hint = serde_json::to_vec(&LastSnapshot { seq: snapshot.seq }).expect("serializes");
         self.store.put(&last_snapshot_path(), hint.into()).await?;
+        self.delete_superseded_shards(snapshot.seq).await;
         Ok(())
     }
 }

@@ -9,9 +9,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use strata_integrity::{MerkleLog, VerifierKey};
 use strata_store::delta::delta_version_path;
-use strata_store::{
-    Change, Entry, SWEEP_OPERATION, Snapshot, Untrusted, entry_path, sha256_hex, shard_path,
-};
+use strata_store::{Change, Entry, SWEEP_OPERATION, Snapshot, Untrusted, entry_path, sha256_hex};
 
 use super::delta::DeltaCheck;
 use super::get;
@@ -195,18 +193,24 @@ pub(super) async fn replay_log(
             }
         }
         if let Some(snapshot_path) = snapshots.get(&seq) {
-            compare_snapshot(store, snapshot_path, &replay, findings).await?;
+            let newest = snapshots
+                .last_key_value()
+                .is_some_and(|(&last, _)| last == seq);
+            compare_snapshot(store, snapshot_path, &replay, newest, findings).await?;
         }
     }
     Ok(replay)
 }
 
 /// A snapshot must be exactly the state the log replays to, or loading would
-/// show queries an archive the log does not describe.
+/// show queries an archive the log does not describe. The shards it names
+/// are checked for the `newest` snapshot, the one loading reads (older
+/// snapshots' superseded shards are deleted).
 async fn compare_snapshot(
     store: &dyn ObjectStore,
     path: &Path,
     replay: &Replay,
+    newest: bool,
     findings: &mut Vec<Finding>,
 ) -> Result<(), VerifyError> {
     let Some(bytes) = get(store, path).await? else {
@@ -217,7 +221,7 @@ async fn compare_snapshot(
     // inputs in shards, named by their hash: the shards the replayed state
     // would be filed into must be those the snapshot names, and stored.
     // A snapshot of an older format is compared as read.
-    let (filed, shards) = replay.state.filed();
+    let (filed, objects) = replay.state.filed();
     let stored = serde_json::from_slice::<Snapshot>(&bytes).ok();
     let expected = match &stored {
         Some(snapshot) if snapshot.format < 4 => &replay.state,
@@ -239,18 +243,17 @@ async fn compare_snapshot(
         ));
         return Ok(());
     }
-    for (shard, bytes) in shards.iter().filter(|_| expected.format >= 4) {
-        let shard_path = shard_path(shard, &sha256_hex(bytes));
-        let (code, what) = match get(store, &shard_path).await? {
+    for (object, bytes) in objects.iter().filter(|_| newest && expected.format >= 4) {
+        let (code, what) = match get(store, object).await? {
             Some(stored) if stored == *bytes => continue,
             Some(_) => (Code::Modified, "differs from the inputs it files"),
             None => (Code::Missing, "is gone"),
         };
         findings.push(Finding::new(
             code,
-            shard_path.as_ref(),
+            object.as_ref(),
             Some(replay.state.seq),
-            &format!("this shard of completed inputs, named by snapshot {path}, {what}"),
+            &format!("this record of completed inputs, named by snapshot {path}, {what}"),
         ));
     }
     Ok(())
