@@ -80,9 +80,11 @@ fn run_step(place: &Place, keyring: &Path, actor: &str, step: &Step) -> Result<(
 }
 
 fn describe(out: &Output) -> String {
+    use std::os::unix::process::ExitStatusExt;
     format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        "exit {:?}, signal {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status.code(),
+        out.status.signal(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
