@@ -79,9 +79,16 @@ impl SourceProgress {
     }
 }
 
-/// The bytes of a shard holding `sources` (sorted by id, as a map is).
-fn shard_bytes(sources: &BTreeMap<String, SourceProgress>) -> Vec<u8> {
-    serde_json::to_vec(&sources.values().collect::<Vec<_>>()).expect("sources serialize")
+/// The bytes of a shard holding `sources` (sorted by id, as a map is), and
+/// the index's reference to them.
+fn shard_bytes(sources: &BTreeMap<String, SourceProgress>) -> (Vec<u8>, FiledShard) {
+    let listed = sources.values().collect::<Vec<_>>();
+    let bytes = serde_json::to_vec(&listed).expect("sources serialize");
+    let filed = FiledShard {
+        sha256: sha256_hex(&bytes),
+        sources: sources.len() as u64,
+    };
+    (bytes, filed)
 }
 
 /// The bytes of `index`, and the snapshot's reference to them.
@@ -114,17 +121,9 @@ impl Snapshot {
         let mut objects = BTreeMap::new();
         let mut index = Index::new();
         for (shard, sources) in self.unfiled() {
-            let bytes = shard_bytes(&sources);
-            let sha256 = sha256_hex(&bytes);
-            objects.insert(shard_path(&shard, &sha256), bytes);
-            let count = sources.len() as u64;
-            index.insert(
-                shard,
-                FiledShard {
-                    sha256,
-                    sources: count,
-                },
-            );
+            let (bytes, filed) = shard_bytes(&sources);
+            objects.insert(shard_path(&shard, &filed.sha256), bytes);
+            index.insert(shard, filed);
         }
         if !index.is_empty() {
             let (bytes, filed) = index_bytes(&index);
@@ -234,17 +233,14 @@ impl Catalog {
                 None => BTreeMap::new(),
             };
             merged.extend(sources);
-            let bytes = shard_bytes(&merged);
-            let sha256 = sha256_hex(&bytes);
-            put_create(&*self.store, &shard_path(&shard, &sha256), bytes.into()).await?;
-            let count = merged.len() as u64;
-            index.insert(
-                shard,
-                FiledShard {
-                    sha256,
-                    sources: count,
-                },
-            );
+            let (bytes, filed) = shard_bytes(&merged);
+            put_create(
+                &*self.store,
+                &shard_path(&shard, &filed.sha256),
+                bytes.into(),
+            )
+            .await?;
+            index.insert(shard, filed);
         }
         let (bytes, filed) = index_bytes(&index);
         put_create(&*self.store, &index_path(&filed.sha256), bytes.into()).await?;

@@ -21,9 +21,10 @@ use crate::governance::{Change, Governance, PartitionRecord};
 
 /// The format of snapshots this version writes: 4 since completed inputs
 /// are filed out of them (a version that does not know the shards would
-/// take their inputs for new ones), 3 since they hold the server's principals (a version that does not know them must replay the
-/// log rather than drop them), 2 since snapshots are signed, 1 for
-/// snapshots without a `format` field.
+/// take their inputs for new ones), 3 since they hold the server's
+/// principals (a version that does not know them must replay the log rather
+/// than drop them), 2 since snapshots are signed, 1 for snapshots without a
+/// `format` field.
 pub const SNAPSHOT_FORMAT: u32 = 4;
 
 /// The archive's content as of one commit.

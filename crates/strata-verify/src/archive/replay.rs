@@ -220,12 +220,14 @@ async fn compare_snapshot(
     // shreds, trusted keys) alike. Snapshots since format 4 file completed
     // inputs in shards, named by their hash: the shards the replayed state
     // would be filed into must be those the snapshot names, and stored.
-    // A snapshot of an older format is compared as read.
-    let (filed, objects) = replay.state.filed();
+    // A snapshot of an older format is compared as read, and names nothing.
     let stored = serde_json::from_slice::<Snapshot>(&bytes).ok();
-    let expected = match &stored {
-        Some(snapshot) if snapshot.format < 4 => &replay.state,
-        _ => &filed,
+    let filed_form = (stored.as_ref())
+        .is_some_and(|snapshot| snapshot.format >= 4)
+        .then(|| replay.state.filed());
+    let (expected, objects) = match &filed_form {
+        Some((filed, objects)) => (filed, Some(objects)),
+        None => (&replay.state, None),
     };
     let matches = stored.is_some_and(|snapshot| {
         let upgraded = Snapshot {
@@ -243,7 +245,7 @@ async fn compare_snapshot(
         ));
         return Ok(());
     }
-    for (object, bytes) in objects.iter().filter(|_| newest && expected.format >= 4) {
+    for (object, bytes) in objects.into_iter().flatten().filter(|_| newest) {
         let (code, what) = match get(store, object).await? {
             Some(stored) if stored == *bytes => continue,
             Some(_) => (Code::Modified, "differs from the inputs it files"),
@@ -265,6 +267,43 @@ mod tests {
 
     use super::super::tests::{archive, codes, data_path, run};
     use super::*;
+
+    #[tokio::test]
+    async fn a_missing_shard_of_completed_inputs_is_reported() {
+        use futures::TryStreamExt;
+        use strata_store::{Draft, SOURCES_PREFIX, SourceProgress};
+        let (store, catalog, key) = archive(1).await;
+        let mut snapshot = catalog.load().await.unwrap();
+        let input = SourceProgress {
+            id: format!("blake3:{:064x}", 7),
+            path: "in.ndjson".into(),
+            lines: 1,
+            rejected: 0,
+            accepted: 1,
+            complete: true,
+        };
+        let draft = Draft {
+            operation: "ingest".into(),
+            sources: vec![(input, 0)],
+            ..Default::default()
+        };
+        catalog.commit(&mut snapshot, draft).await.unwrap(); // snapshot 2 files it
+        assert_eq!(codes(&run(store.clone(), &key).await), []);
+        let listed: Vec<_> = (store.list(Some(&Path::from(SOURCES_PREFIX))))
+            .try_collect()
+            .await
+            .unwrap();
+        let shard = listed
+            .iter()
+            .find(|m| !m.location.as_ref().contains("/index/"))
+            .unwrap();
+        store.delete(&shard.location).await.unwrap();
+        let report = run(store, &key).await;
+        assert_eq!(
+            codes(&report),
+            [(Code::Missing, shard.location.to_string())]
+        );
+    }
 
     #[tokio::test]
     async fn a_doctored_snapshot_is_modified() {
