@@ -79,13 +79,16 @@ pub enum Command {
     Users(UsersCommand),
     /// Run the ingest server: shippers send events over HTTP, acknowledged once durable.
     #[command(after_help = crate::serve::SERVE_EXAMPLES)]
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Summarise the archive's catalog: commits, partitions, files, bytes.
     #[command(after_help = "Example:\n  strata --archive s3://audit-logs/prod status")]
     Status,
     /// Publish the catalog as a Delta Lake table (`_delta_log/`): write the versions missing.
     #[command(after_help = PUBLISH_EXAMPLES)]
     Publish,
+    /// Distributed SQL: run an Apache DataFusion Ballista scheduler or executor for the archive.
+    #[command(subcommand, after_help = CLUSTER_EXAMPLES)]
+    Cluster(ClusterCommand),
     /// Write realistic synthetic BPO compliance events as NDJSON.
     #[command(after_help = GEN_EXAMPLES)]
     Gen(GenArgs),
@@ -173,11 +176,60 @@ Examples:
   strata sql --stats \"SELECT count(*) FROM events WHERE tenant = 'globex-bank'\"
   strata sql --export q1-exports \"SELECT * FROM data_usage WHERE action = 'export'\"
               (result.parquet, result.csv and a signed manifest.note; see verify-export)
+  strata sql --cluster df://10.0.0.1:50050 \"SELECT tenant, count(*) FROM events GROUP BY 1\"
+              (on a Ballista cluster: see `strata cluster --help`)
 
 In an archive with principals (a served one) every statement is recorded in the archive
 as archive_query events, as the server records its own: who ran it (STRATA_ACTOR, else
 user@host), its text, the tenants it read, rows and bytes. Without write access (no trusted
 signing key, a read-only store) it runs without a record and says so. See docs/access.md.";
+
+const CLUSTER_EXAMPLES: &str = "\
+A cluster is one scheduler and any number of executors, all serving the same archive
+(--archive: a folder every host mounts at the same path, or s3://...). Clients send it
+queries with `strata sql --cluster df://HOST:PORT`: the plan names the archive, the catalog
+entry it was made on and the tenants the session may see, never the data or keys; every
+executor checks that each file it reads is in that entry and those tenants. Executors read
+encrypted tenants with their own keyring (--keyring). Ballista's ports are unauthenticated:
+keep a cluster on a trusted network. See docs/scale-out.md.
+
+Examples:
+  strata --archive /mnt/archive cluster scheduler --bind 10.0.0.1:50050
+  strata --archive /mnt/archive --keyring /etc/strata/keyring.json \\
+      cluster executor --scheduler 10.0.0.1:50050 --host 10.0.0.2
+  strata --archive /mnt/archive sql --cluster df://10.0.0.1:50050 \"SELECT count(*) FROM events\"";
+
+/// `strata cluster` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Run a scheduler: it plans clients' queries on the archive and hands tasks to executors.
+    Scheduler {
+        /// Address to listen on for clients and executors.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+    },
+    /// Run an executor: it reads (and decrypts) the archive's files for the scheduler's tasks.
+    Executor {
+        /// The scheduler's address.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+        scheduler: String,
+        /// The address to listen on, as the scheduler and clients reach it.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port of its Arrow Flight service (clients and other executors fetch results there).
+        #[arg(long, value_name = "PORT", default_value_t = 50051)]
+        flight_port: u16,
+        /// Port of its gRPC service (the scheduler sends it tasks there).
+        #[arg(long, value_name = "PORT", default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once (default: one per core).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        concurrent_tasks: usize,
+        /// Folder for shuffle files (default: a new temporary folder).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+    },
+}
 
 const GEN_EXAMPLES: &str = "\
 Examples:
@@ -256,6 +308,14 @@ pub struct SqlArgs {
     /// manifest signed by the archive key naming the query and the checkpoint it ran on.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "format"])]
     pub export: Option<PathBuf>,
+    /// Run on the Ballista cluster whose scheduler is at df://HOST:PORT (see `strata cluster`).
+    #[arg(
+        long,
+        value_name = "df://HOST:PORT",
+        env = "STRATA_CLUSTER",
+        conflicts_with = "stats"
+    )]
+    pub cluster: Option<String>,
 }
 
 /// Options of `strata verify`.

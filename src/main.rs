@@ -1,6 +1,7 @@
 //! `strata`: a columnar archive and retention engine for compliance logs.
 
 mod cli;
+mod cluster;
 mod demo;
 mod ingest;
 mod output;
@@ -50,6 +51,15 @@ fn main() -> ExitCode {
     }
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    #[cfg(unix)]
+    if matches!(cli.command, Command::Cluster(_)) {
+        // A cluster process outlives its peers' connections: a write to
+        // one that went away must fail that request, not stop the process.
+        // SAFETY: no thread has started yet.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+    }
     if let (Command::Serve(args), Some(("serve", serve))) = (&mut cli.command, matches.subcommand())
         && let Err(why) = serve_config::apply(args, serve)
     {
@@ -164,8 +174,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             users::run(&sealed(Missing::Create)?, command).await
         }
         Command::Users(command) => users::run(&sealed(Missing::Fail)?, command).await,
-        Command::Serve(args) => serve::run(sealed(Missing::Fail)?, args).await,
+        Command::Serve(args) => serve::run(sealed(Missing::Fail)?, *args).await,
         Command::Status => sql::status(&archive(Missing::Fail)?).await,
+        Command::Cluster(command) => cluster::run(&location, command).await,
         Command::Publish => publish::run(&archive(Missing::Fail)?).await,
         Command::Gen(args) => demo::generate(args),
         Command::Demo(args) => demo::run(&sealed(Missing::Create)?, args).await,

@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// Queries one principal may run at once; more get 429 with Retry-After.
     #[arg(long, env = "STRATA_QUERIES_PER_PRINCIPAL", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub queries_per_principal: u64,
+    /// Run queries of the archive on this Ballista cluster (its scheduler, `df://HOST:PORT`;
+    /// see `strata cluster`). Analysts' queries stay here: their pseudonym secret never leaves.
+    #[arg(long, env = "STRATA_CLUSTER", value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
 }
 
 pub const SERVE_EXAMPLES: &str = "\
@@ -186,7 +190,12 @@ fn default_node_id() -> String {
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then writes out and exits 0.
-pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(mut archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(cluster) = &args.cluster {
+        // Plans name the archive as the cluster's processes do.
+        strata_cluster::scheduler_url(cluster)?;
+        archive.location = strata_cluster::canonical_location(&archive.location)?;
+    }
     let location = archive.location.clone();
     let syslog_specs = syslog_specs(&args)?;
     // A bad certificate stops the server here, never a silent plaintext fallback.
@@ -208,6 +217,7 @@ pub async fn run(archive: Archive, args: ServeArgs) -> anyhow::Result<ExitCode> 
         syslog_max_bytes: args.syslog_max_bytes as usize,
         keys: Some(crate::tenant_keys()?),
         pseudonyms: Arc::new(Pseudonyms::new(crate::pseudonym_secret()?)),
+        cluster: args.cluster,
         ..ServeOptions::default()
     };
     let node = options.node_id.clone();

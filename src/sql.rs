@@ -20,6 +20,11 @@ use crate::sql_record::SqlRecorder;
 /// Opens a query session, refusing an archive with nothing in it.
 pub async fn open(archive: &Archive) -> anyhow::Result<QuerySession> {
     let session = QuerySession::open(archive, Some(crate::tenant_keys()?)).await?;
+    refuse_empty(archive, session)
+}
+
+/// `session`, unless its archive has nothing in it.
+fn refuse_empty(archive: &Archive, session: QuerySession) -> anyhow::Result<QuerySession> {
     anyhow::ensure!(
         session.snapshot.seq > 0,
         "no archive at {}: nothing has been committed there yet (run `strata ingest` or `strata demo`)",
@@ -36,7 +41,13 @@ pub async fn run(
     witness: Option<&str>,
     args: SqlArgs,
 ) -> anyhow::Result<ExitCode> {
-    let session = open(archive).await?;
+    let session = match &args.cluster {
+        Some(cluster) => refuse_empty(
+            archive,
+            crate::cluster::open_session(archive, cluster).await?,
+        )?,
+        None => open(archive).await?,
+    };
     let recorder = SqlRecorder::new(archive, &session, keyring, witness).await?;
     let Some(query) = args.query else {
         crate::shell::run(&session, &recorder).await?;

@@ -41,16 +41,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serve_client::ServerProcess;
 
-/// Adds principal `name` and returns its token.
-fn add_user(archive: &Path, name: &str, role: &str, tenants: &[&str]) -> String {
-    let mut cmd = strata(archive);
-    cmd.args(["users", "add", name, "--role", role]);
-    for tenant in tenants {
-        cmd.args(["--tenant", tenant]);
-    }
-    run_ok(&mut cmd).lines().last().unwrap().to_string()
-}
-
 /// The archive's segments of node `node` still in the write-ahead log
 /// (not the staging files a put cut off by `kill -9` leaves, `….wal#N`,
 /// which the store never lists).

@@ -39,6 +39,16 @@ pub fn strata(archive: &Path) -> Command {
     cmd
 }
 
+/// Adds principal `name` of `role` (over `tenants`) and returns its token.
+pub fn add_user(archive: &Path, name: &str, role: &str, tenants: &[&str]) -> String {
+    let mut cmd = strata(archive);
+    cmd.args(["users", "add", name, "--role", role]);
+    for tenant in tenants {
+        cmd.args(["--tenant", tenant]);
+    }
+    run_ok(&mut cmd).lines().last().unwrap().to_string()
+}
+
 /// Credentials of the in-process S3 server of the tests.
 pub const S3_KEY: &str = "strata-test-key";
 /// Its secret.

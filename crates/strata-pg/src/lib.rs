@@ -48,6 +48,9 @@ pub struct Admission {
 /// What the wire needs from the server behind it.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
+    /// A context for a connection's statements, in `runtime` (see
+    /// [`QuerySession::context`]; a server on a cluster runs them there).
+    fn context(&self, runtime: Arc<RuntimeEnv>) -> Result<SessionContext, QueryError>;
     /// The active principal named `user` whose token is `token`.
     fn login(&self, user: &str, token: &str) -> Option<Authenticated>;
     /// The SCRAM verifier of the active principal named `user`, and the

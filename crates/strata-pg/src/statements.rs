@@ -156,7 +156,7 @@ impl Statements {
             return Ok(ctx.clone());
         }
         let internal = |e: &dyn std::fmt::Display| Refusal::failed("XX000", e.to_string());
-        let ctx = QuerySession::context(Some(runtime)).map_err(|e| internal(&e))?;
+        let ctx = self.backend.context(runtime).map_err(|e| internal(&e))?;
         // `pg_catalog` is derived from the context's own tables: `\d`
         // lists what this principal's session holds.
         setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(|e| internal(&e))?;

@@ -15,6 +15,7 @@
 mod audit;
 mod crypto;
 mod files;
+mod pin;
 mod prune;
 pub mod pseudonym;
 mod pseudonym_table;
@@ -27,13 +28,14 @@ mod utc_date;
 pub use audit::AuditTable;
 pub use crypto::TenantKeys;
 pub use files::FilesTable;
+pub use pin::{ArchiveTableKind, PinnedTable, SnapshotPin};
 pub use prune::Prune;
 pub use pseudonym::Pseudonyms;
 pub use pseudonym_table::PseudonymTable;
 pub use scope::Scope;
 pub use session::{
     Planned, QueryError, QuerySession, QueryStats, Running, Viewer, is_archive_table,
-    verify_read_only,
+    register_stores, scoped_files, store_url, verify_read_only,
 };
 pub use table::{ArchiveTable, ScanRecord};
 pub use utc_date::{UtcDateRewrite, utc_date};

@@ -1,11 +1,14 @@
 //! A query session over one catalog snapshot of an archive.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::ParamValues;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::source_as_provider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SQLOptions;
@@ -21,8 +24,11 @@ use strata_store::{
     Archive, ArchiveError, CatalogError, FileMeta, Missing, Snapshot, open_location,
 };
 
+use object_store::ObjectStore;
+
 use crate::audit::AuditTable;
 use crate::files::FilesTable;
+use crate::pin::{ArchiveTableKind, PinnedTable, SnapshotPin};
 use crate::pseudonym_table::PseudonymTable;
 use crate::scope::Scope;
 use crate::table::{ArchiveTable, ScanRecord};
@@ -119,7 +125,11 @@ pub struct QuerySession {
     scans: Arc<Mutex<Vec<ScanRecord>>>,
 }
 
+/// Where the archive's own store is registered in a session.
 const STORE_URL: &str = "strata://archive/";
+
+/// The name of the plan that runs a query on a Ballista cluster.
+const DISTRIBUTED_QUERY: &str = "DistributedQueryExec";
 
 /// The tables a session registers (besides a view per family).
 const TABLES: [&str; 3] = ["events", "strata_files", "strata_audit"];
@@ -182,25 +192,12 @@ impl QuerySession {
         buffered: Vec<RecordBatch>,
         scope: Scope,
     ) -> Result<QuerySession, QueryError> {
-        let store_url = ObjectStoreUrl::parse(STORE_URL)?;
-        ctx.register_object_store(store_url.as_ref(), archive.store.clone());
-        let mut store_urls = HashMap::from([(None, store_url)]);
-        // One copy of the files, shared by `events` and `strata_files`.
-        let files: Arc<[FileMeta]> = (snapshot.visible_files())
-            .filter(|f| scope.covers(&f.tenant))
-            .cloned()
-            .collect();
+        let files = scoped_files(&snapshot, &scope);
+        let store_urls = register_stores(&ctx.runtime_env(), &archive.store, &files)?;
         let buffered = (buffered.into_iter())
             .map(|batch| scope.rows_of(batch))
             .collect::<Result<Vec<_>, _>>()?;
-        for location in files.iter().filter_map(|f| f.location.as_ref()) {
-            if !store_urls.contains_key(&Some(location.clone())) {
-                let url = ObjectStoreUrl::parse(format!("strata://tier{}/", store_urls.len()))?;
-                let store = open_location(location, Missing::Fail)?;
-                ctx.register_object_store(url.as_ref(), store);
-                store_urls.insert(Some(location.clone()), url);
-            }
-        }
+        let pin = SnapshotPin::new(&archive.location, &snapshot, &scope);
         let scans = Arc::new(Mutex::new(Vec::new()));
         for table in TABLES {
             ctx.deregister_table(table)?;
@@ -213,7 +210,7 @@ impl QuerySession {
             }
             _ => Arc::new(events),
         };
-        ctx.register_table("events", events)?;
+        ctx.register_table("events", pinned(ArchiveTableKind::Events, &pin, events))?;
         for family in Family::ALL {
             ctx.sql(&format!(
                 "CREATE OR REPLACE VIEW {family} AS SELECT * FROM events WHERE family = '{family}'"
@@ -223,9 +220,14 @@ impl QuerySession {
         // An analyst reads events alone: the receipts name operators, and
         // both tables would name the server's own tenant.
         if !matches!(scope, Scope::Pseudonymised(_)) {
-            ctx.register_table("strata_files", Arc::new(FilesTable::new(files)))?;
-            let audit = AuditTable::new(archive.catalog.clone(), snapshot.seq, scope);
-            ctx.register_table("strata_audit", Arc::new(audit))?;
+            let files = Arc::new(FilesTable::new(files));
+            ctx.register_table("strata_files", pinned(ArchiveTableKind::Files, &pin, files))?;
+            let audit = Arc::new(AuditTable::new(
+                archive.catalog.clone(),
+                snapshot.seq,
+                scope,
+            ));
+            ctx.register_table("strata_audit", pinned(ArchiveTableKind::Audit, &pin, audit))?;
         }
         Ok(QuerySession {
             ctx,
@@ -238,7 +240,35 @@ impl QuerySession {
     pub async fn plan(&self, sql: &str) -> Result<Arc<dyn ExecutionPlan>, QueryError> {
         self.scans.lock().expect("scan log lock").clear();
         let frame = self.ctx.sql(sql).await?;
-        Ok(frame.create_physical_plan().await?)
+        let logical = frame.logical_plan().clone();
+        let plan = frame.create_physical_plan().await?;
+        self.record_remote_scans(&plan, &logical)?;
+        Ok(plan)
+    }
+
+    /// Records what the scans of `logical` read when `physical` runs them
+    /// on a cluster, whose scheduler plans them: the session still knows
+    /// which tenants a query reads, for the query log.
+    fn record_remote_scans(
+        &self,
+        physical: &Arc<dyn ExecutionPlan>,
+        logical: &LogicalPlan,
+    ) -> Result<(), DataFusionError> {
+        if physical.name() != DISTRIBUTED_QUERY {
+            return Ok(());
+        }
+        let optimized = self.ctx.state().optimize(logical)?;
+        optimized.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(table) = source_as_provider(&scan.source)
+                && let Some(pinned) = table.downcast_ref::<PinnedTable>()
+                && let Some(events) = pinned.inner.downcast_ref::<ArchiveTable>()
+            {
+                events.record_scan(&scan.filters);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(())
     }
 
     /// Starts executing a plan made by [`QuerySession::plan`].
@@ -305,7 +335,9 @@ impl QuerySession {
             None => plan,
         };
         let frame = self.ctx.execute_logical_plan(plan).await?;
+        let logical = frame.logical_plan().clone();
         let plan = frame.create_physical_plan().await?;
+        self.record_remote_scans(&plan, &logical)?;
         let mut rest = execute_stream(plan.clone(), self.ctx.task_ctx())?;
         let first = rest.next().await.transpose()?;
         Ok(Running { plan, first, rest })
@@ -321,6 +353,69 @@ impl QuerySession {
         add_scan_metrics(plan, &mut stats);
         stats
     }
+}
+
+/// `table` with `pin` when there is one (see [`PinnedTable`]).
+fn pinned(
+    kind: ArchiveTableKind,
+    pin: &Option<SnapshotPin>,
+    table: Arc<dyn TableProvider>,
+) -> Arc<dyn TableProvider> {
+    match pin {
+        Some(pin) => Arc::new(PinnedTable {
+            kind,
+            pin: pin.clone(),
+            inner: table,
+        }),
+        None => table,
+    }
+}
+
+/// The visible files of `snapshot` that `scope` shows: one copy, shared by
+/// `events` and `strata_files`.
+pub fn scoped_files(snapshot: &Snapshot, scope: &Scope) -> Arc<[FileMeta]> {
+    (snapshot.visible_files())
+        .filter(|f| scope.covers(&f.tenant))
+        .cloned()
+        .collect()
+}
+
+/// The URL at which the store of files at `location` is registered
+/// (`None`: the archive). A cold store's URL is named after its location,
+/// so that every process (a cluster's executors too) names it alike.
+pub fn store_url(location: Option<&str>) -> ObjectStoreUrl {
+    let url = match location {
+        None => STORE_URL.to_string(),
+        Some(location) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, location.as_bytes());
+            format!("strata://tier-{}/", hex_prefix(digest.as_ref()))
+        }
+    };
+    ObjectStoreUrl::parse(url).expect("a valid URL")
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    bytes[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Registers in `runtime` the archive's store (`archive`) and the cold
+/// stores `files` are in, and returns where each location is registered.
+pub fn register_stores(
+    runtime: &RuntimeEnv,
+    archive: &Arc<dyn ObjectStore>,
+    files: &[FileMeta],
+) -> Result<HashMap<Option<String>, ObjectStoreUrl>, QueryError> {
+    let archive_url = store_url(None);
+    runtime.register_object_store(archive_url.as_ref(), archive.clone());
+    let mut store_urls = HashMap::from([(None, archive_url)]);
+    for location in files.iter().filter_map(|f| f.location.as_ref()) {
+        if let Entry::Vacant(entry) = store_urls.entry(Some(location.clone())) {
+            let url = store_url(Some(location));
+            runtime.register_object_store(url.as_ref(), open_location(location, Missing::Fail)?);
+            entry.insert(url);
+        }
+    }
+    Ok(store_urls)
 }
 
 fn add_scan_metrics(plan: &Arc<dyn ExecutionPlan>, stats: &mut QueryStats) {

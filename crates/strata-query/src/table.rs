@@ -97,11 +97,38 @@ impl ArchiveTable {
         }
     }
 
+    /// The rows read besides the files.
+    pub fn buffered(&self) -> &[RecordBatch] {
+        &self.buffered
+    }
+
     /// The same table with `batches` (of the contract's schema, in no
     /// file of the table) read as well.
     pub fn with_buffered(mut self, batches: Vec<RecordBatch>) -> Self {
         self.buffered = batches;
         self
+    }
+
+    /// Appends to the scan log what a scan with `filters` reads (see
+    /// [`ScanRecord`]), and returns the files it keeps. A scan planned in
+    /// another process (a cluster's scheduler) is recorded with this.
+    pub fn record_scan(&self, filters: &[Expr]) -> Vec<&FileMeta> {
+        let prune = Prune::from_filters(filters);
+        let kept: Vec<&FileMeta> = self.files.iter().filter(|f| prune.keeps(f)).collect();
+        let buffered_read = (self.buffered_ranges().iter())
+            .filter(|r| prune.keeps_rows(&r.tenant, &r.family, r.min_ts, r.max_ts))
+            .map(|r| &r.tenant);
+        let tenants = (kept.iter().map(|f| &f.tenant))
+            .chain(buffered_read)
+            .cloned()
+            .collect();
+        self.scans.lock().expect("scan log lock").push(ScanRecord {
+            files_total: self.files.len(),
+            files_scanned: kept.len(),
+            bytes_in_files: kept.iter().map(|f| f.size).sum(),
+            tenants,
+        });
+        kept
     }
 
     /// The tenant, family and `ts` range of the buffered rows.
@@ -157,21 +184,7 @@ impl TableProvider for ArchiveTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let prune = Prune::from_filters(filters);
-        let kept: Vec<&FileMeta> = self.files.iter().filter(|f| prune.keeps(f)).collect();
-        let buffered_read = (self.buffered_ranges().iter())
-            .filter(|r| prune.keeps_rows(&r.tenant, &r.family, r.min_ts, r.max_ts))
-            .map(|r| &r.tenant);
-        let tenants = (kept.iter().map(|f| &f.tenant))
-            .chain(buffered_read)
-            .cloned()
-            .collect();
-        self.scans.lock().expect("scan log lock").push(ScanRecord {
-            files_total: self.files.len(),
-            files_scanned: kept.len(),
-            bytes_in_files: kept.iter().map(|f| f.size).sum(),
-            tenants,
-        });
+        let kept = self.record_scan(filters);
         let schema = self.schema();
         let mut scans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !self.buffered.is_empty() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionContext;
 use strata_access::Authenticated;
 use strata_access::scram::Verifier;
@@ -63,6 +64,10 @@ impl Backend for PgBackend {
 
     fn concurrent(&self) -> usize {
         self.queries.concurrent()
+    }
+
+    fn context(&self, runtime: Arc<RuntimeEnv>) -> Result<SessionContext, QueryError> {
+        self.shared.query_context(Some(runtime))
     }
 
     async fn session(

@@ -6,10 +6,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::SessionContext;
 use strata_access::{Authenticated, Role};
 use strata_ingest::CompactOptions;
 use strata_keys::envelope::KeyProvider;
-use strata_query::{Pseudonyms, Scope};
+use strata_query::{Pseudonyms, QueryError, QuerySession, Scope};
 use strata_store::{Archive, CatalogError, Snapshot, reconcile};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -62,6 +64,9 @@ pub struct ServeOptions {
     pub query_memory_bytes: usize,
     /// Queries one principal may run at once.
     pub queries_per_principal: usize,
+    /// The Ballista cluster (`df://HOST:PORT`) queries of the archive run
+    /// on; `None`: in this process.
+    pub cluster: Option<String>,
     /// Keys analysts' pseudonyms: the keyring's pseudonym secret, so that
     /// they last across restarts (a random one by default).
     pub pseudonyms: Arc<Pseudonyms>,
@@ -112,6 +117,7 @@ impl Default for ServeOptions {
             zstd_level: strata_ingest::ZSTD_LEVEL_DEFAULT,
             query_memory_bytes: 256 << 20,
             queries_per_principal: 4,
+            cluster: None,
             pseudonyms: Arc::new(Pseudonyms::new(random_secret())),
         }
     }
@@ -192,6 +198,18 @@ pub struct Buffers {
 }
 
 impl Shared {
+    /// A context for a query session, in `runtime` if given: on the
+    /// server's cluster when it has one (see `strata_cluster`).
+    pub fn query_context(
+        &self,
+        runtime: Option<Arc<RuntimeEnv>>,
+    ) -> Result<SessionContext, QueryError> {
+        match &self.options.cluster {
+            Some(cluster) => Ok(strata_cluster::remote_context(cluster, runtime)?),
+            None => QuerySession::context(runtime),
+        }
+    }
+
     /// The current catalog snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.read().expect("snapshot lock").clone()

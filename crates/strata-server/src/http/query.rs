@@ -288,12 +288,16 @@ async fn start(app: &App, statement: &Statement, viewer: &Viewer) -> Result<Star
     let shared = &app.shared;
     let (snapshot, buffered) = shared.query_view();
     let keys = shared.options.keys.clone();
-    let session = QuerySession::at(&shared.archive, snapshot, keys, buffered, viewer.clone())
-        .await
-        .map_err(|e| {
-            let failed = Start::Failed(e.to_string());
-            Failure::Refused(Refused::new(StatusCode::INTERNAL_SERVER_ERROR, failed))
-        })?;
+    let session = async {
+        let ctx = shared.query_context(viewer.runtime.clone())?;
+        let scope = viewer.scope.clone();
+        QuerySession::within(ctx, &shared.archive, snapshot, keys, buffered, scope).await
+    }
+    .await
+    .map_err(|e| {
+        let failed = Start::Failed(e.to_string());
+        Failure::Refused(Refused::new(StatusCode::INTERNAL_SERVER_ERROR, failed))
+    })?;
     let plan = match session
         .ctx
         .state()
