@@ -10,6 +10,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{
     ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::encryption::decrypt::FileDecryptionProperties;
 use parquet::encryption::encrypt::FileEncryptionProperties;
@@ -22,6 +23,11 @@ use strata_store::{FileMeta, PartitionKey, data_file_path, sha256_hex};
 
 /// zstd level of freshly ingested files: fast, and about as small as level 9 on sorted logs.
 pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
+
+/// Lowest zstd level of `message`, the largest column: level 6 stores it
+/// about 9% smaller than level 3 on every benchmark data set, for a
+/// slower compression of that column alone.
+const MESSAGE_ZSTD_LEVEL: i32 = 6;
 
 const ROW_GROUP_ROWS: usize = 1 << 20;
 /// Encoded bytes of a data page. A reader holds one decoded page per
@@ -38,18 +44,47 @@ const UNCOMPRESSED_COLUMNS: &[&str] = &[
     "resource_type",
 ];
 /// Columns stored without a dictionary (see `writer_properties`).
-const UNIQUE_COLUMNS: &[&str] = &["event_id", "message", "session_id"];
+const PLAIN_COLUMNS: &[&str] = &[
+    "ts",
+    "event_id",
+    "message",
+    "session_id",
+    "bytes",
+    "records",
+    "duration_ms",
+];
+/// Text columns stored as DELTA_LENGTH_BYTE_ARRAY (see `writer_properties`).
+const DELTA_LENGTH_COLUMNS: &[&str] = &["event_id", "message", "session_id"];
+/// Integer columns stored as DELTA_BINARY_PACKED (see `writer_properties`).
+const DELTA_COLUMNS: &[&str] = &["ts", "bytes", "records"];
+/// Columns whose min/max can prune a file or row group: one value per file,
+/// few values, or numbers (see `writer_properties`).
+const PRUNING_COLUMNS: &[&str] = &[
+    "tenant",
+    "family",
+    "action",
+    "outcome",
+    "severity",
+    "role",
+    "app",
+    "resource_type",
+    "bytes",
+    "records",
+    "duration_ms",
+    "ingested_at",
+];
 
 /// How a new file is encrypted: its properties (data key and wrapped key
 /// metadata) and the tenant master key version that wraps the data key.
 pub type Encryption = (Arc<FileEncryptionProperties>, u32);
 
+/// How each column is written. Chosen by measuring three differently shaped
+/// data sets against DuckDB (`benches/storage.sh`, docs/layout.md).
 fn writer_properties(
     zstd_level: i32,
     encryption: Option<Arc<FileEncryptionProperties>>,
 ) -> Result<WriterProperties, ParquetError> {
     let ts_index = contract().index_of(TS_COLUMN).expect("contract has ts") as i32;
-    let ts = ColumnPath::from(TS_COLUMN);
     let builder = match encryption {
         Some(encryption) => WriterProperties::builder().with_file_encryption_properties(encryption),
         None => WriterProperties::builder(),
@@ -59,25 +94,44 @@ fn writer_properties(
     // per file (or nearly), timestamps once delta-encoded, and dictionary
     // indexes over a few values. Each compressed column costs a zstd context
     // per file to write and per read, which costs more than those bytes.
+    builder = builder.set_column_compression(
+        ColumnPath::from("message"),
+        Compression::ZSTD(ZstdLevel::try_new(zstd_level.max(MESSAGE_ZSTD_LEVEL))?),
+    );
     for column in UNCOMPRESSED_COLUMNS {
         builder =
             builder.set_column_compression(ColumnPath::from(*column), Compression::UNCOMPRESSED);
     }
-    // Nearly unique per event: a dictionary only costs hashing every value.
-    for column in UNIQUE_COLUMNS {
+    // Nearly unique per event (ids, text, times, measures): a dictionary
+    // costs hashing every value, and zstd over plain values came out smaller.
+    for column in PLAIN_COLUMNS {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
     }
-    // Free text and unique ids: min/max prune nothing, and cost a comparison per value.
-    for column in ["message", "event_id"] {
+    // Lengths apart from the bytes: zstd then sees the ids and words alone.
+    for column in DELTA_LENGTH_COLUMNS {
         builder = builder
-            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+            .set_column_encoding(ColumnPath::from(*column), Encoding::DELTA_LENGTH_BYTE_ARRAY);
+    }
+    for column in DELTA_COLUMNS {
+        builder =
+            builder.set_column_encoding(ColumnPath::from(*column), Encoding::DELTA_BINARY_PACKED);
+    }
+    // Min/max of users, hosts, addresses, ids, text and attributes prune
+    // nothing (every file holds a spread of them) yet cost up to 128 bytes
+    // each in the footer, where most files are small. `ts`, by which rows
+    // are sorted, prunes pages, and so does `resource` (records are worked
+    // on in bursts): without its page index, a one-resource query read
+    // 1.7x the bytes.
+    for column in PRUNING_COLUMNS {
+        builder = builder
+            .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::Chunk);
     }
     Ok(builder
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_size_limit(PAGE_BYTES)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_column_dictionary_enabled(ts.clone(), false)
-        .set_column_encoding(ts, Encoding::DELTA_BINARY_PACKED)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_column_statistics_enabled(ColumnPath::from(TS_COLUMN), EnabledStatistics::Page)
+        .set_column_statistics_enabled(ColumnPath::from("resource"), EnabledStatistics::Page)
         .set_sorting_columns(Some(vec![SortingColumn {
             column_idx: ts_index,
             descending: false,
@@ -88,6 +142,15 @@ fn writer_properties(
             format!("{} v{}", contract().name, contract().version),
         )]))
         .build())
+}
+
+/// Writer options: no Arrow schema in the footer (about 1.7 KB a file, a
+/// fifth of a small file's footer); readers take the contract's types
+/// instead (`to_contract_types`, and the query engine's schema adapter).
+fn writer_options(properties: WriterProperties) -> ArrowWriterOptions {
+    ArrowWriterOptions::new()
+        .with_properties(properties)
+        .with_skip_arrow_metadata(true)
 }
 
 /// The `ts` column of a batch of the contract's schema (required: no nulls).
@@ -159,10 +222,10 @@ impl SortedFileWriter {
             Some((properties, version)) => (Some(properties), Some(version)),
             None => (None, None),
         };
-        let writer = ArrowWriter::try_new(
+        let writer = ArrowWriter::try_new_with_options(
             Vec::with_capacity(size_hint),
             contract().arrow_schema(),
-            Some(writer_properties(zstd_level, encryption)?),
+            writer_options(writer_properties(zstd_level, encryption)?),
         )?;
         Ok(SortedFileWriter {
             path,
@@ -290,7 +353,7 @@ mod tests {
         let mut builder = EventBatchBuilder::new();
         for ts in [5_000, 1_000, 3_000] {
             let line = format!(
-                r#"{{"ts":{ts},"tenant":"t","family":"access","action":"login","message":"m{ts}"}}"#
+                r#"{{"ts":{ts},"tenant":"t","family":"access","action":"login","message":"m{ts}","attrs":{{"k":"v{ts}"}}}}"#
             );
             builder.append(&parse_line(line.as_bytes()).unwrap());
         }
@@ -301,7 +364,18 @@ mod tests {
         assert_eq!((meta.min_ts, meta.max_ts), (1_000_000, 5_000_000));
         assert_eq!(meta.size, bytes.len() as u64);
         assert_eq!(meta.sha256, sha256_hex(&bytes));
+        // No Arrow schema in the footer: the file's own types read back as the contract's.
+        let footer = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
+        let kv = footer
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap();
+        assert!(kv.iter().all(|entry| entry.key != "ARROW:schema"));
         let back = read_file(bytes, None).unwrap();
+        assert_eq!(back[0].schema(), contract().arrow_schema());
+        let attrs = back[0].column_by_name("attrs").unwrap().as_map();
+        assert_eq!(attrs.values().as_string::<i32>().value(0), "v1000");
         let ts = back[0].column(0).as_primitive::<TimestampMicrosecondType>();
         assert_eq!(ts.values().to_vec(), [1_000_000, 3_000_000, 5_000_000]);
         let message = back[0]
