@@ -410,9 +410,9 @@ def audit_queries(p):
     ]
 
 
-def run_strata_query(archive, sql, env):
+def run_strata_query(archive, sql, env, binary=STRATA):
     """Run one query with `strata sql --stats --format csv`; return timings, stats and CSV rows."""
-    wall, stdout, stderr = run([STRATA, "sql", "--archive", archive, "--stats", "--format", "csv", sql], env)
+    wall, stdout, stderr = run([binary, "sql", "--archive", archive, "--stats", "--format", "csv", sql], env)
     stats = STATS_LINE.search(stderr)
     if stats is None:
         raise BenchError(f"no --stats line in strata's stderr for: {sql}\n{stderr.strip()}")

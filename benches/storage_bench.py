@@ -77,14 +77,6 @@ def ingest(binary, events, archive, args, tools):
     return result
 
 
-def duckdb_convert(events, out_dir, args, tools):
-    shutil.rmtree(out_dir, ignore_errors=True)
-    result = harness.run_measured([sys.executable, harness.DUCKDB_CONVERT, events, out_dir, os.cpu_count()],
-                                  args.work / "logs" / f"{out_dir.name}.log", tools)
-    harness.check_row_count(out_dir, args.events)
-    return result
-
-
 def column_bytes(folder):
     """{column: compressed bytes} of the Parquet files under folder, plus 'footers and headers'."""
     pattern = sql_string(str(folder / "**" / "*.parquet"))
@@ -100,11 +92,7 @@ def column_bytes(folder):
 
 def strata_query(binary, archive, sql, args):
     env = dict(os.environ, STRATA_KEYRING=str(args.work / "keyring.json"))
-    wall, stdout, stderr = harness.run([binary, "sql", "--archive", archive, "--stats", "--format", "csv", sql], env)
-    stats = harness.STATS_LINE.search(stderr)
-    if stats is None:
-        raise BenchError(f"no --stats line for: {sql}\n{stderr.strip()}")
-    return {"seconds": float(stats["seconds"]), "read": stats["read"], "rows": sorted(stdout.splitlines()[1:])}
+    return harness.run_strata_query(archive, sql, env, binary)
 
 
 def attrs_queries(archive, args):
@@ -114,10 +102,10 @@ def attrs_queries(archive, args):
                        "GROUP BY k ORDER BY n DESC, k LIMIT 1", args)["rows"]
     if not top:
         return []
-    key = sql_string(top[0].rsplit(",", 1)[0].strip('"'))
+    key = sql_string(top[0][0])
     value = strata_query(harness.STRATA, archive,
                          f"SELECT attrs[{key}] AS v, count(*) AS n FROM events WHERE attrs[{key}] IS NOT NULL "
-                         "GROUP BY v ORDER BY n DESC, v LIMIT 1", args)["rows"][0].rsplit(",", 1)[0].strip('"')
+                         "GROUP BY v ORDER BY n DESC, v LIMIT 1", args)["rows"][0][0]
     return [
         (f"A1 top values of attrs[{key}]",
          f"SELECT attrs[{key}] AS v, count(*) AS n FROM events GROUP BY v ORDER BY n DESC, v LIMIT 10"),
@@ -134,8 +122,8 @@ def bench_queries(archives, queries, args):
         for _ in range(args.reps):
             for label, (binary, archive) in archives.items():
                 runs[label].append(strata_query(binary, archive, sql, args))
-        answers = {label: results[-1]["rows"] for label, results in runs.items()}
-        if len({tuple(a) for a in answers.values()}) != 1:
+        answers = {tuple(sorted(map(tuple, results[-1]["rows"]))) for results in runs.values()}
+        if len(answers) != 1:
             raise BenchError(f"strata binaries disagree on {name}: {sql}")
         row = {"name": name}
         for label, results in runs.items():
@@ -161,10 +149,9 @@ def bench_shape(shape, args, tools):
             wall, peak = ingest(binary, events, archive, args, tools)
             walls[label].append(wall)
             peaks[label].append(peak)
-    duck_dir = args.work / f"{shape}-duckdb"
-    log(f"{shape}: DuckDB conversion")
-    duck_wall, _ = duckdb_convert(events, duck_dir, args, tools)
-    duck_bytes, duck_files = harness.parquet_size(duck_dir)
+    threads = os.cpu_count()
+    duck = harness.bench_duckdb_convert(events, threads, args, tools)
+    duck_dir = args.work / f"duckdb-t{threads}"
     sizes = {}
     for label, (_, archive) in archives.items():
         out, files = harness.parquet_size(archive)
@@ -176,7 +163,7 @@ def bench_shape(shape, args, tools):
     queries += attrs_queries(archives["strata"][1], args)
     return {
         "shape": shape, "ndjson": ndjson, "sizes": sizes,
-        "duckdb": {"bytes": duck_bytes, "files": duck_files, "wall": duck_wall},
+        "duckdb": {"bytes": duck["out_bytes"], "files": duck["files"], "wall": duck["wall"]},
         "columns": {"strata": column_bytes(archives["strata"][1]), "DuckDB": column_bytes(duck_dir)},
         "queries": bench_queries(archives, queries, args),
     }
@@ -187,7 +174,7 @@ def render(args, results):
         "# Storage benchmark results",
         "",
         f"`benches/storage.sh {' '.join(sys.argv[1:])}`: {args.events} events per data set, "
-        f"{args.ingest_reps} ingests per binary (alternating), {args.reps} runs per query, medians.",
+        f"{args.ingest_reps} ingests per binary (alternating) and DuckDB conversions, {args.reps} runs per query, medians.",
         "",
         "; ".join(f"{label}: {value}" for label, value in harness.machine_description()) + ".",
         "",
@@ -231,7 +218,7 @@ def render(args, results):
                   harness.table(["column", "strata bytes", "share", "DuckDB bytes"],
                                  [[c, str(strata_cols[c]), f"{100 * strata_cols[c] / total:.1f}%",
                                    str(duck_cols.get(c, ""))] for c in ordered]), ""]
-        labels = [k for k in r["sizes"]]
+        labels = list(r["sizes"])
         lines += [f"## Queries: {r['shape']} (strata --stats seconds, medians)", "",
                   harness.table(["query", *labels, *(f"{label} read" for label in labels)],
                                  [[q["name"], *(f"{q[label]:.3f}" for label in labels),
