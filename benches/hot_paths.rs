@@ -139,6 +139,7 @@ fn large_catalog(dir: &std::path::Path, files: usize) -> (String, Vec<FileMeta>)
                 max_ts: start + 27 * 86_400_000_000,
                 location: None,
                 key_version: None,
+                shredded: Vec::new(),
             }
         })
         .collect();
@@ -229,6 +230,7 @@ fn ten_files(n: u64) -> Vec<FileMeta> {
             max_ts: start + 1,
             location: None,
             key_version: None,
+            shredded: Vec::new(),
         })
         .collect()
 }
@@ -268,9 +270,9 @@ fn delta(c: &mut Criterion) {
         .expect("the last entry");
     let marks = snapshot.governance.marks.clone();
     group.bench_function("compute the Delta version of a 10-file commit", |b| {
-        b.iter(|| black_box(delta::version(&marks, &entry, &hash, &snapshot)))
+        b.iter(|| black_box(delta::version(&marks, &entry, &hash, &snapshot, None)))
     });
-    let bytes = delta::version(&marks, &entry, &hash, &snapshot);
+    let bytes = delta::version(&marks, &entry, &hash, &snapshot, None);
     let scratch = dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).expect("scratch folder");
     let store = object_store::local::LocalFileSystem::new_with_prefix(&scratch).expect("store");

@@ -7,7 +7,8 @@
 # shippers do), the syslog shippers `logger` (util-linux) and rsyslog with
 # omelasticsearch, curl and openssl for the TLS tests, and psql (postgresql-client)
 # for the PostgreSQL wire, from Debian packages; the Delta Lake readers (deltalake,
-# Polars, DuckDB with its delta extension) into .venv-delta; then the whole
+# Polars, DuckDB with its delta extension) into .venv-delta; Apache Spark
+# (pyspark, run on Debian's OpenJDK 17) into .venv-spark; then the whole
 # workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,9 @@ for spec in sys.argv[1:]:
 }
 install_venv .venv "${PACKAGES[@]}"
 install_venv .venv-delta "${DELTA_PACKAGES[@]}"
-DEBIAN_PACKAGES=(bsdutils rsyslog rsyslog-elasticsearch curl openssl postgresql-client)
+install_venv .venv-spark pyspark==4.0.5
+DEBIAN_PACKAGES=(bsdutils rsyslog rsyslog-elasticsearch curl openssl postgresql-client
+  openjdk-17-jre-headless)
 if ! dpkg -s "${DEBIAN_PACKAGES[@]}" >/dev/null 2>&1; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   export DEBIAN_FRONTEND=noninteractive
@@ -43,6 +46,7 @@ if ! dpkg -s "${DEBIAN_PACKAGES[@]}" >/dev/null 2>&1; then
 fi
 export STRATA_TEST_PYTHON="$PWD/.venv/bin/python"
 export STRATA_TEST_DELTA_PYTHON="$PWD/.venv-delta/bin/python"
+export STRATA_TEST_SPARK_PYTHON="$PWD/.venv-spark/bin/python"
 # Doctests first: the run should close on the summary of the real test binaries.
 cargo test --workspace --doc "$@"
 cargo test --workspace --all-targets "$@"

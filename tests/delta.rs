@@ -398,3 +398,37 @@ fn delta_readers_read_what_strata_answers_at_every_version() {
     check(&mut checked, &[ENCRYPTED, TIERED], "sweep");
     run_ok(strata(&archive).args(["verify", "--deep"]));
 }
+
+/// Issue 16 acceptance 4: Delta readers find every attribute, in the map or
+/// in the shredded `attrs__<key>` columns the table's schema gained when the
+/// first file shredding them was published.
+#[test]
+fn delta_readers_find_shredded_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("attrs.ndjson");
+    let expected = attribute_events(&input, 4_000);
+    let archive = dir.path().join("archive");
+    run_ok(strata(&archive).args(["ingest", "--quiet"]).arg(&input));
+    let answers = run_readers(
+        &archive,
+        &["--attrs".to_string(), head(&archive).to_string()],
+    );
+    let expected: Vec<[String; 3]> = expected.into_iter().map(|(e, k, v)| [e, k, v]).collect();
+    for (reader, triples) in answers.as_object().unwrap() {
+        let triples: Vec<[String; 3]> = serde_json::from_value(triples.clone())
+            .unwrap_or_else(|_| panic!("{reader} failed: {triples}"));
+        assert!(
+            triples == expected,
+            "{reader} finds other attributes than were ingested"
+        );
+    }
+    // The values were read from shredded columns, declared by a metaData action.
+    let log: String = (files_under(&archive.join("_delta_log")).iter())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        log.contains(r#"\"name\":\"attrs__channel\""#),
+        "no shredded column in the schema"
+    );
+}

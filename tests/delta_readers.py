@@ -5,11 +5,15 @@ loaded from the wheel's own folder with downloads off.
 
 usage: delta_readers.py ARCHIVE [--where COLUMN OP VALUE]... VERSION...
        delta_readers.py ARCHIVE --adds VERSION
+       delta_readers.py ARCHIVE --attrs VERSION
 
 Prints one JSON object: for each reader, for each version, the rows as
 [tenant, family, month, count, sum of bytes] sorted, or {"error": "..."},
 of the rows where every condition holds (OP is =, != or >, on text).
 With --adds, the paths of the files the `deltalake` package lists at VERSION.
+With --attrs, for each reader, every attribute at VERSION as sorted
+[event_id, key, value] triples: the `attrs` map's entries and the values of
+the shredded `attrs__<key>` columns.
 """
 
 import json
@@ -76,6 +80,39 @@ def with_duckdb(con, root, version, where):
     return rows(((r[0], r[1], r[2]), r[3], r[4]) for r in result)
 
 
+def attribute_triples(table):
+    """[event_id, key, value] of a pyarrow table's `attrs` map (a map, or a
+    list of key/value structs as Polars gives it) and `attrs__` columns."""
+    triples = []
+    ids = table.column("event_id").to_pylist()
+    for entries, event_id in zip(table.column("attrs").to_pylist(), ids):
+        for entry in entries or []:
+            key, value = (entry["key"], entry["value"]) if isinstance(entry, dict) else entry
+            triples.append([event_id, key, value])
+    for name in table.column_names:
+        if name.startswith("attrs__"):
+            for value, event_id in zip(table.column(name).to_pylist(), ids):
+                if value is not None:
+                    triples.append([event_id, name[len("attrs__"):], value])
+    return sorted(triples)
+
+
+def attributes(root, version):
+    con = duckdb_connection()
+    readers = {
+        "deltalake": lambda: deltalake.DeltaTable(root, version=version).to_pyarrow_table(),
+        "polars": lambda: pl.read_delta(root, version=version).to_arrow(),
+        "duckdb": lambda: con.sql(f"SELECT * FROM delta_scan('{root}', version => {version})").fetch_arrow_table(),
+    }
+    out = {}
+    for name, read in readers.items():
+        try:
+            out[name] = attribute_triples(read())
+        except Exception as e:  # reported by the test
+            out[name] = {"error": f"{type(e).__name__}: {e}"}
+    return out
+
+
 def main():
     args = sys.argv[1:]
     root = os.path.abspath(args.pop(0))
@@ -83,6 +120,9 @@ def main():
         table = deltalake.DeltaTable(root, version=int(args[1]))
         adds = table.get_add_actions(flatten=True)
         json.dump(sorted(adds.column("path").to_pylist()), sys.stdout)
+        return
+    if args[0] == "--attrs":
+        json.dump(attributes(root, int(args[1])), sys.stdout)
         return
     where = []
     while args[0] == "--where":

@@ -1,10 +1,12 @@
 //! Acceptance 1 and 5: audit queries over the archive agree with DuckDB over
 //! the raw NDJSON, and DuckDB reads the archive's Parquet files directly with
-//! Hive partitioning and finds every row.
+//! Hive partitioning and finds every row. Issue 16: DuckDB and Apache Spark
+//! find every attribute, shredded or not, and Spark reads counts as `bigint`.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::*;
 use serde_json::Value;
@@ -214,4 +216,172 @@ fn duckdb_reads_the_archive_parquet_with_hive_partitioning() {
     assert_eq!(by_partition, expected);
     let total: u64 = by_partition.iter().map(|r| r[3].as_u64().unwrap()).sum();
     assert_eq!(total, 20000);
+}
+
+/// Issue 16 acceptance 4: shredded attributes (`attrs__<key>` columns) read
+/// back whole through strata's SQL, and a reader without strata (DuckDB over
+/// the Parquet files) finds every value in the map or in those columns.
+#[test]
+fn shredded_attributes_read_the_same_through_strata_and_duckdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("attrs.ndjson");
+    let expected = attribute_events(&input, 12_000);
+    let archive = dir.path().join("archive");
+    // Several chunks per partition, merged by compaction: files are written
+    // by ingest and then by a merge, each choosing its shredded keys.
+    run_ok(
+        strata(&archive)
+            .args(["ingest", "--chunk-mib", "1"])
+            .arg(&input),
+    );
+    let parquet = format!("{}/**/*.parquet", archive.display());
+    let columns = duckdb(&format!(
+        "SELECT DISTINCT name FROM parquet_schema('{parquet}') WHERE name LIKE 'attrs\\_\\_%' ESCAPE '\\' ORDER BY 1"
+    ));
+    let columns: Vec<&str> = columns.iter().map(|r| r[0].as_str().unwrap()).collect();
+    assert_eq!(
+        columns,
+        ["attrs__channel", "attrs__http.method", "attrs__shift"],
+        "frequent lower-case keys are shredded; rare and upper-case ones are not"
+    );
+
+    let triple = |row: &serde_json::Map<String, Value>| {
+        let text = |k: &str| row[k].as_str().unwrap().to_string();
+        (text("a"), text("b"), text("c"))
+    };
+    let through_strata: std::collections::BTreeSet<_> = query(
+        &archive,
+        "SELECT event_id AS a, k AS b, v AS c FROM
+           (SELECT event_id, unnest(map_keys(attrs)) AS k, unnest(map_values(attrs)) AS v FROM events)",
+    )
+    .iter()
+    .map(triple)
+    .collect();
+    assert_eq!(through_strata.len(), expected.len());
+    assert!(
+        through_strata == expected,
+        "SELECT attrs differs from what was ingested"
+    );
+
+    let through_duckdb: std::collections::BTreeSet<_> = duckdb(&format!(
+        "SELECT event_id, unnest(map_keys(attrs)), unnest(map_values(attrs))
+           FROM read_parquet('{parquet}', union_by_name = true)
+         UNION ALL
+         SELECT event_id, substr(k, 8), v FROM (
+           UNPIVOT (SELECT event_id, COLUMNS('^attrs__') FROM read_parquet('{parquet}', union_by_name = true))
+           ON COLUMNS('^attrs__') INTO NAME k VALUE v)"
+    ))
+    .iter()
+    .map(|r| {
+        let text = |i: usize| r[i].as_str().unwrap().to_string();
+        (text(0), text(1), text(2))
+    })
+    .collect();
+    assert!(
+        through_duckdb == expected,
+        "DuckDB over the files misses or adds values"
+    );
+
+    // attrs['key'] on shredded, unshredded and absent keys, filtered and grouped.
+    for key in [
+        "channel",
+        "http.method",
+        "geo_city",
+        "Case",
+        "shift",
+        "absent",
+    ] {
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, k, v) in &expected {
+            if k == key {
+                *counts.entry(v.clone()).or_insert(0u64) += 1;
+            }
+        }
+        let rows = query(
+            &archive,
+            &format!(
+                "SELECT attrs['{key}'] AS a, count(*) AS b FROM events
+                 WHERE attrs['{key}'] IS NOT NULL GROUP BY 1 ORDER BY 1"
+            ),
+        );
+        let ours: std::collections::BTreeMap<String, u64> = (rows.iter())
+            .map(|r| {
+                (
+                    r["a"].as_str().unwrap().to_string(),
+                    r["b"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(ours, counts, "attrs['{key}']");
+    }
+    let sms = expected
+        .iter()
+        .filter(|(_, k, v)| k == "channel" && v == "sms")
+        .count();
+    assert_eq!(
+        count(
+            &archive,
+            "SELECT count(*) AS n FROM events WHERE attrs['channel'] = 'sms'"
+        ),
+        sms as u64
+    );
+}
+
+/// Python with pyspark (Debian's OpenJDK runs it): `STRATA_TEST_SPARK_PYTHON`
+/// (set by `scripts/test.sh`), else `.venv-spark/bin/python` in the checkout.
+fn spark_python() -> PathBuf {
+    let python = std::env::var_os("STRATA_TEST_SPARK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-spark/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "import pyspark"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "Python with pyspark (and a Java 17 runtime) is needed by this test and was not found \
+         at {}: run `scripts/test.sh`, which installs them, or set STRATA_TEST_SPARK_PYTHON",
+        python.display()
+    );
+    python
+}
+
+/// Issue 16 acceptance 4: Apache Spark (local mode, the files read as a
+/// Spark user without strata would) sees `bytes` and `records` as `bigint`
+/// with strata's sums, and every attribute in `attrs` or `attrs__<key>`.
+#[test]
+fn spark_reads_counts_as_bigint_and_every_attribute() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("attrs.ndjson");
+    let expected = attribute_events(&input, 6_000);
+    let archive = dir.path().join("archive");
+    run_ok(strata(&archive).args(["ingest", "--quiet"]).arg(&input));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spark_reader.py");
+    let out = Command::new(spark_python())
+        .arg(script)
+        .arg(&archive)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "Spark failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spark: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(spark["types"]["bytes"], "bigint");
+    assert_eq!(spark["types"]["records"], "bigint");
+    assert_eq!(spark["types"]["attrs__channel"], "string");
+    let ours = &query(
+        &archive,
+        "SELECT count(*) AS a, sum(bytes) AS b, sum(records) AS c FROM events",
+    )[0];
+    assert_eq!(spark["rows"], ours["a"]);
+    assert_eq!(spark["bytes"], ours["b"]);
+    assert_eq!(spark["records"], ours["c"]);
+    let triples: Vec<[String; 3]> = serde_json::from_value(spark["attributes"].clone()).unwrap();
+    let expected: Vec<[String; 3]> = expected.into_iter().map(|(e, k, v)| [e, k, v]).collect();
+    assert!(
+        triples == expected,
+        "Spark finds other attributes than were ingested"
+    );
 }

@@ -26,6 +26,7 @@ fn file(n: u64) -> FileMeta {
         max_ts: 1_735_689_600_000_001,
         location: None,
         key_version: None,
+        shredded: Vec::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -231,7 +232,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// The Parquet data files under `dir` (an archive or a cold store), as paths
 /// relative to it; the Delta log's checkpoints are not data files.
-pub fn data_files(dir: &Path) -> std::collections::BTreeSet<String> {
+pub fn data_files(dir: &Path) -> BTreeSet<String> {
     (files_under(dir).iter())
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
@@ -241,8 +242,8 @@ pub fn data_files(dir: &Path) -> std::collections::BTreeSet<String> {
 
 /// The data files that commits replaced and that wait, named in
 /// `_strata/replaced/` records, until readers of older states are done.
-pub fn awaiting_deletion(archive: &Path) -> std::collections::BTreeSet<String> {
-    let mut paths = std::collections::BTreeSet::new();
+pub fn awaiting_deletion(archive: &Path) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
     for record in files_under(&archive.join("_strata/replaced")) {
         let record: serde_json::Value =
             serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
@@ -251,4 +252,57 @@ pub fn awaiting_deletion(archive: &Path) -> std::collections::BTreeSet<String> {
         }
     }
     paths
+}
+
+/// Events whose attributes are frequent (shredded into columns), rare (kept
+/// in the map), dotted, upper-case or top-level unknown keys, with values
+/// that need escaping, and large counts on some; returns every
+/// (event_id, key, value) written.
+pub fn attribute_events(path: &Path, events: usize) -> BTreeSet<(String, String, String)> {
+    let mut expected = BTreeSet::new();
+    let mut lines = String::new();
+    for i in 0..events {
+        let mut attrs = serde_json::Map::new();
+        let mut add = |key: &str, value: String| {
+            attrs.insert(key.to_string(), serde_json::Value::from(value));
+        };
+        if i % 10 != 0 {
+            add("channel", ["sms", "voice", "chat"][i % 3].to_string());
+        }
+        if i % 5 < 3 {
+            add("http.method", ["GET", "POST"][i % 2].to_string());
+        }
+        if i % 17 == 0 {
+            add("geo_city", format!("city \"{}\" é", i % 7));
+        }
+        if i % 2 == 0 {
+            add("Case", format!("c{}", i % 4));
+        }
+        let event_id = format!("e{i:06}");
+        for (k, v) in &attrs {
+            expected.insert((event_id.clone(), k.clone(), v.as_str().unwrap().to_string()));
+        }
+        let tenant = ["acme-health", "globex-bank"][i % 2];
+        let mut line = serde_json::json!({
+            "ts": 1_735_689_600_000u64 + (i as u64 % 5_000) * 1_000_000 + i as u64,
+            "tenant": tenant,
+            "family": "access",
+            "action": "login",
+            "event_id": event_id,
+            "attrs": attrs,
+        });
+        if i % 3 == 0 {
+            // Counts up to 2^43: more than 32 bits, as a Spark `bigint` must hold.
+            line["bytes"] = serde_json::Value::from((i as u64) << 30);
+            line["records"] = serde_json::Value::from(i as u64);
+        }
+        if i % 5 < 2 {
+            line["shift"] = serde_json::Value::from(["day", "night"][i % 2]);
+            expected.insert((event_id, "shift".into(), ["day", "night"][i % 2].into()));
+        }
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(path, lines).unwrap();
+    expected
 }

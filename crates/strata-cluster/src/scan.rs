@@ -32,7 +32,7 @@ use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use strata_keys::envelope::KeyProvider;
-use strata_query::{SnapshotPin, TenantKeys, store_url};
+use strata_query::{ShreddedAttrs, SnapshotPin, TenantKeys, store_url};
 use strata_store::{Missing, open_location};
 use tokio::sync::OnceCell;
 
@@ -178,18 +178,20 @@ impl ArchiveScanExec {
                 encrypted.insert(path.to_string());
             }
         }
-        if encrypted.is_empty() {
-            return Ok(self.input.clone());
+        // The codec carries neither the keys nor the reading of shredded
+        // attributes: both are attached here, on the executor.
+        let mut source = parquet.clone();
+        if !encrypted.is_empty() {
+            let keys = self.keys.clone().ok_or_else(|| {
+                DataFusionError::Execution(
+                    "this executor has no keys for encrypted files: start it with the keyring that holds the tenants' keys (--keyring)".into(),
+                )
+            })?;
+            source = source.with_encryption_factory(Arc::new(TenantKeys::new(keys, encrypted)));
         }
-        let keys = self.keys.clone().ok_or_else(|| {
-            DataFusionError::Execution(
-                "this executor has no keys for encrypted files: start it with the keyring that holds the tenants' keys (--keyring)".into(),
-            )
-        })?;
-        let source =
-            (parquet.clone()).with_encryption_factory(Arc::new(TenantKeys::new(keys, encrypted)));
         let config = FileScanConfigBuilder::from(config.clone())
             .with_source(Arc::new(source))
+            .with_expr_adapter(Some(Arc::new(ShreddedAttrs)))
             .build();
         Ok(DataSourceExec::from_data_source(config))
     }
@@ -343,6 +345,7 @@ mod tests {
             max_ts: 1_735_689_600_000_001,
             location: None,
             key_version: None,
+            shredded: Vec::new(),
         }
     }
 

@@ -377,7 +377,7 @@ async fn merge_into(
                     min_ts: *min_ts,
                 })
                 .collect();
-            let mut out = SortedFileWriter::new(path, &key, level, encryption, size)?;
+            let mut out = SortedFileWriter::new(path, &key, level, encryption, size);
             merge_sorted(sources, decryption, &mut out)?;
             Ok(out.finish()?)
         })
@@ -457,6 +457,7 @@ mod tests {
             max_ts: min_ts,
             location: None,
             key_version: None,
+            shredded: Vec::new(),
         }
     }
 

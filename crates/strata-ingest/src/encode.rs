@@ -18,6 +18,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use strata_schema::shred::{file_schema, frequent_keys, shred, shredded_column, unshred};
 use strata_schema::{TS_COLUMN, contract};
 use strata_store::{FileMeta, PartitionKey, data_file_path, sha256_hex};
 
@@ -83,6 +84,7 @@ pub type Encryption = (Arc<FileEncryptionProperties>, u32);
 fn writer_properties(
     zstd_level: i32,
     encryption: Option<Arc<FileEncryptionProperties>>,
+    shredded: &[String],
 ) -> Result<WriterProperties, ParquetError> {
     let ts_index = contract().index_of(TS_COLUMN).expect("contract has ts") as i32;
     let builder = match encryption {
@@ -122,9 +124,16 @@ fn writer_properties(
     // are sorted, prunes pages, and so does `resource` (records are worked
     // on in bursts): without its page index, a one-resource query read
     // 1.7x the bytes.
-    for column in PRUNING_COLUMNS {
+    // Shredded attributes are frequent keys, most with few values per file
+    // (channel, country, queue): they prune like the enumerations.
+    let shredded_columns = shredded.iter().map(|key| shredded_column(key));
+    for column in PRUNING_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(shredded_columns)
+    {
         builder = builder
-            .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::Chunk);
+            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::Chunk);
     }
     Ok(builder
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -190,22 +199,29 @@ pub fn encode_sorted(
     };
     let size_hint = sorted.get_array_memory_size() / 8;
     let mut writer =
-        SortedFileWriter::new(data_file_path(key), key, zstd_level, encryption, size_hint)?;
+        SortedFileWriter::new(data_file_path(key), key, zstd_level, encryption, size_hint);
     writer.write(&sorted)?;
     writer.finish()
 }
 
 /// Writes rows that come in `ts` order, batch by batch, as one Parquet file
 /// in memory, keeping the facts the catalog records (rows, time range) as
-/// they pass.
+/// they pass. The `attrs` keys to shred are chosen from the first batch
+/// (a whole partition at ingest, the first 16 Ki merged rows in a merge).
 pub struct SortedFileWriter {
     path: String,
     key: PartitionKey,
-    writer: ArrowWriter<Vec<u8>>,
+    zstd_level: i32,
+    encryption: Option<Arc<FileEncryptionProperties>>,
+    size_hint: usize,
+    /// Created with the first batch, which decides the file's columns.
+    writer: Option<ArrowWriter<Vec<u8>>>,
     rows: u64,
     /// First and last `ts` written.
     range: Option<(i64, i64)>,
     key_version: Option<u32>,
+    /// The `attrs` keys written as columns of their own.
+    shredded: Vec<String>,
 }
 
 impl SortedFileWriter {
@@ -217,27 +233,39 @@ impl SortedFileWriter {
         zstd_level: i32,
         encryption: Option<Encryption>,
         size_hint: usize,
-    ) -> Result<Self, ParquetError> {
+    ) -> Self {
         let (encryption, key_version) = match encryption {
             Some((properties, version)) => (Some(properties), Some(version)),
             None => (None, None),
         };
-        let writer = ArrowWriter::try_new_with_options(
-            Vec::with_capacity(size_hint),
-            contract().arrow_schema(),
-            writer_options(writer_properties(zstd_level, encryption)?),
-        )?;
-        Ok(SortedFileWriter {
+        SortedFileWriter {
             path,
             key: key.clone(),
-            writer,
+            zstd_level,
+            encryption,
+            size_hint,
+            writer: None,
             rows: 0,
             range: None,
             key_version,
-        })
+            shredded: Vec::new(),
+        }
     }
 
-    /// Appends rows sorted by `ts`, none earlier than those written before.
+    /// The Parquet writer, created for a file shredding `shredded`.
+    fn open(&mut self, shredded: Vec<String>) -> Result<&mut ArrowWriter<Vec<u8>>, ParquetError> {
+        let properties = writer_properties(self.zstd_level, self.encryption.take(), &shredded)?;
+        let writer = ArrowWriter::try_new_with_options(
+            Vec::with_capacity(self.size_hint),
+            file_schema(&shredded),
+            writer_options(properties),
+        )?;
+        self.shredded = shredded;
+        Ok(self.writer.insert(writer))
+    }
+
+    /// Appends rows (of the contract's schema) sorted by `ts`, none earlier
+    /// than those written before.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
         let ts = ts_of(batch).values();
         if let (Some(&first), Some(&last)) = (ts.first(), ts.last()) {
@@ -245,12 +273,22 @@ impl SortedFileWriter {
             self.range = Some((start, last));
         }
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch)
+        if self.writer.is_none() {
+            self.open(frequent_keys(std::slice::from_ref(batch))?)?;
+        }
+        let file_batch = shred(batch, &self.shredded)?;
+        self.writer
+            .as_mut()
+            .expect("opened above")
+            .write(&file_batch)
     }
 
     /// Closes the file: its bytes and its catalog record.
-    pub fn finish(self) -> Result<(Bytes, FileMeta), ParquetError> {
-        let buffer = self.writer.into_inner()?;
+    pub fn finish(mut self) -> Result<(Bytes, FileMeta), ParquetError> {
+        if self.writer.is_none() {
+            self.open(Vec::new())?;
+        }
+        let buffer = (self.writer.take().expect("opened above")).into_inner()?;
         let (min_ts, max_ts) = self.range.unwrap_or_default();
         let meta = FileMeta {
             path: self.path,
@@ -264,6 +302,7 @@ impl SortedFileWriter {
             max_ts,
             location: None,
             key_version: self.key_version,
+            shredded: self.shredded,
         };
         Ok((Bytes::from(buffer), meta))
     }
@@ -311,16 +350,18 @@ impl Iterator for FileBatches {
 
     fn next(&mut self) -> Option<Self::Item> {
         let batch = self.reader.next()?;
-        // Files carry the same columns; re-attach the canonical schema (metadata included).
+        // Shredded attributes go back into `attrs`; the canonical schema
+        // (metadata included) is re-attached.
         Some(
             batch
-                .and_then(|batch| to_contract_types(&self.schema, batch.columns()))
+                .and_then(|batch| to_contract_types(&self.schema, &unshred(&batch)?))
                 .map_err(ParquetError::from),
         )
     }
 }
 
-/// The columns of a file as the contract's `schema` types them. Files
+/// The contract's columns of a file (see `unshred`) as the contract's
+/// `schema` types them. Files
 /// written before counts were Int64 hold `bytes` and `records` as UInt64;
 /// they are cast, and a value above 2^63 − 1 (which no contract accepted
 /// since) fails the read rather than wrapping.

@@ -263,6 +263,7 @@ mod tests {
             max_ts,
             location: None,
             key_version: None,
+            shredded: Vec::new(),
         }
     }
 

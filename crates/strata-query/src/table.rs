@@ -26,6 +26,7 @@ use strata_store::FileMeta;
 
 use crate::crypto::TenantKeys;
 use crate::prune::Prune;
+use crate::shredded::ShreddedAttrs;
 use strata_keys::envelope::KeyProvider;
 
 /// Bytes read from the end of a file to get its footer in one request
@@ -219,6 +220,7 @@ impl TableProvider for ArchiveTable {
             }
             let source = Arc::new(source);
             let config = FileScanConfigBuilder::new(url.clone(), source)
+                .with_expr_adapter(Some(Arc::new(ShreddedAttrs)))
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)

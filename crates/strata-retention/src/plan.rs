@@ -350,6 +350,7 @@ mod tests {
             max_ts: newest.timestamp_micros(),
             location: None,
             key_version: None,
+            shredded: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@ mod contract;
 mod event;
 mod object;
 mod scan;
+pub mod shred;
 
 pub use builder::EventBatchBuilder;
 pub use contract::{EventContract, FieldKind, FieldSpec, contract};

@@ -123,6 +123,7 @@ mod tests {
             max_ts: 0,
             location: None,
             key_version: None,
+            shredded: Vec::new(),
         }
     }
 

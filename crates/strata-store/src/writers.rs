@@ -467,6 +467,7 @@ pub(crate) mod tests {
             max_ts: 0,
             location: None,
             key_version: None,
+            shredded: Vec::new(),
         }
     }
 

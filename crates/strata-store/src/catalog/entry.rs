@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::sha256_hex;
 use crate::governance::Change;
 use crate::layout::partition_of_path;
+use strata_schema::shred::shreddable;
 
 /// A data file as the catalog records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,12 +38,17 @@ pub struct FileMeta {
     /// wraps its data key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_version: Option<u32>,
+    /// The `attrs` keys the file stores as columns of their own
+    /// (`attrs__<key>`), in name order; see `strata_schema::shred`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shredded: Vec<String>,
 }
 
 impl FileMeta {
     /// Why this record cannot describe a file strata wrote, if it cannot: its
     /// path is not a data file path of its own tenant, family and month, its
-    /// times fall outside that month, or its hash is not a SHA-256.
+    /// times fall outside that month, its hash is not a SHA-256, or its
+    /// shredded attributes are not names a writer gives (sorted, distinct).
     pub fn malformed(&self) -> Option<String> {
         let Some(key) = partition_of_path(&self.path) else {
             return Some(format!(
@@ -77,6 +83,15 @@ impl FileMeta {
             return Some(format!(
                 "{} has {:?} as its SHA-256",
                 self.path, self.sha256
+            ));
+        }
+        // Keys become column names (and Delta schema fields): only names a
+        // writer could have chosen, each once.
+        let named = self.shredded.iter().all(|k| shreddable(k));
+        if !named || !self.shredded.is_sorted_by(|a, b| a < b) {
+            return Some(format!(
+                "{} records {:?} as its shredded attributes",
+                self.path, self.shredded
             ));
         }
         None

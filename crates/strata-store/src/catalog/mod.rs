@@ -451,6 +451,7 @@ pub(crate) mod tests {
             max_ts: JANUARY_2025 + 2,
             location: None,
             key_version: None,
+            shredded: Vec::new(),
         }
     }
 

@@ -57,6 +57,11 @@ pub struct Snapshot {
     /// Retention policy, legal holds and expiry marks.
     #[serde(default)]
     pub governance: Governance,
+    /// Every `attrs` key a file ever added shreds, with the sequence number
+    /// of the entry that added the first such file: the Delta publication's
+    /// schema grows by these columns (see `delta`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shredded_keys: BTreeMap<String, u64>,
 }
 
 impl Snapshot {
@@ -115,6 +120,9 @@ impl Snapshot {
                     "adds {} which is already in the archive",
                     file.path
                 )));
+            }
+            for key in &file.shredded {
+                self.shredded_keys.entry(key.clone()).or_insert(entry.seq);
             }
         }
         for source in &entry.sources {

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use strata_schema::contract;
+use strata_schema::shred::shredded_column;
 
 use crate::catalog::{Entry, FileMeta, Snapshot};
 use crate::governance::{Mark, PartitionRecord};
@@ -207,9 +208,10 @@ fn delta_type(data_type: &arrow::datatypes::DataType) -> serde_json::Value {
     }
 }
 
-/// The table's schema as Delta writes it: the contract's columns, then
-/// `month` (a partition column held only in paths).
-pub(super) fn schema_string() -> String {
+/// The table's schema as Delta writes it: the contract's columns, the
+/// columns of `shredded` attributes (text; null in files that keep the key
+/// in `attrs`), then `month` (a partition column held only in paths).
+pub(super) fn schema_string<'a>(shredded: impl Iterator<Item = &'a String>) -> String {
     let schema = contract().arrow_schema();
     let mut fields: Vec<serde_json::Value> = (schema.fields().iter())
         .map(|f| {
@@ -221,6 +223,11 @@ pub(super) fn schema_string() -> String {
             })
         })
         .collect();
+    fields.extend(shredded.map(|key| {
+        serde_json::json!({
+            "name": shredded_column(key), "type": "string", "nullable": true, "metadata": {},
+        })
+    }));
     fields.push(serde_json::json!({
         "name": "month", "type": "string", "nullable": false, "metadata": {},
     }));
@@ -241,7 +248,9 @@ fn table_id(first_entry_hash: &str) -> String {
     )
 }
 
-pub(super) fn metadata(first: &Entry, first_hash: &str) -> MetaData {
+/// The table's metadata: its identity from the archive's first entry
+/// (`first`, hashing to `first_hash`), its schema as of state `at`.
+pub(super) fn metadata(first: &Entry, first_hash: &str, at: &Snapshot) -> MetaData {
     MetaData {
         id: table_id(first_hash),
         name: "strata_events".to_string(),
@@ -249,7 +258,7 @@ pub(super) fn metadata(first: &Entry, first_hash: &str) -> MetaData {
             provider: "parquet".to_string(),
             options: BTreeMap::new(),
         },
-        schema_string: schema_string(),
+        schema_string: schema_string(at.shredded_keys.keys()),
         partition_columns: PARTITION_COLUMNS.map(String::from).to_vec(),
         configuration: BTreeMap::new(),
         created_time: millis(&first.committed_at),
@@ -285,7 +294,7 @@ pub fn genesis_version(first: &Entry, first_hash: &str) -> Vec<u8> {
     lines(&[
         Action::CommitInfo(info),
         Action::Protocol(PROTOCOL),
-        Action::MetaData(metadata(first, first_hash)),
+        Action::MetaData(metadata(first, first_hash, &Snapshot::empty())),
     ])
 }
 
@@ -337,14 +346,24 @@ fn visible_changes<'a>(
     (before, now)
 }
 
+/// Whether entry `entry`, which made state `after`, added the first file
+/// shredding some `attrs` key: its Delta version then carries the table's
+/// metadata with the wider schema.
+pub fn widens_schema(entry: &Entry, after: &Snapshot) -> bool {
+    after.shredded_keys.values().any(|seq| *seq == entry.seq)
+}
+
 /// Delta version `entry.seq`: what became visible and what stopped being
-/// visible, given the marks before the entry and the state `after` it.
+/// visible, given the marks before the entry and the state `after` it, and
+/// the table's new metadata when the entry [`widens_schema`] (`table`: the
+/// first entry and its hash, for the table's identity).
 /// `hash` is the SHA-256 of the entry's bytes.
 pub fn version(
     marks_before: &BTreeMap<String, Mark>,
     entry: &Entry,
     hash: &str,
     after: &Snapshot,
+    table: Option<(&Entry, &str)>,
 ) -> Vec<u8> {
     let (before, now) = visible_changes(marks_before, entry, after);
     let committed_ms = millis(&entry.committed_at);
@@ -378,6 +397,9 @@ pub fn version(
         hash,
     };
     let mut actions = vec![Action::CommitInfo(info)];
+    if let Some((first, first_hash)) = table {
+        actions.push(Action::MetaData(metadata(first, first_hash, after)));
+    }
     actions.extend(changes);
     lines(&actions)
 }

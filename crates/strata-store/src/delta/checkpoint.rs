@@ -121,7 +121,7 @@ pub fn checkpoint_bytes(
 ) -> Result<(Vec<u8>, u64), CatalogError> {
     let mut rows = vec![
         Row::Protocol(actions::PROTOCOL),
-        Row::MetaData(actions::metadata(first, first_hash)),
+        Row::MetaData(actions::metadata(first, first_hash, after)),
     ];
     // A file's modification time is that of the entry that added it; the
     // state keeps no such time, so a checkpoint gives the table's creation.

@@ -25,7 +25,7 @@ use object_store::path::Path;
 
 pub use actions::{
     ENCRYPTED_TAG, KEY_VERSION_TAG, PARTITION_COLUMNS, PUBLICATION_FORMAT, SHA256_TAG,
-    genesis_version, table_path, version,
+    genesis_version, table_path, version, widens_schema,
 };
 pub use checkpoint::{
     CHECKPOINT_INTERVAL, checkpoint_bytes, delta_checkpoint_path, same_checkpoint,
@@ -156,7 +156,13 @@ impl Catalog {
         if entry.seq == 1 {
             versions.push((0, genesis_version(entry, hash)));
         }
-        versions.push((entry.seq, version(marks_before, entry, hash, after)));
+        // A new shredded key widens the schema: the version carries metadata.
+        let first = match widens_schema(entry, after) {
+            true => Some(self.first_entry(entry, hash).await?),
+            false => None,
+        };
+        let table = first.as_ref().map(|(e, h)| (e, h.as_str()));
+        versions.push((entry.seq, version(marks_before, entry, hash, after, table)));
         for (number, bytes) in versions {
             put_create(&*self.store, &delta_version_path(number), bytes.into()).await?;
             published.versions += 1;
@@ -174,6 +180,22 @@ impl Catalog {
         Ok(published)
     }
 
+    /// The archive's first entry and its hash, which give the Delta table
+    /// its identity; `entry` (hashing to `hash`) is the entry being published.
+    async fn first_entry(
+        &self,
+        entry: &Entry,
+        hash: &str,
+    ) -> Result<(Entry, String), CatalogError> {
+        match entry.seq {
+            1 => Ok((entry.clone(), hash.to_string())),
+            _ => self.read_entry(1).await?.ok_or(CatalogError::Inconsistent {
+                seq: 1,
+                reason: "the entry is missing; run `strata verify`".into(),
+            }),
+        }
+    }
+
     /// Writes the checkpoint of version `entry.seq`, then `_last_checkpoint`.
     async fn write_checkpoint(
         &self,
@@ -181,16 +203,7 @@ impl Catalog {
         hash: &str,
         after: &Snapshot,
     ) -> Result<(), CatalogError> {
-        let (first, first_hash) = match entry.seq {
-            1 => (entry.clone(), hash.to_string()),
-            _ => self
-                .read_entry(1)
-                .await?
-                .ok_or(CatalogError::Inconsistent {
-                    seq: 1,
-                    reason: "the entry is missing; run `strata verify`".into(),
-                })?,
-        };
+        let (first, first_hash) = self.first_entry(entry, hash).await?;
         let (bytes, actions) = checkpoint_bytes(&first, &first_hash, after)?;
         put_create(
             &*self.store,

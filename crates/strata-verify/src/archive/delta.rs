@@ -12,7 +12,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use strata_store::delta::{
     DELTA_LOG_PREFIX, checkpoint_bytes, delta_version_of, delta_version_path, genesis_version,
-    same_checkpoint, version,
+    same_checkpoint, version, widens_schema,
 };
 use strata_store::{Entry, Mark, Snapshot};
 
@@ -85,7 +85,10 @@ impl DeltaCheck {
             let genesis = get(store, &delta_version_path(0)).await?;
             self.compare_version(0, genesis, &genesis_version(entry, hash));
         }
-        let expected = version(marks_before, entry, hash, after);
+        let table = (self.first.as_ref())
+            .filter(|_| widens_schema(entry, after))
+            .map(|(first, first_hash)| (first, first_hash.as_str()));
+        let expected = version(marks_before, entry, hash, after, table);
         self.compare_version(entry.seq, stored, &expected);
         if let (Some(path), Some((first, first_hash))) =
             (self.checkpoints.get(&entry.seq), &self.first)

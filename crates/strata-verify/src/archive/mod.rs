@@ -313,6 +313,7 @@ mod tests {
             max_ts: 0,
             location: None,
             key_version: None,
+            shredded: Vec::new(),
         };
         let draft = Draft {
             operation: "ingest".into(),
