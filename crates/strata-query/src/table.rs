@@ -9,6 +9,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::TimestampMicrosecondType;
 use datafusion::catalog::Session;
+use datafusion::common::DFSchema;
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
@@ -17,6 +18,7 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, Pa
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -197,6 +199,17 @@ impl TableProvider for ArchiveTable {
                 projection.cloned(),
             )?);
         }
+        // The filters prune row groups and pages by their statistics. The
+        // physical plan's filter pushdown does not reach the scan through the
+        // projection that extracts `attrs['key']`, so without this a filter on
+        // a shredded attribute would read every row group.
+        let predicate = match conjunction(filters.to_vec()) {
+            Some(filter) => {
+                let columns = DFSchema::try_from(schema.as_ref().clone())?;
+                Some(state.create_physical_expr(filter, &columns)?)
+            }
+            None => None,
+        };
         // One scan per store: hot files in the archive, tiered ones in their cold stores.
         let mut by_store: BTreeMap<Option<&str>, Vec<PartitionedFile>> = BTreeMap::new();
         for file in kept {
@@ -217,6 +230,9 @@ impl TableProvider for ArchiveTable {
                 ParquetSource::new(schema.clone()).with_metadata_size_hint(FOOTER_READ_BYTES);
             if let Some(decryption) = &self.decryption {
                 source = source.with_encryption_factory(decryption.clone());
+            }
+            if let Some(predicate) = &predicate {
+                source = source.with_predicate(Arc::clone(predicate));
             }
             let source = Arc::new(source);
             let config = FileScanConfigBuilder::new(url.clone(), source)
