@@ -274,7 +274,7 @@ impl SortedFileWriter {
         }
         self.rows += batch.num_rows() as u64;
         if self.writer.is_none() {
-            self.open(frequent_keys(std::slice::from_ref(batch))?)?;
+            self.open(frequent_keys(batch)?)?;
         }
         let file_batch = shred(batch, &self.shredded)?;
         self.writer
@@ -361,10 +361,10 @@ impl Iterator for FileBatches {
 }
 
 /// The contract's columns of a file (see `unshred`) as the contract's
-/// `schema` types them. Files
-/// written before counts were Int64 hold `bytes` and `records` as UInt64;
-/// they are cast, and a value above 2^63 − 1 (which no contract accepted
-/// since) fails the read rather than wrapping.
+/// `schema` types them. Files written before counts were Int64 hold
+/// `bytes` and `records` as UInt64; they are cast, and a value above
+/// 2^63 − 1 (which no contract accepted since) fails the read rather than
+/// wrapping.
 fn to_contract_types(
     schema: &SchemaRef,
     columns: &[ArrayRef],

@@ -38,6 +38,6 @@ pub use session::{
     Planned, QueryError, QuerySession, QueryStats, Running, Viewer, is_archive_table,
     register_stores, scoped_files, store_url, verify_read_only,
 };
-pub use shredded::{ShreddedAttrs, merge_attrs};
+pub use shredded::ShreddedAttrs;
 pub use table::{ArchiveTable, ScanRecord};
 pub use utc_date::{UtcDateRewrite, utc_date};

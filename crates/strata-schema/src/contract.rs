@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use arrow::array::MapFieldNames;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 
@@ -110,12 +111,17 @@ fn arrow_type(kind: FieldKind) -> DataType {
 
 /// `Map<Utf8, Utf8>` with the field names arrow's `MapBuilder` produces.
 pub(crate) fn attrs_type() -> DataType {
+    text_map_type(&MapFieldNames::default())
+}
+
+/// `Map<Utf8, Utf8>` (keys not null, values nullable) with its parts named `names`.
+pub(crate) fn text_map_type(names: &MapFieldNames) -> DataType {
     let entries = Fields::from(vec![
-        Field::new("keys", DataType::Utf8, false),
-        Field::new("values", DataType::Utf8, true),
+        Field::new(&names.key, DataType::Utf8, false),
+        Field::new(&names.value, DataType::Utf8, true),
     ]);
     DataType::Map(
-        Arc::new(Field::new("entries", DataType::Struct(entries), false)),
+        Arc::new(Field::new(&names.entry, DataType::Struct(entries), false)),
         false,
     )
 }

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, MapArray, MapBuilder, MapFieldNames, StringArray, StringBuilder,
 };
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
-use crate::contract::contract;
+use crate::contract::{contract, text_map_type};
 
 /// Prefix of a shredded attribute's column name: `attrs__channel` holds
 /// `attrs['channel']`. Two underscores, not a dot: engines read a dot as a
@@ -56,19 +56,21 @@ pub fn shredded_key(column: &str) -> Option<&str> {
         .filter(|k| shreddable(k))
 }
 
-/// `attrs` as files store it: with the names Parquet's specification gives
-/// a map's parts (`key_value`, `key`, `value`), which Delta readers (DuckDB's
+/// The names of `attrs`' parts in files: those Parquet's specification
+/// gives a map (`key_value`, `key`, `value`), which Delta readers (DuckDB's
 /// `delta_scan`) look for; the contract's Arrow names are `entries`, `keys`
 /// and `values`.
+fn file_map_names() -> MapFieldNames {
+    MapFieldNames {
+        entry: "key_value".into(),
+        key: "key".into(),
+        value: "value".into(),
+    }
+}
+
+/// `attrs` as files store it (see [`file_map_names`]).
 fn file_attrs_type() -> DataType {
-    let entries = Fields::from(vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("value", DataType::Utf8, true),
-    ]);
-    DataType::Map(
-        Arc::new(Field::new("key_value", DataType::Struct(entries), false)),
-        false,
-    )
+    text_map_type(&file_map_names())
 }
 
 /// The schema of a file that shreds `keys`: the contract's columns (`attrs`
@@ -96,19 +98,16 @@ fn attrs_of(batch: &RecordBatch) -> Result<&MapArray, ArrowError> {
         .ok_or_else(|| ArrowError::SchemaError("the batch has no attrs map".into()))
 }
 
-/// The keys to shred in a file of `batches` (of the contract's schema):
-/// shreddable keys on at least [`SHRED_MIN_PERCENT`] of the rows, the most
-/// frequent first, at most [`MAX_SHREDDED_KEYS`], returned in name order.
-pub fn frequent_keys(batches: &[RecordBatch]) -> Result<Vec<String>, ArrowError> {
+/// The keys to shred in a file whose rows `batch` (of the contract's
+/// schema) stands for: shreddable keys on at least [`SHRED_MIN_PERCENT`] of
+/// its rows, the most frequent first, at most [`MAX_SHREDDED_KEYS`],
+/// returned in name order.
+pub fn frequent_keys(batch: &RecordBatch) -> Result<Vec<String>, ArrowError> {
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    let mut rows = 0;
-    for batch in batches {
-        let attrs = attrs_of(batch)?;
-        for key in attrs.keys().as_string::<i32>().iter().flatten() {
-            *counts.entry(key).or_default() += 1;
-        }
-        rows += batch.num_rows();
+    for key in attrs_of(batch)?.keys().as_string::<i32>().iter().flatten() {
+        *counts.entry(key).or_default() += 1;
     }
+    let rows = batch.num_rows();
     // A key twice in a row counts twice: rare enough not to matter.
     let mut keys: Vec<(usize, &str)> = (counts.into_iter())
         .filter(|(key, count)| shreddable(key) && count * 100 >= rows * SHRED_MIN_PERCENT)
@@ -158,12 +157,7 @@ pub fn shred(batch: &RecordBatch, keys: &[String]) -> Result<RecordBatch, ArrowE
     let mut shredded: Vec<StringBuilder> = (keys.iter())
         .map(|_| StringBuilder::with_capacity(rows, rows * 8))
         .collect();
-    let parquet_names = MapFieldNames {
-        entry: "key_value".into(),
-        key: "key".into(),
-        value: "value".into(),
-    };
-    let mut rest = map_builder(Some(parquet_names), rows, names.len());
+    let mut rest = map_builder(Some(file_map_names()), rows, names.len());
     // This row's value of each shredded key; `Some(None)`: a null value.
     let mut row_values: Vec<Option<Option<&str>>> = vec![None; keys.len()];
     for row in 0..rows {
@@ -296,7 +290,7 @@ mod tests {
             None,
         ]);
         // a: 3 of 4 rows; dup: twice in one row; b, c: 1 of 4 (under 30%); Big: not lower-case.
-        let keys = frequent_keys(std::slice::from_ref(&b)).unwrap();
+        let keys = frequent_keys(&b).unwrap();
         assert_eq!(keys, ["a", "dup"]);
         // A repeated key keeps its first value in the column, the other in the map.
         let file = shred(&b, &keys).unwrap();
@@ -350,7 +344,7 @@ mod tests {
                 .map(|r| r.as_ref().map(|m| serde_json::to_string(m).unwrap()))
                 .collect();
             let b = batch(&json.iter().map(|j| j.as_deref()).collect::<Vec<_>>());
-            let keys = frequent_keys(std::slice::from_ref(&b)).unwrap();
+            let keys = frequent_keys(&b).unwrap();
             let file = shred(&b, &keys).unwrap();
             let back = RecordBatch::try_new(contract().arrow_schema(), unshred(&file).unwrap()).unwrap();
             prop_assert_eq!(entries(&back), entries(&b));
