@@ -16,7 +16,7 @@ use strata_store::{
 };
 use tokio::runtime::Handle;
 
-use crate::encode::{SortedFileWriter, ZSTD_LEVEL_DEFAULT};
+use crate::encode::{Expected, SortedFileWriter, ZSTD_LEVEL_DEFAULT};
 use crate::ingest::{IngestError, upload};
 use crate::merge::{SourceFile, merge_cost, merge_sorted};
 
@@ -377,7 +377,9 @@ async fn merge_into(
                     min_ts: *min_ts,
                 })
                 .collect();
-            let mut out = SortedFileWriter::new(path, &key, level, encryption, size);
+            let rows = files.iter().map(|(rows, _)| rows).sum();
+            let expected = Expected { bytes: size, rows };
+            let mut out = SortedFileWriter::new(path, &key, level, encryption, expected);
             merge_sorted(sources, decryption, &mut out)?;
             Ok(out.finish()?)
         })

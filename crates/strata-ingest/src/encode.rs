@@ -10,157 +10,21 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{
     ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
-use parquet::arrow::arrow_writer::ArrowWriterOptions;
-use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::encryption::decrypt::FileDecryptionProperties;
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{KeyValue, SortingColumn};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
-use strata_schema::shred::{file_schema, frequent_keys, shred, shredded_column, unshred};
+use strata_schema::shred::{file_schema, shred, unshred};
 use strata_schema::{TS_COLUMN, contract};
 use strata_store::{FileMeta, PartitionKey, data_file_path, sha256_hex};
+
+use crate::layout::{FileLayout, writer_options};
 
 /// zstd level of freshly ingested files: fast, and about as small as level 9 on sorted logs.
 pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
 
-/// Lowest zstd level of `message`, the largest column: level 6 stores it
-/// about 9% smaller than level 3 on every benchmark data set, for a
-/// slower compression of that column alone.
-const MESSAGE_ZSTD_LEVEL: i32 = 6;
-
-const ROW_GROUP_ROWS: usize = 1 << 20;
-/// Encoded bytes of a data page. A reader holds one decoded page per
-/// column: merging many files at once reads them all side by side.
-const PAGE_BYTES: usize = 128 << 10;
-
-/// Columns stored without zstd (see `writer_properties`).
-const UNCOMPRESSED_COLUMNS: &[&str] = &[
-    "tenant",
-    "family",
-    "ingested_at",
-    "ts",
-    "app",
-    "resource_type",
-];
-/// Columns stored without a dictionary (see `writer_properties`).
-const PLAIN_COLUMNS: &[&str] = &[
-    "ts",
-    "event_id",
-    "message",
-    "session_id",
-    "bytes",
-    "records",
-    "duration_ms",
-];
-/// Text columns stored as DELTA_LENGTH_BYTE_ARRAY (see `writer_properties`).
-const DELTA_LENGTH_COLUMNS: &[&str] = &["event_id", "message", "session_id"];
-/// Integer columns stored as DELTA_BINARY_PACKED (see `writer_properties`).
-const DELTA_COLUMNS: &[&str] = &["ts", "bytes", "records"];
-/// Columns whose min/max can prune a file or row group: one value per file,
-/// few values, or numbers (see `writer_properties`).
-const PRUNING_COLUMNS: &[&str] = &[
-    "tenant",
-    "family",
-    "action",
-    "outcome",
-    "severity",
-    "role",
-    "app",
-    "resource_type",
-    "bytes",
-    "records",
-    "duration_ms",
-    "ingested_at",
-];
-
 /// How a new file is encrypted: its properties (data key and wrapped key
 /// metadata) and the tenant master key version that wraps the data key.
 pub type Encryption = (Arc<FileEncryptionProperties>, u32);
-
-/// How each column is written. Chosen by measuring three differently shaped
-/// data sets against DuckDB (`benches/storage.sh`, docs/layout.md).
-fn writer_properties(
-    zstd_level: i32,
-    encryption: Option<Arc<FileEncryptionProperties>>,
-    shredded: &[String],
-) -> Result<WriterProperties, ParquetError> {
-    let ts_index = contract().index_of(TS_COLUMN).expect("contract has ts") as i32;
-    let builder = match encryption {
-        Some(encryption) => WriterProperties::builder().with_file_encryption_properties(encryption),
-        None => WriterProperties::builder(),
-    };
-    let mut builder = builder.set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?));
-    builder = builder.set_column_compression(
-        ColumnPath::from("message"),
-        Compression::ZSTD(ZstdLevel::try_new(zstd_level.max(MESSAGE_ZSTD_LEVEL))?),
-    );
-    // Columns zstd shrinks by under 15% on the benchmark's data: one value
-    // per file (or nearly), timestamps once delta-encoded, and dictionary
-    // indexes over a few values. Each compressed column costs a zstd context
-    // per file to write and per read, which costs more than those bytes.
-    for column in UNCOMPRESSED_COLUMNS {
-        builder =
-            builder.set_column_compression(ColumnPath::from(*column), Compression::UNCOMPRESSED);
-    }
-    // Nearly unique per event (ids, text, times, measures): a dictionary
-    // costs hashing every value, and zstd over plain values came out smaller.
-    for column in PLAIN_COLUMNS {
-        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
-    }
-    // Lengths apart from the bytes: zstd then sees the ids and words alone.
-    for column in DELTA_LENGTH_COLUMNS {
-        builder = builder
-            .set_column_encoding(ColumnPath::from(*column), Encoding::DELTA_LENGTH_BYTE_ARRAY);
-    }
-    for column in DELTA_COLUMNS {
-        builder =
-            builder.set_column_encoding(ColumnPath::from(*column), Encoding::DELTA_BINARY_PACKED);
-    }
-    // Min/max of users, hosts, addresses, ids, text and attributes prune
-    // nothing (every file holds a spread of them) yet cost up to 128 bytes
-    // each in the footer, where most files are small. `ts`, by which rows
-    // are sorted, prunes pages, and so does `resource` (records are worked
-    // on in bursts): without its page index, a one-resource query read
-    // 1.7x the bytes.
-    // Shredded attributes are frequent keys, most with few values per file
-    // (channel, country, queue): they prune like the enumerations.
-    let shredded_columns = shredded.iter().map(|key| shredded_column(key));
-    for column in PRUNING_COLUMNS
-        .iter()
-        .map(|c| c.to_string())
-        .chain(shredded_columns)
-    {
-        builder = builder
-            .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::Chunk);
-    }
-    Ok(builder
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_data_page_size_limit(PAGE_BYTES)
-        .set_statistics_enabled(EnabledStatistics::None)
-        .set_column_statistics_enabled(ColumnPath::from(TS_COLUMN), EnabledStatistics::Page)
-        .set_column_statistics_enabled(ColumnPath::from("resource"), EnabledStatistics::Page)
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: ts_index,
-            descending: false,
-            nulls_first: false,
-        }]))
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            "strata.contract".to_string(),
-            format!("{} v{}", contract().name, contract().version),
-        )]))
-        .build())
-}
-
-/// Writer options: no Arrow schema in the footer (about 1.7 KB a file, a
-/// fifth of a small file's footer); readers take the contract's types
-/// instead (`to_contract_types`, and the query engine's schema adapter).
-fn writer_options(properties: WriterProperties) -> ArrowWriterOptions {
-    ArrowWriterOptions::new()
-        .with_properties(properties)
-        .with_skip_arrow_metadata(true)
-}
 
 /// The `ts` column of a batch of the contract's schema (required: no nulls).
 pub(crate) fn ts_of(batch: &RecordBatch) -> &TimestampMicrosecondArray {
@@ -197,23 +61,37 @@ pub fn encode_sorted(
         )?;
         take_record_batch(&batch, &order)?
     };
-    let size_hint = sorted.get_array_memory_size() / 8;
+    let expected = Expected {
+        bytes: sorted.get_array_memory_size() / 8,
+        rows: sorted.num_rows() as u64,
+    };
     let mut writer =
-        SortedFileWriter::new(data_file_path(key), key, zstd_level, encryption, size_hint);
+        SortedFileWriter::new(data_file_path(key), key, zstd_level, encryption, expected);
     writer.write(&sorted)?;
     writer.finish()
 }
 
+/// What a file is expected to hold: its size guides the buffer, its rows
+/// whether it gets a page index.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected {
+    /// Bytes of the encoded file, about.
+    pub bytes: usize,
+    /// Rows of the file in all.
+    pub rows: u64,
+}
+
 /// Writes rows that come in `ts` order, batch by batch, as one Parquet file
 /// in memory, keeping the facts the catalog records (rows, time range) as
-/// they pass. The `attrs` keys to shred are chosen from the first batch
-/// (a whole partition at ingest, the first 16 Ki merged rows in a merge).
+/// they pass. The `attrs` keys to shred and the encodings that depend on the
+/// data are chosen from the first batch (a whole partition at ingest, the
+/// first 16 Ki merged rows in a merge).
 pub struct SortedFileWriter {
     path: String,
     key: PartitionKey,
     zstd_level: i32,
     encryption: Option<Arc<FileEncryptionProperties>>,
-    size_hint: usize,
+    expected: Expected,
     /// Created with the first batch, which decides the file's columns.
     writer: Option<ArrowWriter<Vec<u8>>>,
     rows: u64,
@@ -226,13 +104,13 @@ pub struct SortedFileWriter {
 
 impl SortedFileWriter {
     /// A file of partition `key` to be stored at `path`, encoded at
-    /// `zstd_level` and encrypted if asked; `size_hint` is its expected size.
+    /// `zstd_level` and encrypted if asked.
     pub fn new(
         path: String,
         key: &PartitionKey,
         zstd_level: i32,
         encryption: Option<Encryption>,
-        size_hint: usize,
+        expected: Expected,
     ) -> Self {
         let (encryption, key_version) = match encryption {
             Some((properties, version)) => (Some(properties), Some(version)),
@@ -243,7 +121,7 @@ impl SortedFileWriter {
             key: key.clone(),
             zstd_level,
             encryption,
-            size_hint,
+            expected,
             writer: None,
             rows: 0,
             range: None,
@@ -252,15 +130,15 @@ impl SortedFileWriter {
         }
     }
 
-    /// The Parquet writer, created for a file shredding `shredded`.
-    fn open(&mut self, shredded: Vec<String>) -> Result<&mut ArrowWriter<Vec<u8>>, ParquetError> {
-        let properties = writer_properties(self.zstd_level, self.encryption.take(), &shredded)?;
+    /// The Parquet writer, created for a file of `layout`.
+    fn open(&mut self, layout: FileLayout) -> Result<&mut ArrowWriter<Vec<u8>>, ParquetError> {
+        let options = writer_options(self.zstd_level, self.encryption.take(), &layout)?;
         let writer = ArrowWriter::try_new_with_options(
-            Vec::with_capacity(self.size_hint),
-            file_schema(&shredded),
-            writer_options(properties),
+            Vec::with_capacity(self.expected.bytes),
+            file_schema(&layout.shredded),
+            options,
         )?;
-        self.shredded = shredded;
+        self.shredded = layout.shredded;
         Ok(self.writer.insert(writer))
     }
 
@@ -274,7 +152,7 @@ impl SortedFileWriter {
         }
         self.rows += batch.num_rows() as u64;
         if self.writer.is_none() {
-            self.open(frequent_keys(batch)?)?;
+            self.open(FileLayout::choose(batch, self.expected.rows)?)?;
         }
         let file_batch = shred(batch, &self.shredded)?;
         self.writer
@@ -286,7 +164,8 @@ impl SortedFileWriter {
     /// Closes the file: its bytes and its catalog record.
     pub fn finish(mut self) -> Result<(Bytes, FileMeta), ParquetError> {
         if self.writer.is_none() {
-            self.open(Vec::new())?;
+            let empty = RecordBatch::new_empty(contract().arrow_schema());
+            self.open(FileLayout::choose(&empty, 0)?)?;
         }
         let buffer = (self.writer.take().expect("opened above")).into_inner()?;
         let (min_ts, max_ts) = self.range.unwrap_or_default();

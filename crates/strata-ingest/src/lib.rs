@@ -9,6 +9,7 @@ mod compact;
 mod encode;
 mod ingest;
 mod input;
+mod layout;
 mod merge;
 mod pool;
 

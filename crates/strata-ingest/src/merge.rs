@@ -213,7 +213,7 @@ pub(crate) fn merge_sorted(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::{encode_sorted, read_file};
+    use crate::encode::{Expected, encode_sorted, read_file};
     use strata_schema::{EventBatchBuilder, Family, parse_line};
     use strata_store::PartitionKey;
 
@@ -235,7 +235,8 @@ mod tests {
     #[test]
     fn a_file_starting_before_its_catalogued_time_is_refused() {
         let key = PartitionKey::of("t", Family::Access, 0);
-        let mut out = SortedFileWriter::new("p".into(), &key, 3, None, 0);
+        let mut out =
+            SortedFileWriter::new("p".into(), &key, 3, None, Expected { bytes: 0, rows: 0 });
         let sources = vec![SourceFile {
             bytes: file(&[5, 9]),
             rows: 2,
@@ -262,7 +263,7 @@ mod tests {
                     min_ts: times.iter().min().map_or(0, |ms| ms * 1000),
                 })
                 .collect();
-            let mut out = SortedFileWriter::new("p".into(), &key, 3, None, 0);
+            let mut out = SortedFileWriter::new("p".into(), &key, 3, None, Expected { bytes: 0, rows: 0 });
             merge_sorted(sources, None, &mut out).unwrap();
             let (bytes, meta) = out.finish().unwrap();
             let merged: Vec<(i64, String)> = read_file(bytes, None)
