@@ -189,9 +189,9 @@ fn writer_properties(
     // Min/max of users, hosts, addresses, ids, text and attributes prune
     // nothing (every file holds a spread of them) yet cost up to 128 bytes
     // each in the footer, where most files are small. `ts`, by which rows
-    // are sorted, prunes pages, and so does `resource` (records are worked
-    // on in bursts): without its page index, a one-resource query read
-    // 1.7x the bytes.
+    // are sorted, and `resource` (records are worked on in bursts) prune
+    // files, and pages in files large enough to hold several (see
+    // `PAGE_INDEX_MIN_ROWS`).
     // Shredded attributes are frequent keys, most with few values per file
     // (channel, country, queue): they prune like the enumerations.
     let shredded_columns = layout.shredded.iter().map(|key| shredded_column(key));
