@@ -13,6 +13,8 @@ use parquet::arrow::arrow_reader::{
 use parquet::encryption::decrypt::FileDecryptionProperties;
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataWriter};
+use parquet::file::statistics::Statistics;
 use strata_schema::shred::{file_schema, shred, unshred};
 use strata_schema::{TS_COLUMN, contract};
 use strata_store::{FileMeta, PartitionKey, data_file_path, sha256_hex};
@@ -167,7 +169,15 @@ impl SortedFileWriter {
             let empty = RecordBatch::new_empty(contract().arrow_schema());
             self.open(FileLayout::choose(&empty, 0)?)?;
         }
-        let buffer = (self.writer.take().expect("opened above")).into_inner()?;
+        let mut writer = self.writer.take().expect("opened above");
+        let metadata = writer.finish()?;
+        let mut buffer = std::mem::take(writer.inner_mut());
+        let page_index = (metadata.row_groups().iter())
+            .flat_map(|row_group| row_group.columns())
+            .any(|column| column.offset_index_offset().is_some());
+        if self.key_version.is_none() && !page_index {
+            buffer = slim_footer(buffer, metadata)?;
+        }
         let (min_ts, max_ts) = self.range.unwrap_or_default();
         let meta = FileMeta {
             path: self.path,
@@ -184,6 +194,60 @@ impl SortedFileWriter {
             shredded: self.shredded,
         };
         Ok((Bytes::from(buffer), meta))
+    }
+}
+
+/// `file` (written without a page index, its footer in plain text) with
+/// its footer written again without the optional facts no reader of ours
+/// uses: page encoding counts, and the size statistics (byte-array bytes
+/// and level histograms) that come with min/max, and the deprecated copy of
+/// min/max. About 750 bytes of a small file's 3.5 KB footer; min/max stay. Encoded data is untouched, so
+/// every offset in the footer stays right.
+fn slim_footer(mut file: Vec<u8>, metadata: ParquetMetaData) -> Result<Vec<u8>, ParquetError> {
+    let footer_len = match file.len().checked_sub(8).map(|at| &file[at..at + 4]) {
+        Some(len) => u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize,
+        None => return Err(ParquetError::General("file shorter than its tail".into())),
+    };
+    let mut builder = metadata.into_builder();
+    let row_groups = (builder.take_row_groups().into_iter())
+        .map(|row_group| {
+            let mut row_group = row_group.into_builder();
+            let columns = (row_group.take_columns().into_iter())
+                .map(|column| {
+                    let statistics = column.statistics().cloned().map(without_deprecated_min_max);
+                    let column = column.into_builder();
+                    let column = match statistics {
+                        Some(statistics) => column.set_statistics(statistics),
+                        None => column,
+                    };
+                    column
+                        .clear_page_encoding_stats()
+                        .set_unencoded_byte_array_data_bytes(None)
+                        .set_repetition_level_histogram(None)
+                        .set_definition_level_histogram(None)
+                        .build()
+                })
+                .collect::<Result<_, _>>()?;
+            row_group.set_column_metadata(columns).build()
+        })
+        .collect::<Result<_, ParquetError>>()?;
+    let slim = (builder.set_row_groups(row_groups))
+        .set_column_index(None)
+        .set_offset_index(None)
+        .build();
+    file.truncate(file.len() - 8 - footer_len);
+    ParquetMetaDataWriter::new(&mut file, &slim).finish()?;
+    Ok(file)
+}
+
+/// `statistics` without the second copy of min/max that parquet-rs adds to
+/// signed numbers for readers from before 2017 (Parquet's deprecated `min`
+/// and `max`; every reader since uses `min_value` and `max_value`).
+fn without_deprecated_min_max(statistics: Statistics) -> Statistics {
+    match statistics {
+        Statistics::Int64(s) => Statistics::Int64(s.with_backwards_compatible_min_max(false)),
+        Statistics::Double(s) => Statistics::Double(s.with_backwards_compatible_min_max(false)),
+        other => other,
     }
 }
 
@@ -303,6 +367,53 @@ mod tests {
             .unwrap()
             .as_string::<i32>();
         assert_eq!(message.value(0), "m1000");
+    }
+
+    #[test]
+    fn a_small_files_footer_keeps_min_max_but_not_the_optional_size_facts() {
+        let mut builder = EventBatchBuilder::new();
+        for ts in 0..100 {
+            let line = format!(
+                r#"{{"ts":{ts},"tenant":"t","family":"access","action":"login","resource":"r{}","bytes":{ts}}}"#,
+                ts % 3
+            );
+            builder.append(&parse_line(line.as_bytes()).unwrap());
+        }
+        let batch = builder.finish(9).unwrap();
+        let key = PartitionKey::of("t", Family::Access, 1_000_000);
+        let (bytes, meta) = encode_sorted(&key, std::slice::from_ref(&batch), 3, None).unwrap();
+        assert_eq!(meta.sha256, sha256_hex(&bytes));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
+        let row_group = reader.metadata().row_group(0);
+        for column in row_group.columns() {
+            let name = column.column_path().string();
+            assert!(column.page_encoding_stats().is_none(), "{name}");
+            assert!(column.unencoded_byte_array_data_bytes().is_none(), "{name}");
+            assert!(column.definition_level_histogram().is_none(), "{name}");
+        }
+        let min_max = |name: &str| {
+            let column = (row_group.columns().iter())
+                .find(|c| c.column_path().string() == name)
+                .unwrap();
+            let statistics = column.statistics().unwrap();
+            (
+                statistics.min_bytes_opt().unwrap().to_vec(),
+                statistics.max_bytes_opt().unwrap().to_vec(),
+            )
+        };
+        assert_eq!(
+            min_max("ts"),
+            (
+                0i64.to_le_bytes().to_vec(),
+                99_000i64.to_le_bytes().to_vec()
+            )
+        );
+        assert_eq!(
+            min_max("bytes"),
+            (0i64.to_le_bytes().to_vec(), 99i64.to_le_bytes().to_vec())
+        );
+        assert_eq!(min_max("resource"), (b"r0".to_vec(), b"r2".to_vec()));
+        assert_eq!(read_file(bytes, None).unwrap(), vec![batch]);
     }
 
     #[test]

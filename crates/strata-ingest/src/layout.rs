@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use foldhash::HashSet;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::encryption::encrypt::FileEncryptionProperties;
@@ -21,11 +22,13 @@ use strata_schema::{TS_COLUMN, contract};
 /// benchmark's data sets, for a slower compression of those columns alone.
 const TEXT_ZSTD_LEVEL: i32 = 6;
 const TEXT_COLUMNS: &[&str] = &["message", "resource"];
-/// zstd level of the id columns. Random ids (UUIDs, hex) hold no repeats
-/// for zstd to find, only its entropy coding pays: level 1 stored them 3%
-/// smaller than level 3 (fewer spurious short matches), and faster.
-const ID_ZSTD_LEVEL: i32 = 1;
-const ID_COLUMNS: &[&str] = &["event_id", "session_id"];
+/// zstd level of the columns where only zstd's entropy coding pays. Random
+/// ids (UUIDs, hex) hold no repeats for zstd to find: level 1 stored them
+/// 3% smaller than level 3 (fewer spurious short matches), and faster.
+/// Delta-packed timestamps: level 1 stores them 4-6% smaller than no zstd
+/// (their bit-packed widths hold leftover zero bits), as small as level 3.
+const ENTROPY_ZSTD_LEVEL: i32 = 1;
+const ENTROPY_COLUMNS: &[&str] = &["event_id", "session_id", TS_COLUMN];
 
 const ROW_GROUP_ROWS: usize = 1 << 20;
 /// Encoded bytes of a data page. A reader holds one decoded page per
@@ -49,16 +52,16 @@ const PAGE_INDEX_MIN_ROWS: u64 = PAGE_ROWS as u64;
 /// length: event ids of the `gen` and `long` benchmark sets stored 30-40%
 /// smaller; random ids and free text stay DELTA_LENGTH_BYTE_ARRAY.
 const PREFIX_SHARE_FOR_DELTA: f64 = 0.5;
+/// Text columns stored without a dictionary but in files where their values
+/// repeat: sessions of several events each. A session id on under 40% of
+/// the rows' worth of distinct values was stored 4-7% smaller with a
+/// dictionary (the `wide` set); on more, or all distinct (`gen`), 2-18%
+/// larger.
+const DICTIONARY_IF_REPEATED: &[&str] = &["session_id"];
+const DISTINCT_SHARE_FOR_DICTIONARY: f64 = 0.4;
 
 /// Columns stored without zstd (see `writer_properties`).
-const UNCOMPRESSED_COLUMNS: &[&str] = &[
-    "tenant",
-    "family",
-    "ingested_at",
-    "ts",
-    "app",
-    "resource_type",
-];
+const UNCOMPRESSED_COLUMNS: &[&str] = &["tenant", "family", "ingested_at", "app", "resource_type"];
 /// Columns stored without a dictionary (see `writer_properties`).
 const PLAIN_COLUMNS: &[&str] = &[
     "ts",
@@ -96,6 +99,8 @@ pub(crate) struct FileLayout {
     pub(crate) shredded: Vec<String>,
     /// Text columns written as DELTA_BYTE_ARRAY (see `PREFIX_SHARE_FOR_DELTA`).
     prefixed: Vec<&'static str>,
+    /// Columns of `DICTIONARY_IF_REPEATED` whose values repeat in this file.
+    repeated: Vec<&'static str>,
     /// Whether `ts` and `resource` get per-page statistics (see `PAGE_INDEX_MIN_ROWS`).
     page_index: bool,
 }
@@ -109,9 +114,16 @@ impl FileLayout {
                 prefix_share(values.as_string::<i32>()) >= PREFIX_SHARE_FOR_DELTA
             })
             .collect();
+        let repeated = (DICTIONARY_IF_REPEATED.iter().copied())
+            .filter(|column| {
+                let values = batch.column_by_name(column).expect("contract column");
+                distinct_share(values.as_string::<i32>()) < DISTINCT_SHARE_FOR_DICTIONARY
+            })
+            .collect();
         Ok(FileLayout {
             shredded: frequent_keys(batch)?,
             prefixed,
+            repeated,
             page_index: rows >= PAGE_INDEX_MIN_ROWS,
         })
     }
@@ -137,6 +149,15 @@ fn prefix_share(values: &StringArray) -> f64 {
     }
 }
 
+/// Distinct values of `values` per value (nulls left out); 1 when none.
+fn distinct_share(values: &StringArray) -> f64 {
+    let distinct: HashSet<&str> = values.iter().flatten().collect();
+    match values.len() - values.null_count() {
+        0 => 1.0,
+        present => distinct.len() as f64 / present as f64,
+    }
+}
+
 /// How each column is written. Chosen by measuring three differently shaped
 /// data sets against DuckDB (`benches/storage.sh`, docs/layout.md).
 fn writer_properties(
@@ -157,21 +178,23 @@ fn writer_properties(
             zstd(zstd_level.max(TEXT_ZSTD_LEVEL))?,
         );
     }
-    for column in ID_COLUMNS {
-        builder = builder.set_column_compression(ColumnPath::from(*column), zstd(ID_ZSTD_LEVEL)?);
+    for column in ENTROPY_COLUMNS {
+        builder =
+            builder.set_column_compression(ColumnPath::from(*column), zstd(ENTROPY_ZSTD_LEVEL)?);
     }
     // Columns zstd shrinks by under 15% on the benchmark's data: one value
-    // per file (or nearly), timestamps once delta-encoded, and dictionary
-    // indexes over a few values. Each compressed column costs a zstd context
+    // per file (or nearly), and dictionary indexes over a few values. Each compressed column costs a zstd context
     // per file to write and per read, which costs more than those bytes.
     for column in UNCOMPRESSED_COLUMNS {
         builder =
             builder.set_column_compression(ColumnPath::from(*column), Compression::UNCOMPRESSED);
     }
     // Nearly unique per event (ids, text, times, measures): a dictionary
-    // costs hashing every value, and zstd over plain values came out smaller.
+    // costs hashing every value, and zstd over plain values came out
+    // smaller; but for a file's repeated sessions (`DICTIONARY_IF_REPEATED`).
     for column in PLAIN_COLUMNS {
-        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+        let repeated = layout.repeated.contains(column);
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), repeated);
     }
     // Lengths apart from the bytes: zstd then sees the ids and words alone;
     // shared prefixes apart too where values share much of them.
@@ -252,14 +275,20 @@ mod tests {
     use strata_schema::{EventBatchBuilder, Family, parse_line};
     use strata_store::PartitionKey;
 
-    /// `rows` events, the n-th with event id `id(n)`, one second apart.
-    fn events(rows: usize, id: impl Fn(usize) -> String) -> RecordBatch {
+    /// `rows` events, the n-th with event id `id(n)` and session id
+    /// `session(n)`, one second apart.
+    fn events(
+        rows: usize,
+        id: impl Fn(usize) -> String,
+        session: impl Fn(usize) -> String,
+    ) -> RecordBatch {
         let mut builder = EventBatchBuilder::new();
         for n in 0..rows {
             let line = format!(
-                r#"{{"ts":{},"tenant":"t","family":"access","action":"login","event_id":"{}","resource":"r{}"}}"#,
+                r#"{{"ts":{},"tenant":"t","family":"access","action":"login","event_id":"{}","session_id":"{}","resource":"r{}"}}"#,
                 1_000 + n,
                 id(n),
+                session(n),
                 n % 7
             );
             builder.append(&parse_line(line.as_bytes()).unwrap());
@@ -292,15 +321,18 @@ mod tests {
         row_group.column(index).encodings().collect()
     }
 
+    /// A random-looking id, different for every `n`.
+    fn random_id(n: usize) -> String {
+        format!(
+            "{:016x}",
+            (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        )
+    }
+
     #[test]
     fn ids_sharing_prefixes_are_stored_as_delta_byte_array() {
-        let counting = events(500, |n| format!("evt-7f3a9c-{:08}", n * 3));
-        let random = events(500, |n| {
-            format!(
-                "{:016x}",
-                (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            )
-        });
+        let counting = events(500, |n| format!("evt-7f3a9c-{:08}", n * 3), random_id);
+        let random = events(500, random_id, random_id);
         assert!(
             encodings(&write(&counting, 500), "event_id").contains(&Encoding::DELTA_BYTE_ARRAY)
         );
@@ -321,8 +353,29 @@ mod tests {
     }
 
     #[test]
+    fn sessions_get_a_dictionary_only_in_files_where_they_repeat() {
+        // 600 events in sessions of 5 events each, or each its own session.
+        let repeated = events(600, random_id, |n| random_id(n / 5));
+        let distinct = events(600, random_id, random_id);
+        let repeated = encodings(&write(&repeated, 600), "session_id");
+        assert!(repeated.contains(&Encoding::RLE_DICTIONARY), "{repeated:?}");
+        let distinct = encodings(&write(&distinct, 600), "session_id");
+        assert!(
+            !distinct.contains(&Encoding::RLE_DICTIONARY),
+            "{distinct:?}"
+        );
+    }
+
+    #[test]
+    fn distinct_share_counts_distinct_values_among_those_present() {
+        let values = StringArray::from(vec![Some("a"), Some("a"), None, Some("b")]);
+        assert!((distinct_share(&values) - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(distinct_share(&StringArray::from(vec![None::<&str>])), 1.0);
+    }
+
+    #[test]
     fn only_files_of_many_rows_get_a_page_index() {
-        let batch = events(50, |n| format!("e{n}"));
+        let batch = events(50, |n| format!("e{n}"), random_id);
         for (rows, indexed) in [(50, false), (PAGE_INDEX_MIN_ROWS, true)] {
             let bytes = write(&batch, rows);
             let options = parquet::file::serialized_reader::ReadOptionsBuilder::new()
