@@ -130,12 +130,7 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let rest = &self.text.as_bytes()[self.pos..];
-        // One pass for the closing quote and what would stop the fast path
-        // (an escape or a control character): values are short, so a plain
-        // loop beats a SIMD search followed by a second pass.
-        let end = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let end = string_stop(rest)?;
         if rest[end] != b'"' {
             return None;
         }
@@ -191,6 +186,35 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Where the first byte that ends a plain string (`"`) or stops the fast
+/// path (`\\` or a control character) is in `bytes`: one pass, eight bytes
+/// at a time (messages and ids are tens of bytes; a SIMD search per byte
+/// class would take three passes).
+fn string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut words = bytes.chunks_exact(8);
+    for (n, word) in (&mut words).enumerate() {
+        let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        // The high bit of each byte below 0x01 (of `quote`, `backslash`) or
+        // below 0x20 (of `word`). A borrow can also mark bytes after a
+        // marked one, never before: the lowest mark is a true find.
+        let marks = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (word.wrapping_sub(ONES * 0x20) & !word);
+        let marks = marks & HIGHS;
+        if marks != 0 {
+            return Some(n * 8 + marks.trailing_zeros() as usize / 8);
+        }
+    }
+    let tail = bytes.len() - words.remainder().len();
+    (words.remainder().iter())
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|at| tail + at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +228,23 @@ mod tests {
             .map_err(crate::event::describe)?;
         de.end().map_err(crate::event::describe)?;
         Ok(event)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn string_stop_finds_the_first_quote_backslash_or_control_byte(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => 0x20u8..0x7f,
+                    1 => 0x80u8..=0xff,
+                    1 => proptest::sample::select(vec![b'"', b'\\', 0x00, 0x1f, b'!', b'[', b'^']),
+                ],
+                0..40,
+            )
+        ) {
+            let expected = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            proptest::prop_assert_eq!(string_stop(&bytes), expected);
+        }
     }
 
     #[test]
