@@ -22,13 +22,11 @@ use strata_schema::{TS_COLUMN, contract};
 /// benchmark's data sets, for a slower compression of those columns alone.
 const TEXT_ZSTD_LEVEL: i32 = 6;
 const TEXT_COLUMNS: &[&str] = &["message", "resource"];
-/// zstd level of the columns where only zstd's entropy coding pays. Random
-/// ids (UUIDs, hex) hold no repeats for zstd to find: level 1 stored them
-/// 3% smaller than level 3 (fewer spurious short matches), and faster.
-/// Delta-packed timestamps: level 1 stores them 4-6% smaller than no zstd
-/// (their bit-packed widths hold leftover zero bits), as small as level 3.
-const ENTROPY_ZSTD_LEVEL: i32 = 1;
-const ENTROPY_COLUMNS: &[&str] = &["event_id", "session_id", TS_COLUMN];
+/// zstd level of the id columns. Random ids (UUIDs, hex) hold no repeats
+/// for zstd to find, only its entropy coding pays: level 1 stored them 3%
+/// smaller than level 3 (fewer spurious short matches), and faster.
+const ID_ZSTD_LEVEL: i32 = 1;
+const ID_COLUMNS: &[&str] = &["event_id", "session_id"];
 
 const ROW_GROUP_ROWS: usize = 1 << 20;
 /// Encoded bytes of a data page. A reader holds one decoded page per
@@ -53,15 +51,22 @@ const PAGE_INDEX_MIN_ROWS: u64 = PAGE_ROWS as u64;
 /// smaller; random ids and free text stay DELTA_LENGTH_BYTE_ARRAY.
 const PREFIX_SHARE_FOR_DELTA: f64 = 0.5;
 /// Text columns stored without a dictionary but in files where their values
-/// repeat: sessions of several events each. A session id on under 40% of
-/// the rows' worth of distinct values was stored 4-7% smaller with a
-/// dictionary (the `wide` set); on more, or all distinct (`gen`), 2-18%
-/// larger.
+/// repeat: sessions of several events each. Where a file's session ids
+/// held fewer distinct values than 40% of its rows, a dictionary stored
+/// them 4-7% smaller (the `wide` set); above, or all distinct (`gen`),
+/// 2-18% larger.
 const DICTIONARY_IF_REPEATED: &[&str] = &["session_id"];
 const DISTINCT_SHARE_FOR_DICTIONARY: f64 = 0.4;
 
 /// Columns stored without zstd (see `writer_properties`).
-const UNCOMPRESSED_COLUMNS: &[&str] = &["tenant", "family", "ingested_at", "app", "resource_type"];
+const UNCOMPRESSED_COLUMNS: &[&str] = &[
+    "tenant",
+    "family",
+    "ingested_at",
+    TS_COLUMN,
+    "app",
+    "resource_type",
+];
 /// Columns stored without a dictionary (see `writer_properties`).
 const PLAIN_COLUMNS: &[&str] = &[
     "ts",
@@ -117,7 +122,7 @@ impl FileLayout {
         let repeated = (DICTIONARY_IF_REPEATED.iter().copied())
             .filter(|column| {
                 let values = batch.column_by_name(column).expect("contract column");
-                distinct_share(values.as_string::<i32>()) < DISTINCT_SHARE_FOR_DICTIONARY
+                repeats(values.as_string::<i32>(), DISTINCT_SHARE_FOR_DICTIONARY)
             })
             .collect();
         Ok(FileLayout {
@@ -149,13 +154,18 @@ fn prefix_share(values: &StringArray) -> f64 {
     }
 }
 
-/// Distinct values of `values` per value (nulls left out); 1 when none.
-fn distinct_share(values: &StringArray) -> f64 {
-    let distinct: HashSet<&str> = values.iter().flatten().collect();
-    match values.len() - values.null_count() {
-        0 => 1.0,
-        present => distinct.len() as f64 / present as f64,
+/// Whether `values` hold fewer distinct values than `share` of those
+/// present (nulls left out). Stops counting once they hold that many: most
+/// files' sessions are all distinct.
+fn repeats(values: &StringArray, share: f64) -> bool {
+    let limit = (values.len() - values.null_count()) as f64 * share;
+    let mut distinct: HashSet<&str> = HashSet::default();
+    for value in values.iter().flatten() {
+        if distinct.insert(value) && distinct.len() as f64 >= limit {
+            return false;
+        }
     }
+    (distinct.len() as f64) < limit
 }
 
 /// How each column is written. Chosen by measuring three differently shaped
@@ -178,12 +188,13 @@ fn writer_properties(
             zstd(zstd_level.max(TEXT_ZSTD_LEVEL))?,
         );
     }
-    for column in ENTROPY_COLUMNS {
-        builder =
-            builder.set_column_compression(ColumnPath::from(*column), zstd(ENTROPY_ZSTD_LEVEL)?);
+    for column in ID_COLUMNS {
+        builder = builder.set_column_compression(ColumnPath::from(*column), zstd(ID_ZSTD_LEVEL)?);
     }
     // Columns zstd shrinks by under 15% on the benchmark's data: one value
-    // per file (or nearly), and dictionary indexes over a few values. Each compressed column costs a zstd context
+    // per file (or nearly), timestamps once delta-encoded (level 1 took 4-6%
+    // off `ts`, but a full scan of small files then read 8% slower: a zstd
+    // context per file), and dictionary indexes over a few values. Each compressed column costs a zstd context
     // per file to write and per read, which costs more than those bytes.
     for column in UNCOMPRESSED_COLUMNS {
         builder =
@@ -367,10 +378,13 @@ mod tests {
     }
 
     #[test]
-    fn distinct_share_counts_distinct_values_among_those_present() {
+    fn repeats_compares_distinct_values_with_a_share_of_those_present() {
+        // Two distinct of three present.
         let values = StringArray::from(vec![Some("a"), Some("a"), None, Some("b")]);
-        assert!((distinct_share(&values) - 2.0 / 3.0).abs() < 1e-9);
-        assert_eq!(distinct_share(&StringArray::from(vec![None::<&str>])), 1.0);
+        assert!(repeats(&values, 0.7));
+        assert!(!repeats(&values, 2.0 / 3.0));
+        assert!(!repeats(&values, 0.6));
+        assert!(!repeats(&StringArray::from(vec![None::<&str>]), 0.4));
     }
 
     #[test]
