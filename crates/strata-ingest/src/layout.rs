@@ -193,7 +193,7 @@ fn writer_properties(
     }
     // Columns zstd shrinks by under 15% on the benchmark's data: one value
     // per file (or nearly), timestamps once delta-encoded (level 1 took 4-6%
-    // off `ts`, but a full scan of small files then read 8% slower: a zstd
+    // off `ts`, but a full scan of small files then ran 8-12% slower: a zstd
     // context per file), and dictionary indexes over a few values. Each compressed column costs a zstd context
     // per file to write and per read, which costs more than those bytes.
     for column in UNCOMPRESSED_COLUMNS {
