@@ -175,6 +175,7 @@ impl SortedFileWriter {
         let page_index = (metadata.row_groups().iter())
             .flat_map(|row_group| row_group.columns())
             .any(|column| column.offset_index_offset().is_some());
+        // An encrypted file (it has a key version) has an encrypted footer.
         if self.key_version.is_none() && !page_index {
             buffer = slim_footer(buffer, metadata)?;
         }
@@ -198,16 +199,19 @@ impl SortedFileWriter {
 }
 
 /// `file` (written without a page index, its footer in plain text) with
-/// its footer written again without the optional facts no reader of ours
-/// uses: page encoding counts, and the size statistics (byte-array bytes
-/// and level histograms) that come with min/max, and the deprecated copy of
-/// min/max. About 750 bytes of a small file's 3.5 KB footer; min/max stay. Encoded data is untouched, so
-/// every offset in the footer stays right.
+/// its footer written again without optional facts no reader of ours uses:
+/// page encoding counts, the size statistics (byte-array bytes and level
+/// histograms) that come with min/max, and the deprecated copy of min/max.
+/// About 750 bytes of a small file's 3.5 KB footer; min/max stay. The
+/// encoded data is untouched, so every offset in the footer stays right.
 fn slim_footer(mut file: Vec<u8>, metadata: ParquetMetaData) -> Result<Vec<u8>, ParquetError> {
-    let footer_len = match file.len().checked_sub(8).map(|at| &file[at..at + 4]) {
-        Some(len) => u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize,
-        None => return Err(ParquetError::General("file shorter than its tail".into())),
-    };
+    // The file ends in: footer, its length (4 bytes), "PAR1".
+    let footer_start = (file.len().checked_sub(8))
+        .and_then(|tail| {
+            let len = u32::from_le_bytes(file[tail..tail + 4].try_into().expect("4 bytes"));
+            tail.checked_sub(len as usize)
+        })
+        .ok_or_else(|| ParquetError::General("a footer longer than its file".into()))?;
     let mut builder = metadata.into_builder();
     let row_groups = (builder.take_row_groups().into_iter())
         .map(|row_group| {
@@ -235,7 +239,7 @@ fn slim_footer(mut file: Vec<u8>, metadata: ParquetMetaData) -> Result<Vec<u8>, 
         .set_column_index(None)
         .set_offset_index(None)
         .build();
-    file.truncate(file.len() - 8 - footer_len);
+    file.truncate(footer_start);
     ParquetMetaDataWriter::new(&mut file, &slim).finish()?;
     Ok(file)
 }
