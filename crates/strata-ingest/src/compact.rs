@@ -11,8 +11,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use strata_keys::envelope::{KeyProvider, decryption_properties, encryption_properties};
 use strata_store::{
-    Archive, Draft, FileMeta, PartitionKey, Pending, Snapshot, Writer, data_file_path,
-    delete_replaced, reconcile, sha256_hex,
+    Archive, CatalogError, Conflict, Draft, FileMeta, PartitionKey, Pending, Snapshot, Writer,
+    data_file_path, delete_replaced, reconcile, sha256_hex,
 };
 use tokio::runtime::Handle;
 
@@ -210,14 +210,19 @@ async fn compact_rounds(
             let (seq, added) = match committed {
                 Ok(committed) => committed,
                 Err(e) => {
-                    // Lost a race if a source is gone from the catalog now.
+                    // Lost a race if the catalog said a source was removed,
+                    // or if one is gone from it now.
                     snapshot = archive.catalog.load().await?;
-                    let raced = removed
-                        .iter()
-                        .any(|f| !snapshot.files.contains_key(&f.path));
+                    let source_removed = matches!(
+                        e,
+                        IngestError::Catalog(CatalogError::Conflict(Conflict::FileRemoved { .. }))
+                    );
+                    let raced = source_removed
+                        || (removed.iter()).any(|f| !snapshot.files.contains_key(&f.path));
                     if !raced || replans == MAX_REPLANS {
                         return Err(e);
                     }
+                    tracing::info!("compaction lost a race ({e}); planning again");
                     replans += 1;
                     writer.discard_pending(&snapshot).await?;
                     continue 'plan;
