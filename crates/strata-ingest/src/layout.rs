@@ -193,9 +193,10 @@ fn writer_properties(
     }
     // Columns zstd shrinks by under 15% on the benchmark's data: one value
     // per file (or nearly), timestamps once delta-encoded (level 1 took 4-6%
-    // off `ts`, but a full scan of small files then ran 8-12% slower: a zstd
-    // context per file), and dictionary indexes over a few values. Each compressed column costs a zstd context
-    // per file to write and per read, which costs more than those bytes.
+    // off `ts`, but a full scan of small files then ran 8-12% slower), and
+    // dictionary indexes over a few values. Each compressed column costs a
+    // zstd context per file to write and per read, which costs more than
+    // those bytes.
     for column in UNCOMPRESSED_COLUMNS {
         builder =
             builder.set_column_compression(ColumnPath::from(*column), Compression::UNCOMPRESSED);
