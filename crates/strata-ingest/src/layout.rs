@@ -63,7 +63,7 @@ const UNCOMPRESSED_COLUMNS: &[&str] = &[
     "tenant",
     "family",
     "ingested_at",
-    TS_COLUMN,
+    "ts",
     "app",
     "resource_type",
 ];
