@@ -63,7 +63,7 @@ impl World {
 
     /// The archive with every store, the cold ones included, behind one
     /// [`FaultyStore`].
-    fn faulty_archive(&self) -> (Archive, Arc<FaultyStore>) {
+    pub fn faulty_archive(&self) -> (Archive, Arc<FaultyStore>) {
         let mut archive = self.archive();
         let store = FaultyStore::new(archive.store.clone());
         let traps = store.clone();

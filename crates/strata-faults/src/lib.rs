@@ -10,6 +10,9 @@
 //! calls of each kind; running it again with each N in turn enumerates every
 //! interruption: [`enumerate`] does that for a [`Scenario`] on a local
 //! archive.
+//!
+//! [`FaultyStore::before_put`] interleaves instead: another writer's work runs
+//! at an exact point of a command, to test how the command takes losing a race.
 
 mod enumerate;
 
@@ -22,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -81,6 +85,18 @@ pub struct FaultyStore {
     state: Arc<State>,
 }
 
+/// Work run once before the first write under `prefix` reaches the store.
+struct PutHook {
+    prefix: String,
+    run: Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>,
+}
+
+impl fmt::Debug for PutHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PutHook({:?})", self.prefix)
+    }
+}
+
 /// The trap and the counts, shared with the streams a store hands out.
 #[derive(Debug, Default)]
 struct State {
@@ -88,6 +104,7 @@ struct State {
     calls: [AtomicUsize; 5],
     crashed: AtomicBool,
     tripped: AtomicBool,
+    before_put: Mutex<Option<PutHook>>,
 }
 
 impl fmt::Display for FaultyStore {
@@ -135,6 +152,34 @@ impl FaultyStore {
     /// Whether the armed call has happened.
     pub fn tripped(&self) -> bool {
         self.state.tripped.load(Ordering::SeqCst)
+    }
+
+    /// Runs `hook` to its end before the first write of an object whose
+    /// path starts with `prefix` reaches the store; once.
+    pub fn before_put(
+        &self,
+        prefix: &str,
+        hook: impl FnOnce() -> BoxFuture<'static, ()> + Send + 'static,
+    ) {
+        *self.state.before_put.lock().expect("hook lock") = Some(PutHook {
+            prefix: prefix.to_string(),
+            run: Box::new(hook),
+        });
+    }
+
+    /// Runs the hook set by [`FaultyStore::before_put`] if a write to
+    /// `location` is the one it waits for.
+    async fn run_put_hook(&self, location: &Path) {
+        let hook = {
+            let mut slot = self.state.before_put.lock().expect("hook lock");
+            match &*slot {
+                Some(hook) if location.as_ref().starts_with(&hook.prefix) => slot.take(),
+                _ => None,
+            }
+        };
+        if let Some(hook) = hook {
+            (hook.run)().await;
+        }
     }
 }
 
@@ -200,6 +245,7 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
+        self.run_put_hook(location).await;
         let call = self.inner.put_opts(location, payload, opts);
         guarded(self, Kind::Put, location, call).await
     }
@@ -209,6 +255,7 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
+        self.run_put_hook(location).await;
         let call = self.inner.put_multipart_opts(location, opts);
         guarded(self, Kind::Put, location, call).await
     }

@@ -11,8 +11,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use strata_keys::envelope::{KeyProvider, decryption_properties, encryption_properties};
 use strata_store::{
-    Archive, CatalogError, Conflict, Draft, FileMeta, PartitionKey, Pending, Snapshot, Writer,
-    data_file_path, delete_replaced, reconcile, sha256_hex,
+    Archive, Draft, FileMeta, PartitionKey, Pending, Snapshot, Writer, data_file_path,
+    delete_replaced, reconcile, sha256_hex,
 };
 use tokio::runtime::Handle;
 
@@ -141,8 +141,9 @@ fn plan(files: impl Iterator<Item = FileMeta>, target: u64, limit: u64) -> Vec<V
 
 /// Merges small files in every partition of `archive`. A merge that loses a
 /// race with another writer (a source merged or expired meanwhile) is
-/// discarded and the partition planned again from the new state; what a
-/// failed compaction uploaded is removed before it returns the error.
+/// discarded, its partition left to that writer, and the rest planned again
+/// from the new state; what a failed compaction uploaded is removed before
+/// it returns the error.
 pub async fn compact(
     archive: &Archive,
     options: CompactOptions,
@@ -162,9 +163,6 @@ pub async fn compact(
     Ok(report)
 }
 
-/// Most times compaction plans again after losing races before giving up.
-const MAX_REPLANS: usize = 20;
-
 async fn compact_rounds(
     archive: &Archive,
     options: &CompactOptions,
@@ -173,15 +171,16 @@ async fn compact_rounds(
 ) -> Result<(), IngestError> {
     let mut snapshot = archive.catalog.load().await?;
     archive.catalog.check_writer(&snapshot)?;
-    let mut replans = 0;
+    // Partitions where this run lost a race: another writer is merging or
+    // expiring them, and it is left to finish them. Retrying there instead
+    // would trail that writer's commits, losing again each time.
+    let mut left_to_others: BTreeSet<PartitionKey> = BTreeSet::new();
     // A partition with more small files than one merge takes is merged in
     // rounds: each round's merged files are merged by the next.
     'plan: loop {
-        let groups = plan(
-            compactable(&snapshot, options),
-            options.target_bytes,
-            options.group_limit(),
-        );
+        let candidates = compactable(&snapshot, options)
+            .filter(|f| PartitionKey::of_file(f).is_none_or(|p| !left_to_others.contains(&p)));
+        let groups = plan(candidates, options.target_bytes, options.group_limit());
         if groups.is_empty() {
             return Ok(());
         }
@@ -192,7 +191,11 @@ async fn compact_rounds(
         let writer = writer.as_mut().expect("registered above");
         for batch in groups.chunks(options.merges_per_commit.max(1)) {
             let removed: Vec<FileMeta> = batch.iter().flatten().cloned().collect();
-            let committed = match merge_batch(archive, options, writer, batch).await {
+            let merged_paths: Vec<String> = (batch.iter())
+                .map(|group| data_file_path(&partition_of(group)))
+                .collect();
+            let committed = match merge_batch(archive, options, writer, batch, &merged_paths).await
+            {
                 Ok(added) => {
                     let draft = Draft {
                         operation: "compact".into(),
@@ -210,20 +213,25 @@ async fn compact_rounds(
             let (seq, added) = match committed {
                 Ok(committed) => committed,
                 Err(e) => {
-                    // Lost a race if the catalog said a source was removed,
-                    // or if one is gone from it now.
+                    // Lost a race if a source is gone from the catalog now.
                     snapshot = archive.catalog.load().await?;
-                    let source_removed = matches!(
-                        e,
-                        IngestError::Catalog(CatalogError::Conflict(Conflict::FileRemoved { .. }))
-                    );
-                    let raced = source_removed
-                        || (removed.iter()).any(|f| !snapshot.files.contains_key(&f.path));
-                    if !raced || replans == MAX_REPLANS {
+                    let lost: Vec<PartitionKey> = (batch.iter())
+                        .filter(|group| group.iter().any(|f| !snapshot.files.contains_key(&f.path)))
+                        .map(|group| partition_of(group))
+                        .collect();
+                    if lost.is_empty() {
                         return Err(e);
                     }
-                    tracing::info!("compaction lost a race ({e}); planning again");
-                    replans += 1;
+                    tracing::info!(
+                        "compaction lost a race ({e}); {} partition(s) left to the writer that changed them",
+                        lost.len()
+                    );
+                    left_to_others.extend(lost);
+                    // Only the merged files are ours to delete: the sources
+                    // another commit removed are deleted by that writer, once
+                    // readers of the state before it are done.
+                    let uploads = merged_paths.iter().map(|path| Pending::upload(path));
+                    writer.set_pending(uploads.collect()).await?;
                     writer.discard_pending(&snapshot).await?;
                     continue 'plan;
                 }
@@ -270,26 +278,24 @@ fn compactable<'a>(
         .cloned()
 }
 
-/// Merges each group of `batch` into one new file, `options.threads` at a
-/// time, and uploads them; returns their records, to commit.
+/// Merges each group of `batch` into one new file (at the path of the same
+/// rank in `merged_paths`), `options.threads` at a time, and uploads them;
+/// returns their records, to commit.
 async fn merge_batch(
     archive: &Archive,
     options: &CompactOptions,
     writer: &mut Writer,
     batch: &[Vec<FileMeta>],
+    merged_paths: &[String],
 ) -> Result<Vec<FileMeta>, IngestError> {
-    let merges: Vec<(&[FileMeta], String)> = batch
-        .iter()
-        .map(|group| (group.as_slice(), data_file_path(&partition_of(group))))
+    let merges: Vec<(&[FileMeta], String)> = (batch.iter())
+        .zip(merged_paths)
+        .map(|(group, path)| (group.as_slice(), path.clone()))
         .collect();
     // Named before any upload and kept across the commit: before it the
     // merged files are the leftovers, after it their sources are.
     let pending = merges.iter().flat_map(|(group, path)| {
-        let merged = Pending {
-            location: None,
-            path: path.clone(),
-        };
-        std::iter::once(merged).chain(group.iter().map(Pending::of))
+        std::iter::once(Pending::upload(path)).chain(group.iter().map(Pending::replacing))
     });
     writer.set_pending(pending.collect()).await?;
     // Every upload runs to its end even after one fails: a dropped upload

@@ -8,7 +8,7 @@ use std::path::Path;
 use strata_faults::{Scenario, World, enumerate};
 use strata_ingest::{CompactOptions, IngestOptions, Input, compact, ingest};
 use strata_integrity::SigningKey;
-use strata_store::{Archive, Snapshot};
+use strata_store::{Archive, PartitionKey, Snapshot};
 
 /// A world whose archive holds three ingests of two tenants over two
 /// months: three small files in each of four partitions, for compaction to
@@ -120,4 +120,61 @@ async fn an_ingest_interrupted_at_any_store_call_converges_when_rerun() {
     world.save();
     let done = enumerate(&world, &Ingestion).await;
     assert!(done.cases > 20, "{done:?}");
+}
+
+/// The data files under the archive folder of `world`, by path in the archive.
+fn data_files_on_disk(world: &World) -> std::collections::BTreeSet<String> {
+    let root = world.path().join("archive");
+    let mut found = std::collections::BTreeSet::new();
+    let mut folders = vec![root.clone()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let relative = path.strip_prefix(&root).unwrap();
+                found.insert(relative.to_str().unwrap().to_string());
+            }
+        }
+    }
+    found
+}
+
+/// Another compaction commits one partition while this one is uploading its
+/// merges: this one's commit loses, and it leaves that partition to the
+/// winner, commits the others, and deletes only its own upload there (the
+/// winner's sources are kept for readers of the state before its commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_that_loses_a_race_leaves_the_partition_to_the_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = three_ingests(dir.path()).await;
+    let before = world.archive().catalog.load().await.unwrap();
+    let sources: std::collections::BTreeSet<String> = before.files.keys().cloned().collect();
+    let contested = PartitionKey::of_file(before.files.values().next().unwrap()).unwrap();
+
+    let (archive, store) = world.faulty_archive();
+    let winner = world.archive();
+    let only_contested = CompactOptions {
+        partitions: Some([contested.clone()].into()),
+        ..CompactOptions::default()
+    };
+    store.before_put("tenant=", move || {
+        Box::pin(async move {
+            let won = compact(&winner, only_contested).await.unwrap();
+            assert_eq!(won.partitions, 1, "{won:?}");
+        })
+    });
+    let report = compact(&archive, CompactOptions::default()).await.unwrap();
+
+    let after = world.archive().catalog.load().await.unwrap();
+    assert_eq!(report.partitions, 3, "{report:?}");
+    assert_eq!(report.files_removed, 9, "{report:?}");
+    assert_eq!(after.total_rows(), before.total_rows());
+    assert_eq!(shape(&after, true), (before.total_rows(), 4, 3, Some(4)));
+    // On disk: the live files, and every source (kept after its removal);
+    // nothing else, so not the losing upload.
+    let live: std::collections::BTreeSet<String> = after.files.keys().cloned().collect();
+    let expected: std::collections::BTreeSet<String> = live.union(&sources).cloned().collect();
+    assert_eq!(data_files_on_disk(&world), expected);
 }

@@ -206,7 +206,12 @@ async fn run_plan(
             )
             .await?;
             meta.location = Some(location.to_string());
-            writer.set_pending(replacing(&meta, &action.files)).await?;
+            // The hot copies hold the same rows as the cold file: they stay
+            // for readers of the state before, as compaction's sources do,
+            // unless they are the plaintext this tiering encrypts.
+            let encrypts_now =
+                action.encrypt && action.files.iter().any(|f| f.key_version.is_none());
+            (writer.set_pending(replacing(&meta, &action.files, !encrypts_now))).await?;
             let path = Path::from(meta.path.as_str());
             cold.put(&path, bytes.into()).await?;
             check_copy(cold.as_ref(), &meta, &action.files, keys).await?;
@@ -216,12 +221,7 @@ async fn run_plan(
             commit.add = vec![meta];
             let seq = archive.catalog.commit(&mut snapshot, commit).await?;
             report.commits += 1;
-            // The hot copies hold the same rows as the cold file: they stay
-            // for readers of the state before, as compaction's sources do,
-            // unless they are the plaintext this tiering encrypted.
-            let encrypted_now =
-                action.encrypt && action.files.iter().any(|f| f.key_version.is_none());
-            report.objects_deleted += match encrypted_now {
+            report.objects_deleted += match encrypts_now {
                 true => delete_files(archive, &snapshot, &action.files).await?,
                 false => delete_replaced(&archive.stores, seq, &action.files).await?,
             };
@@ -309,7 +309,7 @@ async fn encrypt(
     mut commit: Draft,
 ) -> Result<(), RetentionError> {
     let (bytes, meta) = merge_files(archive, files, ZSTD_LEVEL_DEFAULT, keys, true).await?;
-    writer.set_pending(replacing(&meta, files)).await?;
+    writer.set_pending(replacing(&meta, files, false)).await?;
     archive
         .store
         .put(&Path::from(meta.path.as_str()), bytes.into())
@@ -353,8 +353,14 @@ fn plaintext_partitions(snapshot: &Snapshot, tenant: &str) -> Vec<Vec<FileMeta>>
 /// What a writer replacing `old` files by `new` may leave behind, named before
 /// the upload and kept across the commit: whichever side the catalog does not
 /// list when it dies (the new file before the commit, the old ones after).
-fn replacing(new: &FileMeta, old: &[FileMeta]) -> Vec<Pending> {
-    std::iter::once(new).chain(old).map(Pending::of).collect()
+/// The old ones are kept for readers of older states if `keep_old`, else
+/// deleted at once (plaintext that an encrypted copy replaces).
+fn replacing(new: &FileMeta, old: &[FileMeta], keep_old: bool) -> Vec<Pending> {
+    let old = old.iter().map(|f| match keep_old {
+        true => Pending::replacing(f),
+        false => Pending::of(f),
+    });
+    std::iter::once(Pending::of(new)).chain(old).collect()
 }
 
 /// Reads the cold copy back: its bytes must hash to what was written and it

@@ -53,7 +53,15 @@ pub async fn delete_replaced(
     seq: u64,
     files: &[FileMeta],
 ) -> Result<u64, CatalogError> {
-    let objects: Vec<Pending> = files.iter().map(Pending::of).collect();
+    delete_when_due(stores, seq, files.iter().map(Pending::of).collect()).await
+}
+
+/// [`delete_replaced`] for `objects`, removed by commit `seq` or one before it.
+pub(crate) async fn delete_when_due(
+    stores: &Stores,
+    seq: u64,
+    objects: Vec<Pending>,
+) -> Result<u64, CatalogError> {
     let keep = keep_replaced();
     if keep.is_zero() || objects.is_empty() {
         return delete_objects(stores, &objects).await;
@@ -179,7 +187,7 @@ mod tests {
 
     use super::*;
     use crate::catalog::{Catalog, Draft};
-    use crate::writers::tests::{exists, meta as file};
+    use crate::writers::tests::{exists, meta as file, put_files};
 
     #[tokio::test]
     async fn replaced_files_stay_until_their_time_then_go_unless_listed() {
@@ -188,12 +196,7 @@ mod tests {
         let catalog = Catalog::new(store.clone());
         let mut snapshot = catalog.load().await.unwrap();
         let (old, merged) = (file("old"), file("merged"));
-        for f in [&old, &merged] {
-            store
-                .put(&Path::from(f.path.as_str()), "x".into())
-                .await
-                .unwrap();
-        }
+        put_files(store.as_ref(), &[&old, &merged]).await;
         let draft = Draft {
             add: vec![merged.clone()],
             ..Default::default()
@@ -206,10 +209,7 @@ mod tests {
         let forged = Replaced {
             removed_by: seq,
             delete_after: "2000-01-01T00:00:00Z".into(),
-            objects: vec![Pending {
-                location: None,
-                path: "_strata/log/00000000000000000001.json".into(),
-            }],
+            objects: vec![Pending::upload("_strata/log/00000000000000000001.json")],
         };
         let forged_path = Path::from(format!("{REPLACED_PREFIX}/forged.json"));
         let bytes = serde_json::to_vec(&forged).unwrap();

@@ -78,14 +78,39 @@ pub struct Pending {
     pub location: Option<String>,
     /// Its path in that store.
     pub path: String,
+    /// A catalogued file the writer's commit replaces: once a commit removes
+    /// it (the writer's, or another's that won a race), it is kept for
+    /// [`crate::keep_replaced`] as every replaced file is, for readers of
+    /// the states before, instead of being deleted with the leftovers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaced: bool,
 }
 
 impl Pending {
-    /// The pending object a catalogued file is stored as.
+    /// The pending object a catalogued file is stored as, deleted as soon
+    /// as the catalog no longer lists it.
     pub fn of(file: &FileMeta) -> Pending {
         Pending {
             location: file.location.clone(),
             path: file.path.clone(),
+            replaced: false,
+        }
+    }
+
+    /// A catalogued file the writer's commit replaces (see [`Pending::replaced`]).
+    pub fn replacing(file: &FileMeta) -> Pending {
+        Pending {
+            replaced: true,
+            ..Pending::of(file)
+        }
+    }
+
+    /// An object the writer uploads to the archive's own store at `path`.
+    pub fn upload(path: &str) -> Pending {
+        Pending {
+            location: None,
+            path: path.to_string(),
+            replaced: false,
         }
     }
 }
@@ -408,7 +433,8 @@ async fn delete_leftovers(
 }
 
 /// Deletes those of `objects` (named by `whose`, for messages) that
-/// `snapshot` does not list; returns how many were deleted.
+/// `snapshot` does not list, the replaced ones once their keep time is
+/// over; returns how many were deleted now.
 pub(crate) async fn delete_unlisted(
     stores: &Stores,
     snapshot: &Snapshot,
@@ -440,11 +466,17 @@ pub(crate) async fn delete_unlisted(
     };
     // Collected first: a future holding these closures across an await
     // would not be `Send` for every lifetime, and servers spawn it.
-    let unlisted: Vec<&Pending> = (objects.iter())
+    let (replaced, leftovers): (Vec<&Pending>, Vec<&Pending>) = (objects.iter())
         .filter(|p| !committed(p))
         .filter(deletable)
-        .collect();
-    delete_objects(stores, unlisted).await
+        .partition(|p| p.replaced);
+    // Removed by a commit at or before the snapshot's.
+    let replaced = replaced.into_iter().map(|p| Pending {
+        replaced: false,
+        ..p.clone()
+    });
+    let kept = crate::replaced::delete_when_due(stores, snapshot.seq, replaced.collect());
+    Ok(kept.await? + delete_objects(stores, leftovers).await?)
 }
 
 #[cfg(test)]
@@ -505,16 +537,21 @@ pub(crate) mod tests {
         )
     }
 
-    /// Names `files` in `writer`'s record, then uploads them.
-    async fn upload_pending(writer: &mut Writer, store: &dyn ObjectStore, files: &[&FileMeta]) {
-        let pending = files.iter().map(|f| Pending::of(f)).collect();
-        writer.set_pending(pending).await.unwrap();
+    /// Stores a one-byte object at each of `files`' paths.
+    pub(crate) async fn put_files(store: &dyn ObjectStore, files: &[&FileMeta]) {
         for file in files {
             store
                 .put(&Path::from(file.path.as_str()), "x".into())
                 .await
                 .unwrap();
         }
+    }
+
+    /// Names `files` in `writer`'s record, then uploads them.
+    async fn upload_pending(writer: &mut Writer, store: &dyn ObjectStore, files: &[&FileMeta]) {
+        let pending = files.iter().map(|f| Pending::of(f)).collect();
+        writer.set_pending(pending).await.unwrap();
+        put_files(store, files).await;
     }
 
     #[tokio::test]
@@ -557,6 +594,57 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn replaced_sources_a_dead_writer_names_are_kept_for_readers_of_older_states() {
+        let (store, stores, catalog) = in_memory();
+        let mut snapshot = catalog.load().await.unwrap();
+        let (source, merged, lost) = (meta("source"), meta("merged"), meta("lost"));
+        put_files(store.as_ref(), &[&source, &merged, &lost]).await;
+        let add = Draft {
+            add: vec![source.clone()],
+            ..Default::default()
+        };
+        catalog.commit(&mut snapshot, add).await.unwrap();
+        // A merge of `source` (uploaded as `merged` and, in a run that lost
+        // its race, as `lost`) dies after another commit removed `source`.
+        let mut writer = Writer::register(&stores, "compact", "test").await.unwrap();
+        let pending = vec![
+            Pending::upload(&merged.path),
+            Pending::upload(&lost.path),
+            Pending::replacing(&source),
+        ];
+        writer.set_pending(pending).await.unwrap();
+        let merge = Draft {
+            add: vec![merged.clone()],
+            remove: vec![source.clone()],
+            ..Default::default()
+        };
+        catalog.commit(&mut snapshot, merge).await.unwrap();
+        expire(store.as_ref(), &writer).await;
+
+        let done = reconcile(&stores, &catalog).await.unwrap();
+        assert_eq!((done.writers, done.objects), (1, 1), "{done:?}");
+        assert!(!exists(store.as_ref(), &lost.path).await, "never committed");
+        assert!(exists(store.as_ref(), &merged.path).await, "committed");
+        assert!(
+            exists(store.as_ref(), &source.path).await,
+            "replaced: kept for readers of the states before"
+        );
+        // Until its keep time is over, like the files a commit replaces.
+        let in_8_days = Utc::now() + Duration::from_secs(8 * 24 * 3600);
+        let due = crate::replaced::due_records(&stores, in_8_days)
+            .await
+            .unwrap();
+        let snapshot = catalog.load().await.unwrap();
+        assert_eq!(
+            crate::replaced::collect(&stores, &snapshot, due)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(!exists(store.as_ref(), &source.path).await);
+    }
+
+    #[tokio::test]
     async fn a_forged_writer_record_deletes_nothing_strata_did_not_write() {
         let outside = tempfile::tempdir().unwrap();
         let precious = outside
@@ -576,13 +664,10 @@ pub(crate) mod tests {
             .unwrap();
         let mut record = expire(store.as_ref(), &forged).await;
         record.pending = vec![
-            Pending {
-                location: None,
-                path: entry.into(),
-            },
+            Pending::upload(entry),
             Pending {
                 location: Some(outside.path().display().to_string()),
-                path: "tenant=t/family=access/month=1970-01/part-x.parquet".into(),
+                ..Pending::upload("tenant=t/family=access/month=1970-01/part-x.parquet")
             },
         ];
         store_record(store.as_ref(), &record).await;
