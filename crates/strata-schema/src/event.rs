@@ -187,7 +187,7 @@ impl<'a> Fields<'a> {
     pub(crate) fn set(&mut self, key: Cow<'a, str>, json: Json<'a>) -> Result<(), String> {
         match self.find(&key) {
             Some((column, spec)) => self.values[column] = convert(spec, json)?,
-            None if json == Json::Null => {}
+            None if matches!(json, Json::Null) => {}
             None => self.extra.push((key, json.into_text())),
         }
         Ok(())
@@ -203,12 +203,12 @@ impl<'a> Fields<'a> {
             }
         }
         for &(column, name) in &index.required {
-            if self.values[column] == Value::Null {
+            if matches!(self.values[column], Value::Null) {
                 return Err(format!("missing required field `{name}`"));
             }
         }
         for &(column, default) in &index.defaults {
-            if self.values[column] == Value::Null {
+            if matches!(self.values[column], Value::Null) {
                 self.values[column] = Value::Text(Cow::Borrowed(default));
             }
         }
@@ -255,7 +255,7 @@ impl<'de> Visitor<'de> for LineVisitor {
 
 /// Checks one known field and converts it to its column value.
 fn convert<'a>(spec: &'static FieldSpec, json: Json<'a>) -> Result<Value<'a>, String> {
-    if json == Json::Null {
+    if matches!(json, Json::Null) {
         return Ok(Value::Null);
     }
     let name = spec.name.as_str();
@@ -344,13 +344,15 @@ fn convert<'a>(spec: &'static FieldSpec, json: Json<'a>) -> Result<Value<'a>, St
             }
         }
         FieldKind::Attrs => match json {
-            Json::Object(entries) => Ok(Value::Attrs(
-                entries
+            Json::Object(entries) => {
+                // Sized up front: collecting through the filter would grow it.
+                let mut attrs = Vec::with_capacity(entries.len());
+                let present = entries
                     .into_iter()
-                    .filter(|(_, v)| *v != Json::Null)
-                    .map(|(k, v)| (k, v.into_text()))
-                    .collect(),
-            )),
+                    .filter(|(_, v)| !matches!(v, Json::Null));
+                attrs.extend(present.map(|(k, v)| (k, v.into_text())));
+                Ok(Value::Attrs(attrs))
+            }
             other => Err(format!(
                 "field `{name}` must be an object, got {}",
                 other.describe()
@@ -491,6 +493,10 @@ impl<'a> Json<'a> {
     fn into_text(self) -> Cow<'a, str> {
         match self {
             Json::Str(s) => s,
+            // The common scalars without the formatting machinery.
+            Json::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+            Json::UInt(n) => Cow::Owned(n.to_string()),
+            Json::Int(n) => Cow::Owned(n.to_string()),
             other => {
                 let mut out = String::new();
                 other.write_json(&mut out);

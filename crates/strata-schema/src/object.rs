@@ -64,7 +64,7 @@ impl Event<'_> {
         out.push(b'{');
         let mut first = true;
         for (spec, value) in fields.iter().zip(&self.values) {
-            if *value == Value::Null {
+            if matches!(value, Value::Null) {
                 continue;
             }
             if !first {
