@@ -315,6 +315,28 @@ impl ObjectStore for FaultyStore {
     }
 }
 
+/// The Parquet files under the local folder `root` (an archive or a cold
+/// store), as paths relative to it; none if it does not exist.
+pub fn data_files(root: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a readable folder entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let relative = path.strip_prefix(root).expect("found under root");
+                found.insert(relative.display().to_string());
+            }
+        }
+    }
+    found
+}
+
 /// Copies the folder `src` (a local archive) to `dst`, recursively: each
 /// interruption a test tries starts from a fresh copy of the same archive.
 pub fn copy_folder(src: &std::path::Path, dst: &std::path::Path) -> std::io::Result<()> {

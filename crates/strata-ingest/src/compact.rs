@@ -191,11 +191,7 @@ async fn compact_rounds(
         let writer = writer.as_mut().expect("registered above");
         for batch in groups.chunks(options.merges_per_commit.max(1)) {
             let removed: Vec<FileMeta> = batch.iter().flatten().cloned().collect();
-            let merged_paths: Vec<String> = (batch.iter())
-                .map(|group| data_file_path(&partition_of(group)))
-                .collect();
-            let committed = match merge_batch(archive, options, writer, batch, &merged_paths).await
-            {
+            let committed = match merge_batch(archive, options, writer, batch).await {
                 Ok(added) => {
                     let draft = Draft {
                         operation: "compact".into(),
@@ -227,11 +223,9 @@ async fn compact_rounds(
                         lost.len()
                     );
                     left_to_others.extend(lost);
-                    // Only the merged files are ours to delete: the sources
-                    // another commit removed are deleted by that writer, once
-                    // readers of the state before it are done.
-                    let uploads = merged_paths.iter().map(|path| Pending::upload(path));
-                    writer.set_pending(uploads.collect()).await?;
+                    // Deletes the merged files; the sources another commit
+                    // removed are named as replaced, so they stay for readers
+                    // of the state before it.
                     writer.discard_pending(&snapshot).await?;
                     continue 'plan;
                 }
@@ -278,19 +272,17 @@ fn compactable<'a>(
         .cloned()
 }
 
-/// Merges each group of `batch` into one new file (at the path of the same
-/// rank in `merged_paths`), `options.threads` at a time, and uploads them;
-/// returns their records, to commit.
+/// Merges each group of `batch` into one new file, `options.threads` at a
+/// time, and uploads them; returns their records, to commit.
 async fn merge_batch(
     archive: &Archive,
     options: &CompactOptions,
     writer: &mut Writer,
     batch: &[Vec<FileMeta>],
-    merged_paths: &[String],
 ) -> Result<Vec<FileMeta>, IngestError> {
-    let merges: Vec<(&[FileMeta], String)> = (batch.iter())
-        .zip(merged_paths)
-        .map(|(group, path)| (group.as_slice(), path.clone()))
+    let merges: Vec<(&[FileMeta], String)> = batch
+        .iter()
+        .map(|group| (group.as_slice(), data_file_path(&partition_of(group))))
         .collect();
     // Named before any upload and kept across the commit: before it the
     // merged files are the leftovers, after it their sources are.

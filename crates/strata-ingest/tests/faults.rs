@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use strata_faults::{Scenario, World, enumerate};
+use strata_faults::{Scenario, World, data_files, enumerate};
 use strata_ingest::{CompactOptions, IngestOptions, Input, compact, ingest};
 use strata_integrity::SigningKey;
 use strata_store::{Archive, PartitionKey, Snapshot};
@@ -122,25 +122,6 @@ async fn an_ingest_interrupted_at_any_store_call_converges_when_rerun() {
     assert!(done.cases > 20, "{done:?}");
 }
 
-/// The data files under the archive folder of `world`, by path in the archive.
-fn data_files_on_disk(world: &World) -> std::collections::BTreeSet<String> {
-    let root = world.path().join("archive");
-    let mut found = std::collections::BTreeSet::new();
-    let mut folders = vec![root.clone()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                let relative = path.strip_prefix(&root).unwrap();
-                found.insert(relative.to_str().unwrap().to_string());
-            }
-        }
-    }
-    found
-}
-
 /// Another compaction commits one partition while this one is uploading its
 /// merges: this one's commit loses, and it leaves that partition to the
 /// winner, commits the others, and deletes only its own upload there (the
@@ -176,5 +157,5 @@ async fn a_compaction_that_loses_a_race_leaves_the_partition_to_the_winner() {
     // nothing else, so not the losing upload.
     let live: std::collections::BTreeSet<String> = after.files.keys().cloned().collect();
     let expected: std::collections::BTreeSet<String> = live.union(&sources).cloned().collect();
-    assert_eq!(data_files_on_disk(&world), expected);
+    assert_eq!(data_files(&world.path().join("archive")), expected);
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use strata_faults::{Scenario, World, enumerate};
+use strata_faults::{Scenario, World, data_files, enumerate};
 use strata_ingest::{IngestOptions, Input, ingest};
 use strata_integrity::SigningKey;
 use strata_keys::envelope::{KeyProvider, LocalKeys};
@@ -106,7 +106,7 @@ async fn retained(archive: &Archive, world: &Path) -> Retained {
             Some(world.join("cold").display().to_string()),
         ),
     ] {
-        for path in data_files(&folder, &folder) {
+        for path in data_files(&folder) {
             let object = (location.clone(), path.clone());
             if !catalogued.contains(&object) && !waiting.contains(&object) {
                 leftovers.push(format!("{} in {}", path, folder.display()));
@@ -140,23 +140,6 @@ fn awaiting_deletion(archive: &Path) -> Vec<(Option<String>, String)> {
         }
     }
     objects
-}
-
-/// The Parquet files under `folder`, relative to `root`.
-fn data_files(root: &Path, folder: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(folder) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(data_files(root, &path));
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            found.push(path.strip_prefix(root).unwrap().display().to_string());
-        }
-    }
-    found
 }
 
 /// `strata retention run --now at`.
