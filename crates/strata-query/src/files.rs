@@ -5,7 +5,8 @@ use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array, UInt64Array,
+    ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+    UInt32Array, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::Session;
@@ -54,9 +55,25 @@ impl FilesTable {
                     files.iter().map(|m| m.location.as_deref()),
                 )),
                 Arc::new(UInt32Array::from_iter(files.iter().map(|m| m.key_version))),
+                Arc::new(shredded_keys(files)),
             ],
         )?)
     }
+}
+
+/// Each file's shredded `attrs` keys: those `attrs['key']` reads from a
+/// column of their own in that file, with its statistics.
+fn shredded_keys(files: &[FileMeta]) -> ListArray {
+    let mut keys = ListBuilder::new(StringBuilder::new()).with_field(shredded_key_field());
+    for file in files {
+        keys.values().extend(file.shredded.iter().map(Some));
+        keys.append(true);
+    }
+    keys.finish()
+}
+
+fn shredded_key_field() -> Arc<Field> {
+    Arc::new(Field::new("item", DataType::Utf8, false))
 }
 
 #[async_trait]
@@ -76,6 +93,7 @@ impl TableProvider for FilesTable {
                 Field::new("max_ts", ts(), false),
                 Field::new("location", DataType::Utf8, true),
                 Field::new("key_version", DataType::UInt32, true),
+                Field::new("shredded", DataType::List(shredded_key_field()), false),
             ]))
         });
         SCHEMA.clone()
