@@ -233,9 +233,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// The Parquet data files under `dir` (an archive or a cold store), as paths
 /// relative to it; the Delta log's checkpoints are not data files.
 pub fn data_files(dir: &Path) -> BTreeSet<String> {
-    (files_under(dir).iter())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+    (strata_faults::data_files(dir).into_iter())
         .filter(|p| !p.starts_with("_delta_log"))
         .collect()
 }
